@@ -1,0 +1,94 @@
+//===- MomaDialect.cpp - The moma dialect ---------------------------------===//
+//
+// Registers the moma ops and attributes and verifies the module-level
+// declaration of modalities.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moma/MomaDialect.h"
+#include "dialects/moma/MomaAttrs.h"
+#include "dialects/moma/MomaOps.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/StringSet.h"
+
+using namespace mlir;
+using namespace mlir::moma;
+
+#include "dialects/moma/MomaDialect.cpp.inc"
+
+namespace {
+/// Prints expert groups, which routing ops repeat, through aliases
+/// (`#group = #moma.expert_group<...>`).
+struct MomaOpAsmInterface : OpAsmDialectInterface {
+  using OpAsmDialectInterface::OpAsmDialectInterface;
+
+  AliasResult getAlias(Attribute attr, raw_ostream &os) const override {
+    if (isa<ExpertGroupAttr>(attr)) {
+      os << "group";
+      return AliasResult::OverridableAlias;
+    }
+    return AliasResult::NoAlias;
+  }
+};
+} // namespace
+
+void MomaDialect::initialize() {
+  registerAttributes();
+  addInterfaces<MomaOpAsmInterface>();
+  addOperations<
+#define GET_OP_LIST
+#include "dialects/moma/MomaOps.cpp.inc"
+      >();
+}
+
+/// Checks `moma.modalities`: an array of #moma.modality with ids 0, 1, ...
+/// in order, unique names and disjoint token ranges, on a builtin.module.
+static LogicalResult verifyModalities(Operation *op, Attribute value) {
+  if (!isa<ModuleOp>(op))
+    return op->emitError() << "'" << MomaDialect::getModalitiesAttrName()
+                           << "' may only be declared on a builtin.module";
+  auto array = dyn_cast<ArrayAttr>(value);
+  if (!array)
+    return op->emitError() << "'" << MomaDialect::getModalitiesAttrName()
+                           << "' must be an array of #moma.modality";
+  if (array.empty())
+    return op->emitError() << "'" << MomaDialect::getModalitiesAttrName()
+                           << "' must declare at least one modality";
+  llvm::StringSet<> names;
+  SmallVector<ModalityAttr> mods;
+  for (auto [index, element] : llvm::enumerate(array)) {
+    auto modality = dyn_cast<ModalityAttr>(element);
+    if (!modality)
+      return op->emitError()
+             << "'" << MomaDialect::getModalitiesAttrName() << "' entry "
+             << index << " is not a #moma.modality";
+    if (modality.getId() != static_cast<int64_t>(index))
+      return op->emitError()
+             << "modality '" << modality.getName().getValue() << "' has id "
+             << modality.getId() << " but is entry " << index
+             << " of the declaration (ids must be 0, 1, ... in order)";
+    if (!names.insert(modality.getName().getValue()).second)
+      return op->emitError()
+             << "modality name '" << modality.getName().getValue()
+             << "' is declared twice";
+    for (ModalityAttr other : mods) {
+      if (modality.getTokenBegin() < other.getTokenEnd() &&
+          other.getTokenBegin() < modality.getTokenEnd())
+        return op->emitError()
+               << "token ranges of modalities '" << other.getName().getValue()
+               << "' and '" << modality.getName().getValue() << "' overlap";
+    }
+    mods.push_back(modality);
+  }
+  return success();
+}
+
+LogicalResult MomaDialect::verifyOperationAttribute(Operation *op,
+                                                    NamedAttribute attr) {
+  if (attr.getName() == getModalitiesAttrName())
+    return verifyModalities(op, attr.getValue());
+  return op->emitError() << "unknown moma attribute '"
+                         << attr.getName().getValue() << "'";
+}

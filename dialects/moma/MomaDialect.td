@@ -1,0 +1,68 @@
+//===- MomaDialect.td - The moma dialect definition --------*- tablegen -*-===//
+//
+// The moma dialect describes sparse multimodal transformers at tensor level:
+// modality-aware expert groups, routing plans, mixture-of-depths regions and
+// per-modality (untied) weights.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOMA_DIALECT_MOMADIALECT_TD
+#define MOMA_DIALECT_MOMADIALECT_TD
+
+include "mlir/IR/OpBase.td"
+
+def Moma_Dialect : Dialect {
+  let name = "moma";
+  let cppNamespace = "::mlir::moma";
+  let summary = "Tensor-level ops for sparse multimodal transformers.";
+  let description = [{
+    The `moma` dialect expresses early-fusion multimodal transformers whose
+    sequences interleave tokens of several modalities (text, image, speech):
+    modality-aware mixture-of-experts (MoMa), mixture-of-depths (MoD),
+    Mixture-of-Transformers (every weight untied per modality) and token-choice
+    MoE with LoRA experts (Uni-MoE).
+
+    A module declares its modalities once, in order, with the token-id range
+    each one owns:
+
+    ```mlir
+    module attributes {moma.modalities = [
+        #moma.modality<0, "text", tokens = 0 to 57344>,
+        #moma.modality<1, "image", tokens = 57344 to 65536>]} {
+      ...
+    }
+    ```
+
+    Activations are static `tensor<B x L x D>`; modality ids are
+    `tensor<B x L x i32>` (`-1` marks padding rows inside a depth region).
+    Routing decisions are ordinary SSA values: `moma.route` produces an
+    expert-major *routing plan* (`slot_token`, `slot_gate`, `expert_offsets`)
+    of static capacity, which `moma.dispatch`, `moma.experts` and
+    `moma.combine` consume and which lowers to gather, ragged grouped GEMM and
+    scatter-add kernels. The exact numerical semantics of every op is in
+    `dialects/moma/Semantics.md`; the PyTorch reference implements it.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let hasOperationAttrVerify = 1;
+  let hasCanonicalizer = 1;
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+  let extraClassDeclaration = [{
+    /// Registers the attributes (defined in MomaAttrs.cpp, where their
+    /// storage classes are complete).
+    void registerAttributes();
+
+    /// Name of the module attribute that declares the modalities.
+    static constexpr ::llvm::StringLiteral getModalitiesAttrName() {
+      return ::llvm::StringLiteral("moma.modalities");
+    }
+  }];
+}
+
+/// Base class of every moma op.
+class Moma_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Moma_Dialect, mnemonic, traits>;
+
+#endif // MOMA_DIALECT_MOMADIALECT_TD

@@ -1,0 +1,37 @@
+//===- MomaInterfaces.td - moma op interfaces --------------*- tablegen -*-===//
+//
+// Interfaces that passes (canonicalisation, FLOP counting, autodiff, kernel
+// generation) use to treat families of moma ops uniformly.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOMA_DIALECT_MOMAINTERFACES_TD
+#define MOMA_DIALECT_MOMAINTERFACES_TD
+
+include "mlir/IR/OpBase.td"
+
+def Moma_UntiedOpInterface : OpInterface<"UntiedOpInterface"> {
+  let cppNamespace = "::mlir::moma";
+  let description = [{
+    An op whose weights may be *untied per modality* (Mixture-of-Transformers):
+    when its optional `modality` operand is present, every per-modality weight
+    carries one extra leading dimension of size `M` (the number of declared
+    modalities) and token `t` uses slice `modality[t]`.
+  }];
+  let methods = [
+    InterfaceMethod<"The modality-id operand, or null when weights are tied.",
+      "::mlir::Value", "getModalityIds">,
+    InterfaceMethod<[{
+        The operands that gain a leading modality dimension when untied.
+      }],
+      "::llvm::SmallVector<::mlir::OpOperand *>", "getPerModalityOperands">,
+    InterfaceMethod<"Remove the modality-id operand (weights become tied).",
+      "void", "dropModalityIds">,
+  ];
+  let extraClassDeclaration = [{
+    /// True when the weights are untied (a modality operand is present).
+    bool isUntied() { return static_cast<bool>(getModalityIds()); }
+  }];
+}
+
+#endif // MOMA_DIALECT_MOMAINTERFACES_TD

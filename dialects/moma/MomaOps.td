@@ -1,0 +1,625 @@
+//===- MomaOps.td - moma operations ------------------------*- tablegen -*-===//
+//
+// Tensor-level operations of sparse multimodal transformers. The exact
+// numerical semantics of every op is fixed in Semantics.md beside this file.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOMA_DIALECT_MOMAOPS_TD
+#define MOMA_DIALECT_MOMAOPS_TD
+
+include "dialects/moma/MomaDialect.td"
+include "dialects/moma/MomaAttrs.td"
+include "dialects/moma/MomaInterfaces.td"
+include "mlir/IR/OpBase.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Type constraints
+//===----------------------------------------------------------------------===//
+
+/// Static-shaped floating-point tensor (activations, weights, scores).
+def Moma_FloatTensor : StaticShapeTensorOf<[AnyFloat]>;
+/// Static-shaped i32 tensor (token ids, modality ids, slot tables, offsets).
+def Moma_I32Tensor : StaticShapeTensorOf<[I32]>;
+
+/// An op that may carry per-modality (untied) weights.
+def Moma_Untied : DeclareOpInterfaceMethods<Moma_UntiedOpInterface>;
+
+//===----------------------------------------------------------------------===//
+// Embedding, normalisation, projections
+//===----------------------------------------------------------------------===//
+
+def Moma_EmbedOp : Moma_Op<"embed", [Pure, Moma_Untied]> {
+  let summary = "Token embedding lookup";
+  let description = [{
+    Looks up `table[ids[b, l]]` for every position. The table is `[V, D]`,
+    or `[M, V, D]` with a `modality` operand (one table per modality). When
+    the module declares modalities, `V` must cover every declared token
+    range.
+
+    ```mlir
+    %h = moma.embed %ids, %table
+        : (tensor<2x8xi32>, tensor<128x32xf32>) -> tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins Moma_I32Tensor:$ids, Moma_FloatTensor:$table,
+                       Optional<Moma_I32Tensor>:$modality);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $ids `,` $table (`modality` $modality^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_NormOp : Moma_Op<"norm", [Pure, AttrSizedOperandSegments,
+                                   Moma_Untied]> {
+  let summary = "RMSNorm or LayerNorm over the feature dimension";
+  let description = [{
+    `rms`: `y = x / sqrt(mean(x^2) + epsilon) * weight`.
+    `layer`: `y = (x - mean(x)) / sqrt(var(x) + epsilon) * weight + bias`
+    (biased variance; `bias` is optional and only allowed for `layer`).
+    `weight` and `bias` are `[D]`, or `[M, D]` with a `modality` operand
+    (MoT untied norms).
+
+    ```mlir
+    %y = moma.norm rms %x, %w {epsilon = 1.0e-05 : f64}
+        : (tensor<2x8x32xf32>, tensor<32xf32>) -> tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins Moma_NormKind:$kind, Moma_FloatTensor:$x,
+                       Moma_FloatTensor:$weight,
+                       Optional<Moma_FloatTensor>:$bias,
+                       Optional<Moma_I32Tensor>:$modality,
+                       DefaultValuedAttr<F64Attr, "1.0e-5">:$epsilon);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $kind $x `,` $weight (`bias` $bias^)? (`modality` $modality^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_LinearOp : Moma_Op<"linear", [Pure, AttrSizedOperandSegments,
+                                       Moma_Untied]> {
+  let summary = "Affine projection, optionally untied per modality, with LoRA";
+  let description = [{
+    `y = x W + bias + lora_scale * (x A) B` over the last dimension:
+    `x` is `[B, L, K]`, `W` is `[K, N]`, `bias` `[N]`, and the optional LoRA
+    adapter (Uni-MoE) is `A: [K, r]`, `B: [r, N]`. With a `modality` operand
+    every weight gains a leading `[M]` dimension and token `t` uses slice
+    `modality[t]` (Mixture-of-Transformers).
+
+    ```mlir
+    %q = moma.linear %x, %w modality %mod
+        : (tensor<2x8x32xf32>, tensor<2x32x64xf32>, tensor<2x8xi32>)
+        -> tensor<2x8x64xf32>
+    %y = moma.linear %x, %w lora(%a, %b) {lora_scale = 2.0 : f64}
+        : (tensor<2x8x32xf32>, tensor<32x64xf32>, tensor<32x4xf32>,
+           tensor<4x64xf32>) -> tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$x, Moma_FloatTensor:$weight,
+                       Optional<Moma_FloatTensor>:$bias,
+                       Optional<Moma_FloatTensor>:$lora_a,
+                       Optional<Moma_FloatTensor>:$lora_b,
+                       Optional<Moma_I32Tensor>:$modality,
+                       DefaultValuedAttr<F64Attr, "1.0">:$lora_scale);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $weight (`bias` $bias^)? (`lora` `(` $lora_a^ `,` $lora_b `)`)?
+    (`modality` $modality^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_FfnOp : Moma_Op<"ffn", [Pure, Moma_Untied]> {
+  let summary = "Dense feed-forward block (SwiGLU or GELU)";
+  let description = [{
+    `swiglu`: `w_in` is `[D, 2F]` (gate columns first, then up columns),
+    `y = (silu(x w_in[:, :F]) * (x w_in[:, F:])) w_out`.
+    `gelu`: `w_in` is `[D, F]`, `y = gelu(x w_in) w_out` (exact erf GELU).
+    `w_out` is `[F, D]`. With a `modality` operand both weights gain a
+    leading `[M]` dimension (MoT untied FFN).
+
+    ```mlir
+    %y = moma.ffn swiglu %x, %w_in, %w_out
+        : (tensor<2x8x32xf32>, tensor<32x128xf32>, tensor<64x32xf32>)
+        -> tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins Moma_Activation:$activation, Moma_FloatTensor:$x,
+                       Moma_FloatTensor:$w_in, Moma_FloatTensor:$w_out,
+                       Optional<Moma_I32Tensor>:$modality);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $activation $x `,` $w_in `,` $w_out (`modality` $modality^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+def Moma_AttentionOp : Moma_Op<"attention", [Pure, AttrSizedOperandSegments,
+                                             Moma_Untied]> {
+  let summary = "Global multi-head self-attention with GQA and RoPE";
+  let description = [{
+    Self-attention over the whole mixed-modality sequence with its Q/K/V/O
+    projections: `wq: [D, H*d]`, `wk, wv: [D, G*d]`, `wo: [H*d, D]` for
+    `heads = H`, `kv_heads = G` (grouped-query attention, `H % G == 0`) and
+    `head_dim = d`. With a `modality` operand every projection gains a
+    leading `[M]` dimension (Mixture-of-Transformers); attention itself stays
+    global. `rope_theta > 0` applies rotary embeddings (rotate-half form) at
+    the token positions, which are `positions[b, l]` when given (a
+    mixture-of-depths block passes the original positions of the kept
+    tokens) and `l` otherwise. With `causal` (the default) a key is visible
+    iff its position is at most the query's; keys at negative positions
+    (padding) are never visible.
+
+    ```mlir
+    %y = moma.attention %x, %wq, %wk, %wv, %wo heads 4 kv_heads 2 head_dim 8
+        {rope_theta = 1.0e+04 : f64}
+        : (tensor<2x8x32xf32>, tensor<32x32xf32>, tensor<32x16xf32>,
+           tensor<32x16xf32>, tensor<32x32xf32>) -> tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$x, Moma_FloatTensor:$wq,
+                       Moma_FloatTensor:$wk, Moma_FloatTensor:$wv,
+                       Moma_FloatTensor:$wo,
+                       Optional<Moma_I32Tensor>:$positions,
+                       Optional<Moma_I32Tensor>:$modality,
+                       I64Attr:$heads, I64Attr:$kv_heads, I64Attr:$head_dim,
+                       DefaultValuedAttr<F64Attr, "0.0">:$rope_theta,
+                       DefaultValuedAttr<BoolAttr, "true">:$causal);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $wq `,` $wk `,` $wv `,` $wo (`positions` $positions^)?
+    (`modality` $modality^)? `heads` $heads `kv_heads` $kv_heads
+    `head_dim` $head_dim attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizer = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Modality-aware mixture of experts: router, routing plan, dispatch,
+// grouped experts, combine
+//===----------------------------------------------------------------------===//
+
+def Moma_RouterOp : Moma_Op<"router", [Pure]> {
+  let summary = "Per-modality-group router logits";
+  let description = [{
+    Computes `logits[t, j] = x[t] . W_g[:, j]` with the router weight of the
+    expert group `g` that serves `modality[t]` (hierarchical routing: the
+    modality picks the group, the group's router scores its experts). There
+    is one weight `[D, E_g]` per group, in group order. The result is
+    `[B, L, E_max]` with `E_max` the largest group; entries `j >= E_g` and
+    rows of modalities without a group are 0.
+
+    ```mlir
+    %logits = moma.router %x, %mod weights(%wt, %wi) groups [
+        #moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>,
+        #moma.expert_group<modality = 1, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>]
+        : (tensor<2x8x32xf32>, tensor<2x8xi32>, tensor<32x4xf32>,
+           tensor<32x4xf32>) -> tensor<2x8x4xf32>
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$x, Moma_I32Tensor:$modality,
+                       Variadic<Moma_FloatTensor>:$weights,
+                       Moma_ExpertGroupArrayAttr:$groups);
+  let results = (outs Moma_FloatTensor:$logits);
+  let assemblyFormat = [{
+    $x `,` $modality `weights` `(` $weights `)` `groups` $groups attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_RouteOp : Moma_Op<"route", [Pure]> {
+  let summary = "Modality-grouped routing: logits to an expert-major plan";
+  let description = [{
+    Turns router logits into a *routing plan* with a static number of slots
+    `S`:
+
+    - `slot_token: [S] i32`: the flattened token index (`b * L + l`) each slot
+      carries, or `-1` for an empty slot;
+    - `slot_gate: [S]`: the gate weight of the slot (0 for empty slots);
+    - `expert_offsets: [E_total + 1] i32`: slots `[off[e], off[e+1])` belong
+      to expert `e` (experts numbered group by group in `groups` order),
+      sorted by ascending token index.
+
+    Each group routes only the tokens of its modality: `token_choice` picks
+    the `top_k` best experts per token, `expert_choice` lets every expert pick
+    `floor(b_g * capacity / E_g)` tokens out of the `b_g` group tokens of the
+    whole batch (balanced by construction). The optional `aux` scores
+    (`[B, L, E_max]`, from `moma.aux_router`) replace expert-choice selection
+    by the causal rule "expert `j` takes token `t` iff `aux[t, j] > 0.5`" for
+    inference. `S` must be at least `ceil(B * L * m)`, `m` the largest
+    `top_k` / `capacity` over the groups (`E_g` for expert-choice groups when
+    `aux` is given), so that a plan never overflows.
+
+    ```mlir
+    %tok, %gate, %off = moma.route %logits, %mod groups [
+        #moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>,
+        #moma.expert_group<modality = 1, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>]
+        : (tensor<2x8x4xf32>, tensor<2x8xi32>)
+        -> (tensor<16xi32>, tensor<16xf32>, tensor<9xi32>)
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$logits, Moma_I32Tensor:$modality,
+                       Optional<Moma_FloatTensor>:$aux,
+                       Moma_ExpertGroupArrayAttr:$groups);
+  let results = (outs Moma_I32Tensor:$slot_token, Moma_FloatTensor:$slot_gate,
+                      Moma_I32Tensor:$expert_offsets);
+  let assemblyFormat = [{
+    $logits `,` $modality (`aux` $aux^)? `groups` $groups attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The smallest slot count that can never overflow for these groups and
+    /// `numTokens` tokens (see the description).
+    static int64_t getRequiredSlots(::llvm::ArrayRef<ExpertGroupAttr> groups,
+                                    int64_t numTokens, bool withAux);
+  }];
+}
+
+def Moma_DispatchOp : Moma_Op<"dispatch", [Pure]> {
+  let summary = "Gather tokens into expert-major slot order";
+  let description = [{
+    `y[s] = x[slot_token[s]]` over the flattened tokens of `x: [B, L, D]`;
+    empty slots (`-1`) give zero rows. The result `[S, D]` feeds
+    `moma.experts`; a later pass fuses the gather into the grouped GEMM.
+
+    ```mlir
+    %xs = moma.dispatch %x, %tok
+        : (tensor<2x8x32xf32>, tensor<16xi32>) -> tensor<16x32xf32>
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$x, Moma_I32Tensor:$slot_token);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $slot_token attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_ExpertsOp : Moma_Op<"experts", [Pure]> {
+  let summary = "Grouped expert FFN over a ragged expert-major slot array";
+  let description = [{
+    Slot `s` in `[expert_offsets[e], expert_offsets[e+1])` computes the FFN of
+    expert `e` on `tokens[s]` (`swiglu` or `gelu`, as in `moma.ffn`), with
+    stacked weights `w_in: [E, D, 2F]` (swiglu) or `[E, D, F]` (gelu) and
+    `w_out: [E, F, D]`. Slots outside `[off[0], off[E])` give 0. The optional
+    LoRA adapters (Uni-MoE) are four stacked tensors
+    `A_in: [E, D, r], B_in: [E, r, 2F or F], A_out: [E, F, r], B_out: [E, r, D]`,
+    added as `lora_scale * (x A) B` to each projection. Ragged, no padding:
+    this is the op the grouped-GEMM kernels implement.
+
+    ```mlir
+    %ys = moma.experts swiglu %xs, %off, %w_in, %w_out
+        : (tensor<16x32xf32>, tensor<9xi32>, tensor<8x32x128xf32>,
+           tensor<8x64x32xf32>) -> tensor<16x32xf32>
+    ```
+  }];
+  let arguments = (ins Moma_Activation:$activation,
+                       Moma_FloatTensor:$tokens,
+                       Moma_I32Tensor:$expert_offsets,
+                       Moma_FloatTensor:$w_in, Moma_FloatTensor:$w_out,
+                       Variadic<Moma_FloatTensor>:$lora,
+                       DefaultValuedAttr<F64Attr, "1.0">:$lora_scale);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $activation $tokens `,` $expert_offsets `,` $w_in `,` $w_out
+    (`lora` `(` $lora^ `)`)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_CombineOp : Moma_Op<"combine", [Pure]> {
+  let summary = "Gate-weighted scatter-add of expert outputs to token order";
+  let description = [{
+    `y[t] = residual[t] + sum_{s : slot_token[s] = t} slot_gate[s] * ys[s]`,
+    summed in ascending slot order (deterministic, no atomics), over the
+    flattened tokens of the `[B, L, D]` result. Without `residual` the base
+    is 0. Tokens that no expert took keep the base value.
+
+    ```mlir
+    %y = moma.combine %ys, %tok, %gate residual %x
+        : (tensor<16x32xf32>, tensor<16xi32>, tensor<16xf32>,
+           tensor<2x8x32xf32>) -> tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$expert_outputs,
+                       Moma_I32Tensor:$slot_token,
+                       Moma_FloatTensor:$slot_gate,
+                       Optional<Moma_FloatTensor>:$residual);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $expert_outputs `,` $slot_token `,` $slot_gate (`residual` $residual^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizer = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Mixture-of-depths
+//===----------------------------------------------------------------------===//
+
+def Moma_DepthRouteOp : Moma_Op<"depth_route", [Pure]> {
+  let summary = "Mixture-of-depths router: keep a fraction of each sequence";
+  let description = [{
+    Scores every position with `r = sigmoid(x . w)` (`w: [D, 1]`) and keeps,
+    per sequence, the `K = floor(L * capacity_factor)` highest-scoring
+    positions (ties: lower position first), listed in ascending position
+    order (`indices: [B, K] i32`), with their scores as gates
+    (`gate: [B, K]`). With `aux` scores (`[B, L, 1]`, causal inference) it
+    keeps the positions whose score exceeds 0.5 instead: then `K = L` and
+    unused trailing slots hold index `-1` and gate 0.
+
+    ```mlir
+    %idx, %g = moma.depth_route %x, %w {capacity_factor = 2.5e-01 : f64}
+        : (tensor<2x8x32xf32>, tensor<32x1xf32>)
+        -> (tensor<2x2xi32>, tensor<2x2xf32>)
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$x, Moma_FloatTensor:$weight,
+                       Optional<Moma_FloatTensor>:$aux,
+                       F64Attr:$capacity_factor);
+  let results = (outs Moma_I32Tensor:$indices, Moma_FloatTensor:$gate);
+  let assemblyFormat = [{
+    $x `,` $weight (`aux` $aux^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_DepthRegionOp : Moma_Op<"depth_region", [
+    RecursiveMemoryEffects, SingleBlock]> {
+  let summary = "Run a block only on the tokens a depth router kept";
+  let description = [{
+    Gathers the kept tokens `xs[b, k] = x[b, indices[b, k]]`, their modality
+    ids and their original positions, runs the body once on these
+    `[B, K, ...]` tensors, and scatters the yielded rows back: kept position
+    `p` becomes `o` (ungated) or `xs + gate * (o - xs)` (gated:
+    mixture-of-depths' `x + r * f(x)` with the block's residual branch
+    `f = o - xs`). All other positions pass through unchanged on the residual
+    stream. Empty slots (index `-1`) are padding rows: modality and position
+    `-1`, zero input, output discarded.
+
+    ```mlir
+    %y = moma.depth_region %x, %mod, %idx gate %g
+        : (tensor<2x8x32xf32>, tensor<2x8xi32>, tensor<2x2xi32>,
+           tensor<2x2xf32>) -> tensor<2x8x32xf32> {
+    ^bb0(%xs: tensor<2x2x32xf32>, %ms: tensor<2x2xi32>, %ps: tensor<2x2xi32>):
+      %h = moma.attention %xs, %wq, %wk, %wv, %wo positions %ps heads 4
+          kv_heads 2 head_dim 8 : (...) -> tensor<2x2x32xf32>
+      moma.yield %h : tensor<2x2x32xf32>
+    }
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$x, Moma_I32Tensor:$modality,
+                       Moma_I32Tensor:$indices,
+                       Optional<Moma_FloatTensor>:$gate);
+  let results = (outs Moma_FloatTensor:$result);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $x `,` $modality `,` $indices (`gate` $gate^)? attr-dict `:`
+    functional-type(operands, results) $body
+  }];
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+  let hasCanonicalizer = 1;
+}
+
+def Moma_YieldOp : Moma_Op<"yield", [Pure, ReturnLike, Terminator,
+                                     HasParent<"DepthRegionOp">]> {
+  let summary = "Terminates a depth region with the block's output";
+  let description = [{
+    Yields the `[B, K, D]` output of the block that a `moma.depth_region`
+    runs on its kept tokens.
+
+    ```mlir
+    moma.yield %h : tensor<2x2x32xf32>
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
+}
+
+def Moma_ScaleOp : Moma_Op<"scale", [Pure]> {
+  let summary = "Scale every token's feature vector by a per-token factor";
+  let description = [{
+    `y[b, l, :] = scale[b, l] * x[b, l, :]`.
+
+    ```mlir
+    %y = moma.scale %x, %s
+        : (tensor<2x8x32xf32>, tensor<2x8xf32>) -> tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$x, Moma_FloatTensor:$scale);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $scale attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Auxiliary routers (causal inference for expert-choice and MoD)
+//===----------------------------------------------------------------------===//
+
+def Moma_AuxRouterOp : Moma_Op<"aux_router", [Pure, Moma_Untied]> {
+  let summary = "Causal auxiliary router: sigmoid(silu(x W1) W2)";
+  let description = [{
+    Predicts, from a token alone, whether the (non-causal) expert-choice or
+    mixture-of-depths router of the whole batch would select it:
+    `p = sigmoid(silu(x w1) w2)` with `w1: [D, H]` (MoMa: `H = D / 2`) and
+    `w2: [H, N]` (`N = E_max` for an expert group, 1 for MoD). With a
+    `modality` operand both weights gain a leading `[M]` dimension (one
+    auxiliary router per modality group). Feed the result to the `aux`
+    operand of `moma.route` / `moma.depth_route` at inference, and train it
+    with `moma.aux_router_loss`.
+
+    ```mlir
+    %p = moma.aux_router %x, %w1, %w2
+        : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x1xf32>)
+        -> tensor<2x8x1xf32>
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$x, Moma_FloatTensor:$w1,
+                       Moma_FloatTensor:$w2,
+                       Optional<Moma_I32Tensor>:$modality);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $w1 `,` $w2 (`modality` $modality^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_RouteMaskOp : Moma_Op<"route_mask", [Pure]> {
+  let summary = "The selections of a routing plan as a dense target mask";
+  let description = [{
+    `mask[b, l, j]` is 1 where local expert `j` of the token's group took the
+    token in the plan, 0 where it did not, and -1 (ignored by
+    `moma.aux_router_loss`) for `j >= E_g` and for tokens of modalities
+    without a group. This is the training target of the auxiliary router.
+
+    ```mlir
+    %t = moma.route_mask %tok, %off, %mod groups [...]
+        : (tensor<16xi32>, tensor<9xi32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
+    ```
+  }];
+  let arguments = (ins Moma_I32Tensor:$slot_token,
+                       Moma_I32Tensor:$expert_offsets,
+                       Moma_I32Tensor:$modality,
+                       Moma_ExpertGroupArrayAttr:$groups);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $slot_token `,` $expert_offsets `,` $modality `groups` $groups attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_DepthMaskOp : Moma_Op<"depth_mask", [Pure]> {
+  let summary = "The positions a depth router kept, as a dense mask";
+  let description = [{
+    `mask[b, l, 0]` is 1 if `l` is among `indices[b, :]`, else 0: the training
+    target of a mixture-of-depths auxiliary router.
+
+    ```mlir
+    %t = moma.depth_mask %idx : (tensor<2x2xi32>) -> tensor<2x8x1xf32>
+    ```
+  }];
+  let arguments = (ins Moma_I32Tensor:$indices);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $indices attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Losses
+//===----------------------------------------------------------------------===//
+
+def Moma_CrossEntropyOp : Moma_Op<"cross_entropy", [Pure]> {
+  let summary = "Next-token cross-entropy, per modality and overall";
+  let description = [{
+    `-log softmax(logits[t])[targets[t]]` averaged over the targets of each
+    declared modality (`per_modality: [M]`, 0 for a modality without targets)
+    and over all targets (`total`). Targets of `-1` are ignored; the caller
+    shifts targets for next-token prediction.
+
+    ```mlir
+    %per, %all = moma.cross_entropy %logits, %targets, %tmod
+        : (tensor<2x8x128xf32>, tensor<2x8xi32>, tensor<2x8xi32>)
+        -> (tensor<2xf32>, tensor<f32>)
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$logits, Moma_I32Tensor:$targets,
+                       Moma_I32Tensor:$target_modality);
+  let results = (outs Moma_FloatTensor:$per_modality, Moma_FloatTensor:$total);
+  let assemblyFormat = [{
+    $logits `,` $targets `,` $target_modality attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_LoadBalancingLossOp : Moma_Op<"load_balancing_loss", [Pure]> {
+  let summary = "Switch-style load-balancing loss of token-choice groups";
+  let description = [{
+    For each token-choice group with tokens: `E_g * sum_j f_j * P_j` where
+    `f_j` is expert `j`'s share of the group's `b_g * top_k` assignments
+    (from `expert_offsets`) and `P_j` the mean score of expert `j` over the
+    group's tokens; the result is the mean over those groups. Expert-choice
+    groups are balanced by construction and do not take part.
+
+    ```mlir
+    %lb = moma.load_balancing_loss %logits, %mod, %off groups [...]
+        : (tensor<2x8x8xf32>, tensor<2x8xi32>, tensor<9xi32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$logits, Moma_I32Tensor:$modality,
+                       Moma_I32Tensor:$expert_offsets,
+                       Moma_ExpertGroupArrayAttr:$groups);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $modality `,` $expert_offsets `groups` $groups attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_RouterZLossOp : Moma_Op<"router_z_loss", [Pure]> {
+  let summary = "Router z-loss: mean squared log-sum-exp of router logits";
+  let description = [{
+    Mean over routed tokens of `logsumexp(logits[t, :E_g])^2` (ST-MoE), 0 when
+    no token is routed.
+
+    ```mlir
+    %z = moma.router_z_loss %logits, %mod groups [...]
+        : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$logits, Moma_I32Tensor:$modality,
+                       Moma_ExpertGroupArrayAttr:$groups);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $modality `groups` $groups attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_AuxRouterLossOp : Moma_Op<"aux_router_loss", [Pure]> {
+  let summary = "Binary cross-entropy of an auxiliary router";
+  let description = [{
+    Mean over the entries with `targets >= 0` of
+    `-(t log p + (1 - t) log(1 - p))`, `p` clamped to `[1e-7, 1 - 1e-7]`
+    (0 when no entry counts). Targets come from `moma.route_mask` or
+    `moma.depth_mask`.
+
+    ```mlir
+    %l = moma.aux_router_loss %p, %t
+        : (tensor<2x8x4xf32>, tensor<2x8x4xf32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Moma_FloatTensor:$scores, Moma_FloatTensor:$targets);
+  let results = (outs Moma_FloatTensor:$result);
+  let assemblyFormat = [{
+    $scores `,` $targets attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // MOMA_DIALECT_MOMAOPS_TD

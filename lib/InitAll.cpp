@@ -1,0 +1,18 @@
+//===- InitAll.cpp - Register moma's dialects and passes ------------------===//
+
+#include "moma/InitAll.h"
+
+#include "dialects/moma/MomaDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+void moma::registerAllDialects(mlir::DialectRegistry &registry) {
+  registry.insert<mlir::moma::MomaDialect, mlir::func::FuncDialect,
+                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+}
+
+void moma::registerAllPasses() { mlir::registerTransformsPasses(); }

@@ -1,0 +1,42 @@
+# -*- Python -*-
+# lit configuration of the moma test suite.
+import os
+import subprocess
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "MOMA"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test", ".json"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.moma_obj_root, "test")
+config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py",
+                   "lit.site.cfg.py", "Inputs", "Unit"]
+
+llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+llvm_config.use_default_substitutions()  # FileCheck, not, count, ...
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+config.substitutions.append(("%moma_src", config.moma_src_root))
+
+# The numerical reference needs Debian's python3 with torch (never the first
+# python3 on PATH, which may be another interpreter).
+torch_python = "/usr/bin/python3"
+try:
+    subprocess.run([torch_python, "-c", "import torch, numpy"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config.available_features.add("torch")
+except (OSError, subprocess.CalledProcessError):
+    pass
+config.substitutions.append(("%torch_python", torch_python))
+
+if os.path.exists(os.path.join(config.cuda_bin_dir, "ptxas")):
+    config.available_features.add("ptxas")
+
+tool_dirs = [config.moma_tools_dir, config.llvm_tools_dir]
+tools = ["moma-opt",
+         ToolSubst("%ptxas", os.path.join(config.cuda_bin_dir, "ptxas"),
+                   unresolved="ignore")]
+llvm_config.add_tool_substitutions(tools, tool_dirs)
