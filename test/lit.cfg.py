@@ -2,6 +2,7 @@
 # lit configuration of the moma test suite.
 import os
 import subprocess
+import sys
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -9,7 +10,7 @@ from lit.llvm.subst import ToolSubst
 
 config.name = "MOMA"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir", ".test", ".json"]
+config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moma_obj_root, "test")
 config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py",
@@ -20,6 +21,8 @@ llvm_config.use_default_substitutions()  # FileCheck, not, count, ...
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 config.substitutions.append(("%moma_src", config.moma_src_root))
+# The interpreter running lit, for the suite's own helper scripts.
+config.substitutions.append(("%python", sys.executable))
 
 # The numerical reference needs Debian's python3 with torch (never the first
 # python3 on PATH, which may be another interpreter).
