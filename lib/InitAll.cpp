@@ -3,6 +3,7 @@
 #include "moma/InitAll.h"
 
 #include "dialects/moma/MomaDialect.h"
+#include "passes/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -15,4 +16,7 @@ void moma::registerAllDialects(mlir::DialectRegistry &registry) {
                   mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
 }
 
-void moma::registerAllPasses() { mlir::registerTransformsPasses(); }
+void moma::registerAllPasses() {
+  mlir::registerTransformsPasses();
+  mlir::moma::registerMomaTransformsPasses();
+}

@@ -28,9 +28,9 @@ def Moma_UntiedOpInterface : OpInterface<"UntiedOpInterface"> {
     InterfaceMethod<"Remove the modality-id operand (weights become tied).",
       "void", "dropModalityIds">,
   ];
-  let extraClassDeclaration = [{
+  let extraSharedClassDeclaration = [{
     /// True when the weights are untied (a modality operand is present).
-    bool isUntied() { return static_cast<bool>(getModalityIds()); }
+    bool isUntied() { return static_cast<bool>($_op.getModalityIds()); }
   }];
 }
 

@@ -1,0 +1,21 @@
+//===- Passes.h - moma transformation and analysis passes -------*- C++ -*-===//
+
+#ifndef PASSES_TRANSFORMS_PASSES_H
+#define PASSES_TRANSFORMS_PASSES_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+#include <memory>
+
+namespace mlir::moma {
+
+#define GEN_PASS_DECL
+#include "passes/Transforms/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "passes/Transforms/Passes.h.inc"
+
+} // namespace mlir::moma
+
+#endif // PASSES_TRANSFORMS_PASSES_H

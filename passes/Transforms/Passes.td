@@ -1,0 +1,47 @@
+//===- Passes.td - moma transformation and analysis passes -*- tablegen -*-===//
+
+#ifndef MOMA_PASSES_TRANSFORMS_PASSES_TD
+#define MOMA_PASSES_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def MomaFlopCount : Pass<"moma-flop-count", "::mlir::ModuleOp"> {
+  let summary = "Count FLOPs per token by modality and op kind, and parameters";
+  let description = [{
+    An analysis over any `moma` IR; it prints a report and leaves the IR
+    unchanged. For every function it counts the expected forward FLOPs per
+    token of each declared modality, split by op kind (attention
+    projections, attention scores, routers, dense FFN, experts, norms, LM
+    head, auxiliary routers, other projections), the training FLOPs
+    (forward + backward, counted as 3x forward), the FLOPs of the *dense
+    baseline of the same width* (every expert group replaced by one dense
+    FFN of the expert's size, mixture-of-depths regions run on every token,
+    no routers) and the ratio between the two, and the parameters: total,
+    embedding, and expected active per token of each modality.
+
+    Counting rules (2 FLOPs per multiply-accumulate):
+    - `linear`: `2 K N`, `+ N` with a bias, `+ 2 r (K + N)` with LoRA.
+    - `ffn` / one expert slot: `6 D F` (SwiGLU) or `4 D F` (GELU), plus LoRA.
+    - `attention`: projections `2 D d (2 H + 2 G)`; scores and the weighted
+      sum `4 H d n` with `n` the mean number of visible keys, `(L + 1) / 2`
+      when causal over a sequence of `L`, else `L`.
+    - `router`: `2 D E_g` for a token of group `g`; `depth_route`: `2 D`.
+    - `experts`: a token of modality `m` fills on average `top_k` or
+      `capacity` slots of its group (expert-choice capacity `c` gives every
+      token `c` experts in expectation).
+    - `norm`: `4 D` (RMS) or `7 D` (layer, `+ D` with bias).
+    - `aux_router`: `2 D H + 2 H N`.
+    - A `depth_region` body counts with the kept fraction `K / L`, and its
+      attention sees `K` keys.
+    Activation functions, softmax, RoPE, gathers, scatters and losses are
+    not counted: they are `O(D)` per token against `O(D F)` matrix work.
+
+    Example: `moma-opt model.mlir --moma-flop-count -o /dev/null`.
+  }];
+  let options = [
+    Option<"output", "output", "std::string", /*default=*/"\"-\"",
+           "Where to write the report ('-' for stdout)">,
+  ];
+}
+
+#endif // MOMA_PASSES_TRANSFORMS_PASSES_TD

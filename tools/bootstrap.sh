@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+#===- tools/bootstrap.sh - set up, build, test and run moma ---------------===//
+#
+# Usage: bash tools/bootstrap.sh [setup|build|test|run]
+#   setup  install the Debian packages moma needs (idempotent; a no-op taking
+#          well under a second when everything is present)
+#   build  setup, then configure (once) and build into ./build
+#   test   build, then run the whole suite (lit + gtest) with a summary line
+#   run    build, then compile the bundled default model and print its report
+#
+# Environment: MOMA_BUILD_DIR (default: build), MOMA_JOBS (default: nproc).
+#===----------------------------------------------------------------------===//
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${MOMA_BUILD_DIR:-$root/build}"
+jobs="${MOMA_JOBS:-$(nproc)}"
+llvm=/usr/lib/llvm-22
+
+packages=(libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22
+          lld-22 libabsl-dev ninja-build cmake libgtest-dev python3-torch
+          python3-numpy)
+
+setup() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  echo "moma: installing ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+build() {
+  setup
+  if [ ! -f "$build/build.ninja" ]; then
+    cmake -G Ninja -S "$root" -B "$build" \
+      -DCMAKE_BUILD_TYPE=Release \
+      -DMLIR_DIR="$llvm/lib/cmake/mlir" \
+      -DLLVM_EXTERNAL_LIT="$llvm/bin/lit" \
+      -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+      -DLLVM_USE_LINKER=lld
+  fi
+  ninja -C "$build" -j "$jobs" moma-opt moma-unittests
+}
+
+run_tests() {
+  build
+  ninja -C "$build" -j "$jobs" check-moma
+}
+
+run_default() {
+  build
+  local example="$root/test/Dialect/Moma/ops.mlir"
+  echo "moma: verifying and canonicalising $example"
+  "$build/bin/moma-opt" "$example" --canonicalize --cse
+}
+
+case "${1:-build}" in
+  setup) setup ;;
+  build) build ;;
+  test) run_tests ;;
+  run) run_default ;;
+  *) echo "usage: $0 [setup|build|test|run]" >&2; exit 2 ;;
+esac
