@@ -51,14 +51,20 @@ LogicalResult ModalityAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 // ExpertGroupAttr
 //===----------------------------------------------------------------------===//
 
-LogicalResult
-ExpertGroupAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                        int64_t modality, int64_t experts, RoutingKind routing,
-                        int64_t topK, llvm::APFloat capacity,
-                        ScoreFunction score, bool renormalize) {
-  if (modality < 0)
-    return emitError() << "expert group modality must be >= 0, got "
-                       << modality;
+LogicalResult ExpertGroupAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, ArrayRef<int64_t> modalities,
+    int64_t experts, RoutingKind routing, int64_t topK, llvm::APFloat capacity,
+    ScoreFunction score, bool renormalize) {
+  if (modalities.empty())
+    return emitError() << "expert group must serve at least one modality";
+  for (auto [index, modality] : llvm::enumerate(modalities)) {
+    if (modality < 0)
+      return emitError() << "expert group modality must be >= 0, got "
+                         << modality;
+    if (llvm::is_contained(modalities.take_front(index), modality))
+      return emitError() << "expert group lists modality " << modality
+                         << " twice";
+  }
   if (experts < 1)
     return emitError() << "expert group must have at least 1 expert, got "
                        << experts;
@@ -84,11 +90,22 @@ ExpertGroupAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 Attribute ExpertGroupAttr::parse(AsmParser &parser, Type) {
   MLIRContext *ctx = parser.getContext();
   SMLoc loc = parser.getCurrentLocation();
-  int64_t modality = 0, experts = 0, topK = 0;
+  int64_t experts = 0, topK = 0;
   double capacity = 0.0;
-  if (parser.parseLess() || parser.parseKeyword("modality") ||
-      parser.parseEqual() || parser.parseInteger(modality) ||
-      parser.parseComma() || parser.parseKeyword("experts") ||
+  SmallVector<int64_t> modalities;
+  if (parser.parseLess())
+    return {};
+  if (succeeded(parser.parseOptionalKeyword("modalities"))) {
+    if (parser.parseEqual() ||
+        parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&] {
+          return parser.parseInteger(modalities.emplace_back());
+        }))
+      return {};
+  } else if (parser.parseKeyword("modality") || parser.parseEqual() ||
+             parser.parseInteger(modalities.emplace_back())) {
+    return {};
+  }
+  if (parser.parseComma() || parser.parseKeyword("experts") ||
       parser.parseEqual() || parser.parseInteger(experts) ||
       parser.parseComma())
     return {};
@@ -138,13 +155,20 @@ Attribute ExpertGroupAttr::parse(AsmParser &parser, Type) {
   if (parser.parseGreater())
     return {};
   return parser.getChecked<ExpertGroupAttr>(
-      loc, ctx, modality, experts, *routing, topK, llvm::APFloat(capacity),
+      loc, ctx, modalities, experts, *routing, topK, llvm::APFloat(capacity),
       *score, renormalize);
 }
 
 void ExpertGroupAttr::print(AsmPrinter &printer) const {
-  printer << "<modality = " << getModality() << ", experts = " << getExperts()
-          << ", " << stringifyRoutingKind(getRouting()) << "(";
+  if (getModalities().size() == 1) {
+    printer << "<modality = " << getModalities().front();
+  } else {
+    printer << "<modalities = [";
+    llvm::interleaveComma(getModalities(), printer);
+    printer << "]";
+  }
+  printer << ", experts = " << getExperts() << ", "
+          << stringifyRoutingKind(getRouting()) << "(";
   if (getRouting() == RoutingKind::token_choice) {
     printer << "top_k = " << getTopK();
   } else {
@@ -155,6 +179,10 @@ void ExpertGroupAttr::print(AsmPrinter &printer) const {
   if (getRenormalize())
     printer << ", renormalize";
   printer << ">";
+}
+
+bool ExpertGroupAttr::servesModality(int64_t id) const {
+  return llvm::is_contained(getModalities(), id);
 }
 
 double ExpertGroupAttr::getCapacityFactor() const {

@@ -83,7 +83,10 @@ def Moma_ExpertGroupAttr : Moma_Attr<"ExpertGroup", "expert_group"> {
     stage 1 sends a token to its modality's group deterministically; stage 2
     is this group's learned router).
 
-    - `modality`: the declared modality id this group serves.
+    - `modality = m`: the declared modality this group serves; or
+      `modalities = [m, ...]` for a group that several modalities share
+      (Uni-MoE: every token uses the same experts). A modality belongs to at
+      most one group of an op.
     - `experts`: the number of experts, at least 1.
     - `token_choice(top_k = k)`: every token picks its `k` best experts
       (`1 <= k <= experts`), Mixtral / Uni-MoE style, no drops.
@@ -97,9 +100,11 @@ def Moma_ExpertGroupAttr : Moma_Attr<"ExpertGroup", "expert_group"> {
     ```mlir
     #moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>
     #moma.expert_group<modality = 0, experts = 8, token_choice(top_k = 2), score = softmax, renormalize>
+    #moma.expert_group<modalities = [0, 1, 2], experts = 4, token_choice(top_k = 2), score = softmax, renormalize>
     ```
   }];
-  let parameters = (ins "int64_t":$modality, "int64_t":$experts,
+  let parameters = (ins ArrayRefParameter<"int64_t", "modalities">:$modalities,
+                        "int64_t":$experts,
                         "::mlir::moma::RoutingKind":$routing,
                         "int64_t":$topK,
                         APFloatParameter<"expert-choice capacity factor">:$capacity,
@@ -108,6 +113,8 @@ def Moma_ExpertGroupAttr : Moma_Attr<"ExpertGroup", "expert_group"> {
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
+    /// True when tokens of modality `id` belong to this group.
+    bool servesModality(int64_t id) const;
     /// The capacity factor as a double (0 for token-choice groups).
     double getCapacityFactor() const;
     /// Upper bound, per group token, of the slots this group fills in a

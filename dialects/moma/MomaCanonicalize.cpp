@@ -93,7 +93,8 @@ struct SingleExpertGroupsToFfn : OpRewritePattern<CombineOp> {
     if (!modalities || groups.size() != modalities->size())
       return rewriter.notifyMatchFailure(combine, "a modality has no group");
     for (auto [index, group] : llvm::enumerate(groups))
-      if (group.getModality() != static_cast<int64_t>(index) ||
+      if (group.getModalities() !=
+              ArrayRef<int64_t>{static_cast<int64_t>(index)} ||
           !routesEveryTokenWithUnitGate(group))
         return rewriter.notifyMatchFailure(combine, "not single-expert groups");
     Value x = dispatch.getX();

@@ -180,17 +180,18 @@ LogicalResult verifyGroups(Operation *op, ArrayAttr groupsAttr) {
   if (failed(count))
     return failure();
   for (auto [index, group] : llvm::enumerate(groups)) {
-    if (group.getModality() >= *count)
-      return op->emitOpError()
-             << "expert group " << index << " serves modality "
-             << group.getModality()
-             << ", which the module does not declare (it declares " << *count
-             << ")";
-    for (size_t prev = 0; prev < index; ++prev)
-      if (groups[prev].getModality() == group.getModality())
-        return op->emitOpError() << "modality " << group.getModality()
-                                 << " has more than one expert group (groups "
-                                 << prev << " and " << index << ")";
+    for (int64_t modality : group.getModalities()) {
+      if (modality >= *count)
+        return op->emitOpError()
+               << "expert group " << index << " serves modality " << modality
+               << ", which the module does not declare (it declares " << *count
+               << ")";
+      for (size_t prev = 0; prev < index; ++prev)
+        if (groups[prev].servesModality(modality))
+          return op->emitOpError() << "modality " << modality
+                                   << " has more than one expert group (groups "
+                                   << prev << " and " << index << ")";
+    }
   }
   return success();
 }
@@ -794,31 +795,78 @@ LogicalResult AuxRouterOp::verify() {
   if (failed(expectActivation(op, "x", getX())))
     return failure();
   ArrayRef<int64_t> x = getX().getType().getShape();
-  FailureOr<SmallVector<int64_t, 1>> prefix =
-      untiedPrefix(op, getModality(), x[0], x[1]);
-  if (failed(prefix))
+  SmallVector<std::pair<StringRef, Value>> floats = {{"x", getX()}};
+  for (Value weight : getWeights())
+    floats.push_back({"weights", weight});
+  floats.push_back({"result", getResult()});
+  if (!getGroups()) {
+    if (getWeights().size() != 2)
+      return emitOpError() << "expects two weights (W1, W2), got "
+                           << getWeights().size();
+    FailureOr<SmallVector<int64_t, 1>> prefix =
+        untiedPrefix(op, getModality(), x[0], x[1]);
+    if (failed(prefix))
+      return failure();
+    std::string lead = prefix->empty() ? "" : "modalities, ";
+    Value w1 = getWeights()[0], w2 = getWeights()[1];
+    if (failed(expectShape(op, "W1", w1, concat(*prefix, {x[2], kAny}),
+                           "[" + lead + "features, hidden]")))
+      return failure();
+    int64_t hidden = tensorType(w1).getShape().back();
+    if (failed(expectShape(op, "W2", w2, concat(*prefix, {hidden, kAny}),
+                           "[" + lead + "hidden, outputs]")))
+      return failure();
+    int64_t outputs = tensorType(w2).getShape().back();
+    if (failed(expectShape(op, "result", getResult(), {x[0], x[1], outputs},
+                           "[batch, sequence, outputs]")))
+      return failure();
+    return expectSameElementType(op, floats);
+  }
+
+  if (failed(verifyGroups(op, *getGroups())))
     return failure();
-  std::string lead = prefix->empty() ? "" : "modalities, ";
-  if (failed(expectShape(op, "w1", getW1(), concat(*prefix, {x[2], kAny}),
-                         "[" + lead + "features, hidden]")))
+  SmallVector<ExpertGroupAttr> groups = getExpertGroups(*getGroups());
+  if (!getModality())
+    return emitOpError() << "with 'groups', a 'modality' operand must route "
+                            "each token to its group's router";
+  if (failed(expectShape(op, "modality", getModality(), {x[0], x[1]},
+                         "[batch, sequence] modality ids")))
     return failure();
-  int64_t hidden = getW1().getType().getShape().back();
-  if (failed(expectShape(op, "w2", getW2(), concat(*prefix, {hidden, kAny}),
-                         "[" + lead + "hidden, outputs]")))
-    return failure();
-  int64_t outputs = getW2().getType().getShape().back();
-  if (failed(expectShape(op, "result", getResult(), {x[0], x[1], outputs},
+  if (getWeights().size() != 2 * groups.size())
+    return emitOpError() << "expects two weights (W1, W2) per expert group ("
+                         << 2 * groups.size() << "), got "
+                         << getWeights().size();
+  for (auto [index, group] : llvm::enumerate(groups)) {
+    Value w1 = getWeights()[2 * index], w2 = getWeights()[2 * index + 1];
+    std::string g = std::to_string(index);
+    if (failed(expectShape(op, "W1 of group " + g, w1, {x[2], kAny},
+                           "[features, hidden]")))
+      return failure();
+    int64_t hidden = tensorType(w1).getShape().back();
+    if (failed(expectShape(op, "W2 of group " + g, w2,
+                           {hidden, group.getExperts()},
+                           "[hidden, experts of group " + g + "]")))
+      return failure();
+  }
+  if (failed(expectShape(op, "result", getResult(), {x[0], x[1], kAny},
                          "[batch, sequence, outputs]")))
     return failure();
-  return expectSameElementType(op, {{"x", getX()},
-                                    {"w1", getW1()},
-                                    {"w2", getW2()},
-                                    {"result", getResult()}});
+  int64_t columns = getResult().getType().getShape()[2];
+  if (columns < getMaxExperts(groups))
+    return emitOpError() << "result has " << columns
+                         << " columns but the largest group has "
+                         << getMaxExperts(groups) << " experts";
+  return expectSameElementType(op, floats);
 }
 
-Value AuxRouterOp::getModalityIds() { return getModality(); }
+Value AuxRouterOp::getModalityIds() {
+  return getGroups() ? Value() : getModality();
+}
 SmallVector<OpOperand *> AuxRouterOp::getPerModalityOperands() {
-  return {&getW1Mutable(), &getW2Mutable()};
+  SmallVector<OpOperand *> operands;
+  for (OpOperand &operand : getWeightsMutable())
+    operands.push_back(&operand);
+  return operands;
 }
 void AuxRouterOp::dropModalityIds() { getModalityMutable().clear(); }
 

@@ -455,33 +455,62 @@ def Moma_ScaleOp : Moma_Op<"scale", [Pure]> {
 // Auxiliary routers (causal inference for expert-choice and MoD)
 //===----------------------------------------------------------------------===//
 
-def Moma_AuxRouterOp : Moma_Op<"aux_router", [Pure, Moma_Untied]> {
+def Moma_AuxRouterOp : Moma_Op<"aux_router", [Pure, AttrSizedOperandSegments,
+                                              Moma_Untied]> {
   let summary = "Causal auxiliary router: sigmoid(silu(x W1) W2)";
   let description = [{
     Predicts, from a token alone, whether the (non-causal) expert-choice or
     mixture-of-depths router of the whole batch would select it:
-    `p = sigmoid(silu(x w1) w2)` with `w1: [D, H]` (MoMa: `H = D / 2`) and
-    `w2: [H, N]` (`N = E_max` for an expert group, 1 for MoD). With a
-    `modality` operand both weights gain a leading `[M]` dimension (one
-    auxiliary router per modality group). Feed the result to the `aux`
-    operand of `moma.route` / `moma.depth_route` at inference, and train it
-    with `moma.aux_router_loss`.
+    `p = sigmoid(silu(x W1) W2)` (MoMa: `W1: [D, D/2]`).
+
+    - Without `groups`: `weights(W1: [D, H], W2: [H, N])`, the same for every
+      token (a mixture-of-depths auxiliary router has `N = 1`). With a
+      `modality` operand both gain a leading `[M]` dimension (untied).
+    - With `groups` (one auxiliary router per expert group, as MoMa trains
+      them): `weights(W1_0, W2_0, W1_1, W2_1, ...)` with `W1_g: [D, H_g]`,
+      `W2_g: [H_g, E_g]`, and the `modality` operand routes each token to its
+      group's router. The result is `[B, L, N]` with `N` at least the largest
+      group; columns `j >= E_g` and tokens outside every group are 0.
+
+    Feed the result to the `aux` operand of `moma.route` / `moma.depth_route`
+    at inference, and train it with `moma.aux_router_loss` (through a
+    `moma.stop_gradient` on its input: it must not change the main model).
 
     ```mlir
-    %p = moma.aux_router %x, %w1, %w2
+    %p = moma.aux_router %x weights(%w1, %w2)
         : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x1xf32>)
         -> tensor<2x8x1xf32>
+    %q = moma.aux_router %x weights(%a1, %a2, %b1, %b2) modality %mod
+        groups [#text, #image] : (...) -> tensor<2x8x4xf32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$x, Moma_FloatTensor:$w1,
-                       Moma_FloatTensor:$w2,
-                       Optional<Moma_I32Tensor>:$modality);
+  let arguments = (ins Moma_FloatTensor:$x,
+                       Variadic<Moma_FloatTensor>:$weights,
+                       Optional<Moma_I32Tensor>:$modality,
+                       OptionalAttr<Moma_ExpertGroupArrayAttr>:$groups);
   let results = (outs Moma_FloatTensor:$result);
   let assemblyFormat = [{
-    $x `,` $w1 `,` $w2 (`modality` $modality^)? attr-dict `:`
-    functional-type(operands, results)
+    $x `weights` `(` $weights `)` (`modality` $modality^)?
+    (`groups` $groups^)? attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
+}
+
+def Moma_StopGradientOp : Moma_Op<"stop_gradient", [Pure,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "Identity in the forward pass; blocks gradients";
+  let description = [{
+    Returns its operand unchanged; automatic differentiation treats the
+    result as a constant. MoMa's auxiliary routers read the residual stream
+    through it, so their loss trains only their own weights.
+
+    ```mlir
+    %xs = moma.stop_gradient %x : tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
 }
 
 def Moma_RouteMaskOp : Moma_Op<"route_mask", [Pure]> {
@@ -489,8 +518,10 @@ def Moma_RouteMaskOp : Moma_Op<"route_mask", [Pure]> {
   let description = [{
     `mask[b, l, j]` is 1 where local expert `j` of the token's group took the
     token in the plan, 0 where it did not, and -1 (ignored by
-    `moma.aux_router_loss`) for `j >= E_g` and for tokens of modalities
-    without a group. This is the training target of the auxiliary router.
+    `moma.aux_router_loss`) for `j >= E_g`, for tokens of modalities without
+    a group, and for tokens of token-choice groups (auxiliary routers only
+    predict expert-choice selections). This is the training target of the
+    auxiliary routers.
 
     ```mlir
     %t = moma.route_mask %tok, %off, %mod groups [...]

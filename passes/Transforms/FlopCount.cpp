@@ -96,8 +96,9 @@ private:
   SmallVector<ExpertGroupAttr> groupPerModality(ArrayAttr groups) {
     SmallVector<ExpertGroupAttr> result(numModalities);
     for (ExpertGroupAttr group : getExpertGroups(groups))
-      if (group.getModality() < static_cast<int64_t>(numModalities))
-        result[group.getModality()] = group;
+      for (int64_t modality : group.getModalities())
+        if (modality < static_cast<int64_t>(numModalities))
+          result[modality] = group;
     return result;
   }
 
@@ -223,8 +224,9 @@ private:
           for (auto [weight, group] : llvm::zip(
                    router.getWeights(), getExpertGroups(router.getGroups()))) {
             SmallVector<double> active(numModalities, 0.0);
-            if (group.getModality() < static_cast<int64_t>(numModalities))
-              active[group.getModality()] = numElements(weight);
+            for (int64_t modality : group.getModalities())
+              if (modality < static_cast<int64_t>(numModalities))
+                active[modality] = numElements(weight);
             addParams(weight, active);
           }
           return success();
@@ -290,14 +292,39 @@ private:
           return result;
         })
         .Case([&](AuxRouterOp aux) {
-          ArrayRef<int64_t> w1 = shapeOf(aux.getW1()),
-                            w2 = shapeOf(aux.getW2());
-          double width = w1[w1.size() - 2], hidden = w1.back(),
-                 outputs = w2.back();
-          addUniform(FlopKind::AuxRouters,
-                     2.0 * width * hidden + 2.0 * hidden * outputs, 0.0);
-          addSliceParams(aux.getW1(), aux.isUntied());
-          addSliceParams(aux.getW2(), aux.isUntied());
+          double width = shapeOf(aux.getX())[2];
+          auto routerFlops = [&](Value w1, Value w2) {
+            double hidden = shapeOf(w1).back(), outputs = shapeOf(w2).back();
+            return 2.0 * width * hidden + 2.0 * hidden * outputs;
+          };
+          if (!aux.getGroups()) {
+            double flops =
+                routerFlops(aux.getWeights()[0], aux.getWeights()[1]);
+            addUniform(FlopKind::AuxRouters, flops, 0.0);
+            for (Value weight : aux.getWeights())
+              addSliceParams(weight, aux.isUntied());
+            return success();
+          }
+          SmallVector<double> flops(numModalities, 0.0);
+          for (auto [index, group] :
+               llvm::enumerate(getExpertGroups(*aux.getGroups()))) {
+            Value w1 = aux.getWeights()[2 * index],
+                  w2 = aux.getWeights()[2 * index + 1];
+            SmallVector<double> active(numModalities, 0.0);
+            for (int64_t modality : group.getModalities()) {
+              if (modality >= static_cast<int64_t>(numModalities))
+                continue;
+              flops[modality] = routerFlops(w1, w2);
+              active[modality] = 1.0;
+            }
+            for (Value weight : {w1, w2}) {
+              SmallVector<double> used(numModalities, 0.0);
+              for (size_t m = 0; m < numModalities; ++m)
+                used[m] = active[m] * numElements(weight);
+              addParams(weight, used);
+            }
+          }
+          add(FlopKind::AuxRouters, flops, 0.0);
           return success();
         })
         .Default([&](Operation *) { return success(); });

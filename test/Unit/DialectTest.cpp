@@ -17,13 +17,13 @@ namespace {
 ExpertGroupAttr expertChoice(MLIRContext &ctx, int64_t modality,
                              int64_t experts, double capacity) {
   return ExpertGroupAttr::get(
-      &ctx, modality, experts, RoutingKind::expert_choice, 0,
+      &ctx, ArrayRef<int64_t>(modality), experts, RoutingKind::expert_choice, 0,
       llvm::APFloat(capacity), ScoreFunction::sigmoid, false);
 }
 
 ExpertGroupAttr tokenChoice(MLIRContext &ctx, int64_t modality, int64_t experts,
                             int64_t topK) {
-  return ExpertGroupAttr::get(&ctx, modality, experts,
+  return ExpertGroupAttr::get(&ctx, ArrayRef<int64_t>(modality), experts,
                               RoutingKind::token_choice, topK,
                               llvm::APFloat(0.0), ScoreFunction::softmax, true);
 }
@@ -70,8 +70,8 @@ TEST_F(MomaDialectTest, ExpertGroupVerifierRejectsBadGroups) {
   auto check = [&](int64_t modality, int64_t experts, RoutingKind routing,
                    int64_t topK, double capacity) {
     return static_cast<bool>(ExpertGroupAttr::getChecked(
-        emit, &ctx, modality, experts, routing, topK, llvm::APFloat(capacity),
-        ScoreFunction::sigmoid, false));
+        emit, &ctx, ArrayRef<int64_t>{modality}, experts, routing, topK,
+        llvm::APFloat(capacity), ScoreFunction::sigmoid, false));
   };
   EXPECT_FALSE(check(0, 4, RoutingKind::token_choice, 5, 0.0));
   EXPECT_FALSE(check(0, 4, RoutingKind::token_choice, 0, 0.0));

@@ -27,12 +27,12 @@ func.func @tie_single_modality(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>,
 
 // CHECK-LABEL: func.func @tie_attention_and_aux_router
 // CHECK: moma.attention %arg0, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} heads 4 kv_heads 4 head_dim 8 : (tensor<2x8x32xf32>, tensor<32x32xf32>, tensor<32x32xf32>, tensor<32x32xf32>, tensor<32x32xf32>) -> tensor<2x8x32xf32>
-// CHECK: moma.aux_router %arg0, %{{.*}}, %{{.*}} : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x4xf32>) -> tensor<2x8x4xf32>
+// CHECK: moma.aux_router %arg0 weights(%{{.*}}, %{{.*}}) : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x4xf32>) -> tensor<2x8x4xf32>
 func.func @tie_attention_and_aux_router(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>,
     %w: tensor<1x32x32xf32>, %a1: tensor<1x32x16xf32>, %a2: tensor<1x16x4xf32>)
     -> (tensor<2x8x32xf32>, tensor<2x8x4xf32>) {
   %0 = moma.attention %x, %w, %w, %w, %w modality %m heads 4 kv_heads 4 head_dim 8 : (tensor<2x8x32xf32>, tensor<1x32x32xf32>, tensor<1x32x32xf32>, tensor<1x32x32xf32>, tensor<1x32x32xf32>, tensor<2x8xi32>) -> tensor<2x8x32xf32>
-  %1 = moma.aux_router %x, %a1, %a2 modality %m : (tensor<2x8x32xf32>, tensor<1x32x16xf32>, tensor<1x16x4xf32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
+  %1 = moma.aux_router %x weights(%a1, %a2) modality %m : (tensor<2x8x32xf32>, tensor<1x32x16xf32>, tensor<1x16x4xf32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
   return %0, %1 : tensor<2x8x32xf32>, tensor<2x8x4xf32>
 }
 }

@@ -116,6 +116,20 @@ module attributes {test.group = #moma.expert_group<modality = 0, experts = 4, ex
 
 // -----
 
+// a group serves a modality
+// expected-error @+1 {{expert group must serve at least one modality}}
+module attributes {test.group = #moma.expert_group<modalities = [], experts = 4, expert_choice(capacity = 1.0), score = sigmoid>} {
+}
+
+// -----
+
+// group modalities are distinct
+// expected-error @+1 {{expert group lists modality 0 twice}}
+module attributes {test.group = #moma.expert_group<modalities = [0, 1, 0], experts = 4, token_choice(top_k = 1), score = softmax>} {
+}
+
+// -----
+
 // group modality >= 0
 // expected-error @+1 {{expert group modality must be >= 0, got -2}}
 module attributes {test.group = #moma.expert_group<modality = -2, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>} {
@@ -560,6 +574,19 @@ module attributes {moma.modalities = [
 func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>, %w: tensor<32x4xf32>) {
   // expected-error @+1 {{expert group 0 serves modality 2, which the module does not declare (it declares 2)}}
   %l = moma.router %x, %m weights(%w) groups [#moma.expert_group<modality = 2, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>] : (tensor<2x8x32xf32>, tensor<2x8xi32>, tensor<32x4xf32>) -> tensor<2x8x4xf32>
+  return
+}
+}
+
+// -----
+
+// shared groups too
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>, %w: tensor<32x4xf32>) {
+  // expected-error @+1 {{modality 0 has more than one expert group (groups 0 and 1)}}
+  %l = moma.router %x, %m weights(%w, %w) groups [#moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>, #moma.expert_group<modalities = [1, 0], experts = 4, token_choice(top_k = 1), score = softmax>] : (tensor<2x8x32xf32>, tensor<2x8xi32>, tensor<32x4xf32>, tensor<32x4xf32>) -> tensor<2x8x4xf32>
   return
 }
 }
@@ -1021,13 +1048,13 @@ func.func @f(%x: tensor<2x8x32xf32>, %s: tensor<2x4xf32>) {
 
 // -----
 
-// aux router w2
+// aux router W2
 module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%x: tensor<2x8x32xf32>, %w1: tensor<32x16xf32>, %w2: tensor<8x1xf32>) {
-  // expected-error @+1 {{'w2' must have shape [16, ?] ([hidden, outputs]), found [8, 1]}}
-  %p = moma.aux_router %x, %w1, %w2 : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<8x1xf32>) -> tensor<2x8x1xf32>
+  // expected-error @+1 {{'W2' must have shape [16, ?] ([hidden, outputs]), found [8, 1]}}
+  %p = moma.aux_router %x weights(%w1, %w2) : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<8x1xf32>) -> tensor<2x8x1xf32>
   return
 }
 }
@@ -1040,7 +1067,72 @@ module attributes {moma.modalities = [
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%x: tensor<2x8x32xf32>, %w1: tensor<32x16xf32>, %w2: tensor<16x4xf32>) {
   // expected-error @+1 {{'result' must have shape [2, 8, 4] ([batch, sequence, outputs]), found [2, 8, 1]}}
-  %p = moma.aux_router %x, %w1, %w2 : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x4xf32>) -> tensor<2x8x1xf32>
+  %p = moma.aux_router %x weights(%w1, %w2) : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x4xf32>) -> tensor<2x8x1xf32>
+  return
+}
+}
+
+// -----
+
+// aux router takes W1 and W2
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %w1: tensor<32x16xf32>) {
+  // expected-error @+1 {{expects two weights (W1, W2), got 1}}
+  %p = moma.aux_router %x weights(%w1) : (tensor<2x8x32xf32>, tensor<32x16xf32>) -> tensor<2x8x1xf32>
+  return
+}
+}
+
+// -----
+
+// grouped aux routers need modality ids
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %w1: tensor<32x16xf32>, %w2: tensor<16x4xf32>) {
+  // expected-error @+1 {{with 'groups', a 'modality' operand must route each token to its group's router}}
+  %p = moma.aux_router %x weights(%w1, %w2) groups [#moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>] : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x4xf32>) -> tensor<2x8x4xf32>
+  return
+}
+}
+
+// -----
+
+// two weights per group
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>, %w1: tensor<32x16xf32>, %w2: tensor<16x4xf32>) {
+  // expected-error @+1 {{expects two weights (W1, W2) per expert group (4), got 2}}
+  %p = moma.aux_router %x weights(%w1, %w2) modality %m groups [#moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>, #moma.expert_group<modality = 1, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>] : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x4xf32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
+  return
+}
+}
+
+// -----
+
+// group aux router W2
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>, %w1: tensor<32x16xf32>, %w2: tensor<16x2xf32>) {
+  // expected-error @+1 {{'W2 of group 0' must have shape [16, 4] ([hidden, experts of group 0]), found [16, 2]}}
+  %p = moma.aux_router %x weights(%w1, %w2) modality %m groups [#moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>] : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x2xf32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
+  return
+}
+}
+
+// -----
+
+// group aux router columns
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>, %w1: tensor<32x16xf32>, %w2: tensor<16x4xf32>) {
+  // expected-error @+1 {{result has 2 columns but the largest group has 4 experts}}
+  %p = moma.aux_router %x weights(%w1, %w2) modality %m groups [#moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>] : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x4xf32>, tensor<2x8xi32>) -> tensor<2x8x2xf32>
   return
 }
 }

@@ -7,11 +7,13 @@
 #ec_image = #moma.expert_group<modality = 1, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>
 #tc_text = #moma.expert_group<modality = 0, experts = 4, token_choice(top_k = 2), score = softmax, renormalize>
 #tc_image = #moma.expert_group<modality = 1, experts = 4, token_choice(top_k = 2), score = softmax, renormalize>
+#shared = #moma.expert_group<modalities = [0, 1], experts = 4, token_choice(top_k = 2), score = softmax, renormalize>
 
-// CHECK: #[[EC0:.*]] = #moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.000000e+00), score = sigmoid>
-// CHECK: #[[EC1:.*]] = #moma.expert_group<modality = 1, experts = 4, expert_choice(capacity = 1.000000e+00), score = sigmoid>
-// CHECK: #[[TC0:.*]] = #moma.expert_group<modality = 0, experts = 4, token_choice(top_k = 2), score = softmax, renormalize>
-// CHECK: #[[TC1:.*]] = #moma.expert_group<modality = 1, experts = 4, token_choice(top_k = 2), score = softmax, renormalize>
+// CHECK-DAG: #[[EC0:.*]] = #moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.000000e+00), score = sigmoid>
+// CHECK-DAG: #[[EC1:.*]] = #moma.expert_group<modality = 1, experts = 4, expert_choice(capacity = 1.000000e+00), score = sigmoid>
+// CHECK-DAG: #[[TC0:.*]] = #moma.expert_group<modality = 0, experts = 4, token_choice(top_k = 2), score = softmax, renormalize>
+// CHECK-DAG: #[[TC1:.*]] = #moma.expert_group<modality = 1, experts = 4, token_choice(top_k = 2), score = softmax, renormalize>
+// CHECK-DAG: #[[SHARED:.*]] = #moma.expert_group<modalities = [0, 1], experts = 4, token_choice(top_k = 2), score = softmax, renormalize>
 // CHECK: module attributes {moma.modalities = [#moma.modality<0, "text", tokens = 0 to 96>, #moma.modality<1, "image", tokens = 96 to 128>]}
 module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
@@ -90,17 +92,40 @@ func.func @moma_ffn(%x: tensor<2x8x32xf32>, %mod: tensor<2x8xi32>,
 
 // Causal inference with per-modality auxiliary routers.
 // CHECK-LABEL: func.func @aux_routed
-// CHECK: %[[P:.*]] = moma.aux_router %arg0, %arg3, %arg4 modality %arg1 : (tensor<2x8x32xf32>, tensor<2x32x16xf32>, tensor<2x16x4xf32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
+// CHECK: %[[P:.*]] = moma.aux_router %arg0 weights(%arg3, %arg4) modality %arg1 : (tensor<2x8x32xf32>, tensor<2x32x16xf32>, tensor<2x16x4xf32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
 // CHECK: moma.route %arg2, %arg1 aux %[[P]] groups [#[[EC0]], #[[EC1]]] : (tensor<2x8x4xf32>, tensor<2x8xi32>, tensor<2x8x4xf32>) -> (tensor<64xi32>, tensor<64xf32>, tensor<9xi32>)
 // CHECK: moma.aux_router_loss %[[P]], %arg5 : (tensor<2x8x4xf32>, tensor<2x8x4xf32>) -> tensor<f32>
 func.func @aux_routed(%x: tensor<2x8x32xf32>, %mod: tensor<2x8xi32>,
     %logits: tensor<2x8x4xf32>, %w1: tensor<2x32x16xf32>, %w2: tensor<2x16x4xf32>,
     %target: tensor<2x8x4xf32>)
     -> (tensor<64xi32>, tensor<64xf32>, tensor<9xi32>, tensor<f32>) {
-  %p = moma.aux_router %x, %w1, %w2 modality %mod : (tensor<2x8x32xf32>, tensor<2x32x16xf32>, tensor<2x16x4xf32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
+  %p = moma.aux_router %x weights(%w1, %w2) modality %mod : (tensor<2x8x32xf32>, tensor<2x32x16xf32>, tensor<2x16x4xf32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
   %tok, %gate, %off = moma.route %logits, %mod aux %p groups [#ec_text, #ec_image] : (tensor<2x8x4xf32>, tensor<2x8xi32>, tensor<2x8x4xf32>) -> (tensor<64xi32>, tensor<64xf32>, tensor<9xi32>)
   %l = moma.aux_router_loss %p, %target : (tensor<2x8x4xf32>, tensor<2x8x4xf32>) -> tensor<f32>
   return %tok, %gate, %off, %l : tensor<64xi32>, tensor<64xf32>, tensor<9xi32>, tensor<f32>
+}
+
+// Per-group auxiliary routers read the residual stream through a
+// stop-gradient.
+// CHECK-LABEL: func.func @grouped_aux_routers
+// CHECK: %[[S:.*]] = moma.stop_gradient %arg0 : tensor<2x8x32xf32>
+// CHECK: moma.aux_router %[[S]] weights(%arg2, %arg3, %arg4, %arg5) modality %arg1 groups [#[[EC0]], #[[EC1]]] : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x4xf32>, tensor<32x16xf32>, tensor<16x4xf32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
+// GENERIC: "moma.aux_router"({{.*}}) <{groups = [#{{.*}}, #{{.*}}], operandSegmentSizes = array<i32: 1, 4, 1>}>
+func.func @grouped_aux_routers(%x: tensor<2x8x32xf32>, %mod: tensor<2x8xi32>,
+    %a1: tensor<32x16xf32>, %a2: tensor<16x4xf32>, %b1: tensor<32x16xf32>,
+    %b2: tensor<16x4xf32>) -> tensor<2x8x4xf32> {
+  %s = moma.stop_gradient %x : tensor<2x8x32xf32>
+  %p = moma.aux_router %s weights(%a1, %a2, %b1, %b2) modality %mod groups [#ec_text, #ec_image] : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x4xf32>, tensor<32x16xf32>, tensor<16x4xf32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
+  return %p : tensor<2x8x4xf32>
+}
+
+// A group shared by several modalities (Uni-MoE: all tokens, one group).
+// CHECK-LABEL: func.func @shared_group
+// CHECK: moma.route %arg1, %arg0 groups [#[[SHARED]]] : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> (tensor<32xi32>, tensor<32xf32>, tensor<5xi32>)
+func.func @shared_group(%mod: tensor<2x8xi32>, %logits: tensor<2x8x4xf32>)
+    -> (tensor<32xi32>, tensor<32xf32>, tensor<5xi32>) {
+  %tok, %gate, %off = moma.route %logits, %mod groups [#shared] : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> (tensor<32xi32>, tensor<32xf32>, tensor<5xi32>)
+  return %tok, %gate, %off : tensor<32xi32>, tensor<32xf32>, tensor<5xi32>
 }
 
 // Uni-MoE: token-choice top-2, softmax, LoRA experts, balance loss.

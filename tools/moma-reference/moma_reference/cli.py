@@ -1,0 +1,162 @@
+"""Command line of the reference: ``validate``, ``init`` and ``run``.
+
+::
+
+    moma_reference.py validate MODEL.json [--expand] [--list-weights]
+    moma_reference.py init MODEL.json --seed N -o W.safetensors [--storage f32|bf16|f16|f64]
+    moma_reference.py run MODEL.json --weights W.safetensors --tokens T.json
+                      [--dtype f64|f32] [--routing batch|aux]
+                      [--grads G.safetensors] [--logits X.safetensors] [--json]
+
+Input errors print one line ``moma-reference: error: <file>: <where>: <rule>``
+to stderr and exit with status 1 (usage errors: status 2), without a
+traceback and without leaving an output file behind.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from . import safetensors
+from .config import load_model
+from .errors import MomaError
+from .model import run as run_model
+from .tokens import load_tokens
+from .weights import COMPUTE_DTYPES, STORAGE_DTYPES, load_weights, parameter_count, weight_specs, write_init
+
+PROG = "moma-reference"
+
+
+def _format_value(value):
+    """A loss value as printed: Python's shortest round-trip ``repr``."""
+    return repr(float(value))
+
+
+def cmd_validate(args):
+    cfg = load_model(args.model)
+    if args.expand:
+        print(json.dumps(cfg.to_json(), indent=2))
+        return
+    if args.list_weights:
+        for spec in weight_specs(cfg):
+            print(f"{spec.name} {list(spec.shape)} {spec.init}")
+        return
+    moe = sum(1 for layer in cfg.layers if layer.ffn.kind == "moe")
+    print(f"ok {cfg.name}: {cfg.num_layers} layers ({moe} moe, {len(cfg.mod.layers)} mod), "
+          f"{len(weight_specs(cfg))} tensors, {parameter_count(cfg)} parameters")
+
+
+def cmd_init(args):
+    cfg = load_model(args.model)
+    storage = STORAGE_DTYPES[args.storage] if args.storage else None
+    write_init(cfg, args.seed, args.output, storage)
+
+
+def loss_lines(cfg, out, batch_shape, dtype):
+    """The ``run`` report, one ``key value`` pair per line (see README)."""
+    lines = [f"model {cfg.name}", f"dtype {dtype}", f"batch {batch_shape[0]}", f"length {batch_shape[1]}"]
+    for m, value, count in zip(cfg.modalities, out.ce.tolist(), out.ce_counts):
+        lines.append(f"ce.{m.name} {_format_value(value)} targets {count}")
+    lines.append(f"ce {_format_value(out.ce_total)} targets {sum(out.ce_counts)}")
+    lines.append(f"load_balancing {_format_value(out.load_balancing)}")
+    lines.append(f"router_z {_format_value(out.router_z)}")
+    lines.append(f"aux_router {_format_value(out.aux_router)}")
+    lines.append(f"total {_format_value(out.total)}")
+    return lines
+
+
+def loss_json(cfg, out, batch_shape, dtype):
+    """The ``run --json`` report."""
+    return {
+        "model": cfg.name, "dtype": dtype, "batch": batch_shape[0], "length": batch_shape[1],
+        "ce": {m.name: {"loss": float(v), "targets": c}
+               for m, v, c in zip(cfg.modalities, out.ce.tolist(), out.ce_counts)},
+        "ce_total": {"loss": float(out.ce_total), "targets": sum(out.ce_counts)},
+        "load_balancing": float(out.load_balancing),
+        "router_z": float(out.router_z),
+        "aux_router": float(out.aux_router),
+        "total": float(out.total),
+    }
+
+
+def cmd_run(args):
+    cfg = load_model(args.model)
+    if args.routing == "aux" and not cfg.aux_routers.enabled:
+        raise MomaError(f"{args.model}: --routing aux needs aux_routers.enabled in the model")
+    dtype = COMPUTE_DTYPES[args.dtype]
+    weights = load_weights(cfg, args.weights, dtype)
+    batch = load_tokens(args.tokens, cfg)
+    ids, modality = batch.tensors()
+    out, grads = run_model(cfg, weights, ids, modality, routing=args.routing, grads=bool(args.grads))
+
+    outputs = []
+    if args.grads:
+        outputs.append((args.grads, grads, {"format": "moma-grads", "model": cfg.name, "of": "total"}))
+    if args.logits:
+        outputs.append((args.logits, {"logits": out.logits.detach()}, {"format": "moma-logits", "model": cfg.name}))
+    written = []
+    try:
+        for filename, tensors, metadata in outputs:
+            safetensors.save(filename, tensors, metadata)
+            written.append(filename)
+    except BaseException:
+        for filename in written:
+            os.unlink(filename)
+        raise
+    if args.json:
+        print(json.dumps(loss_json(cfg, out, batch.shape, args.dtype), indent=2))
+    else:
+        print("\n".join(loss_lines(cfg, out, batch.shape, args.dtype)))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog=PROG, description="PyTorch reference of moma models.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    v = sub.add_parser("validate", help="check a model definition")
+    v.add_argument("model", metavar="MODEL.json")
+    v.add_argument("--expand", action="store_true", help="print the expanded configuration as JSON")
+    v.add_argument("--list-weights", action="store_true", help="print every tensor: name, shape, init rule")
+    v.set_defaults(func=cmd_validate)
+
+    i = sub.add_parser("init", help="write seeded initial weights")
+    i.add_argument("model", metavar="MODEL.json")
+    i.add_argument("--seed", type=int, required=True)
+    i.add_argument("-o", "--output", required=True, metavar="W.safetensors")
+    i.add_argument("--storage", choices=sorted(STORAGE_DTYPES), help="stored dtype (default: the model's dtype)")
+    i.set_defaults(func=cmd_init)
+
+    r = sub.add_parser("run", help="compute logits, losses and gradients")
+    r.add_argument("model", metavar="MODEL.json")
+    r.add_argument("--weights", required=True, metavar="W.safetensors")
+    r.add_argument("--tokens", required=True, metavar="TOKENS.json")
+    r.add_argument("--dtype", choices=sorted(COMPUTE_DTYPES), default="f64")
+    r.add_argument("--routing", choices=("batch", "aux"), default="batch",
+                   help="batch: training semantics; aux: causal inference with the auxiliary routers")
+    r.add_argument("--grads", metavar="G.safetensors", help="write d(total)/d(weight) for every weight")
+    r.add_argument("--logits", metavar="X.safetensors", help="write the logits [B, L, V]")
+    r.add_argument("--json", action="store_true", help="print the losses as JSON")
+    r.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): not an input error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except MomaError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,1 @@
+"""Unit tests of the moma PyTorch reference (run with unittest discover)."""
