@@ -92,3 +92,31 @@ LogicalResult MomaDialect::verifyOperationAttribute(Operation *op,
   return op->emitError() << "unknown moma attribute '"
                          << attr.getName().getValue() << "'";
 }
+
+/// `moma.input` / `moma.weight` / `moma.output` name what a function argument
+/// or result is to the runtime: a non-empty string.
+static LogicalResult verifyNameAttr(Operation *op, NamedAttribute attr,
+                                    ArrayRef<StringRef> allowed,
+                                    StringRef where) {
+  if (!llvm::is_contained(allowed, attr.getName().getValue()))
+    return op->emitError() << "unknown moma " << where << " attribute '"
+                           << attr.getName().getValue() << "'";
+  auto name = dyn_cast<StringAttr>(attr.getValue());
+  if (!name || name.getValue().empty())
+    return op->emitError() << "'" << attr.getName().getValue()
+                           << "' must be a non-empty string";
+  return success();
+}
+
+LogicalResult MomaDialect::verifyRegionArgAttribute(Operation *op, unsigned,
+                                                    unsigned,
+                                                    NamedAttribute attr) {
+  return verifyNameAttr(op, attr, {getInputAttrName(), getWeightAttrName()},
+                        "argument");
+}
+
+LogicalResult MomaDialect::verifyRegionResultAttribute(Operation *op, unsigned,
+                                                       unsigned,
+                                                       NamedAttribute attr) {
+  return verifyNameAttr(op, attr, {getOutputAttrName()}, "result");
+}

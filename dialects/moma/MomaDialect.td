@@ -44,6 +44,8 @@ def Moma_Dialect : Dialect {
   }];
   let useDefaultAttributePrinterParser = 1;
   let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
   let hasCanonicalizer = 1;
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -53,6 +55,19 @@ def Moma_Dialect : Dialect {
     /// Registers the attributes (defined in MomaAttrs.cpp, where their
     /// storage classes are complete).
     void registerAttributes();
+
+    /// Function argument attributes naming a program input (`ids`,
+    /// `modality`, `targets`, `target_modality`) or a weight (its name in
+    /// the safetensors file), and result attributes naming an output.
+    static constexpr ::llvm::StringLiteral getInputAttrName() {
+      return ::llvm::StringLiteral("moma.input");
+    }
+    static constexpr ::llvm::StringLiteral getWeightAttrName() {
+      return ::llvm::StringLiteral("moma.weight");
+    }
+    static constexpr ::llvm::StringLiteral getOutputAttrName() {
+      return ::llvm::StringLiteral("moma.output");
+    }
 
     /// Name of the module attribute that declares the modalities.
     static constexpr ::llvm::StringLiteral getModalitiesAttrName() {

@@ -15,7 +15,7 @@ class DialectRegistry;
 namespace moma {
 
 /// Adds the moma dialect and the upstream dialects moma IR uses (func, arith,
-/// tensor) to `registry`.
+/// tensor, linalg) to `registry`.
 void registerAllDialects(mlir::DialectRegistry &registry);
 
 /// Registers moma's passes and the upstream passes the tools expose

@@ -126,6 +126,8 @@ private:
       report.totalParams += numElements(weight);
       if (embedding)
         report.embeddingParams += numElements(weight);
+      else
+        report.params[static_cast<size_t>(paramKind)] += numElements(weight);
     }
     if (embedding)
       return;
@@ -157,6 +159,7 @@ private:
           return success();
         })
         .Case([&](NormOp norm) {
+          paramKind = FlopKind::Norms;
           int64_t width = shapeOf(norm.getX())[2];
           double perElement = norm.getKind() == NormKind::rms ? 4.0 : 7.0;
           if (norm.getBias())
@@ -177,6 +180,7 @@ private:
           FlopKind kind = feedsLoss(linear.getResult())
                               ? FlopKind::Head
                               : FlopKind::OtherProjections;
+          paramKind = kind;
           addUniform(kind, flops, flops);
           for (Value weight : {linear.getWeight(), linear.getBias(),
                                linear.getLoraA(), linear.getLoraB()})
@@ -184,6 +188,7 @@ private:
           return success();
         })
         .Case([&](FfnOp ffn) {
+          paramKind = FlopKind::Ffn;
           ArrayRef<int64_t> out = shapeOf(ffn.getWOut());
           double flops =
               ffnFlops(ffn.getActivation(), out.back(), out[out.size() - 2]);
@@ -193,6 +198,7 @@ private:
           return success();
         })
         .Case([&](AttentionOp attn) {
+          paramKind = FlopKind::AttentionProjections;
           double width = shapeOf(attn.getX())[2];
           double heads = attn.getHeads(), kvHeads = attn.getKvHeads(),
                  headDim = attn.getHeadDim();
@@ -213,6 +219,7 @@ private:
           return success();
         })
         .Case([&](RouterOp router) {
+          paramKind = FlopKind::Routers;
           double width = shapeOf(router.getX())[2];
           SmallVector<ExpertGroupAttr> perModality =
               groupPerModality(router.getGroups());
@@ -232,6 +239,7 @@ private:
           return success();
         })
         .Case([&](ExpertsOp experts) -> LogicalResult {
+          paramKind = FlopKind::Experts;
           auto route = experts.getExpertOffsets().getDefiningOp<RouteOp>();
           if (!route)
             return experts.emitOpError()
@@ -273,6 +281,7 @@ private:
           return success();
         })
         .Case([&](DepthRouteOp route) {
+          paramKind = FlopKind::Routers;
           double width = shapeOf(route.getX())[2];
           addUniform(FlopKind::Routers, 2.0 * width, 0.0);
           addSliceParams(route.getWeight(), /*untied=*/false);
@@ -292,6 +301,7 @@ private:
           return result;
         })
         .Case([&](AuxRouterOp aux) {
+          paramKind = FlopKind::AuxRouters;
           double width = shapeOf(aux.getX())[2];
           auto routerFlops = [&](Value w1, Value w2) {
             double hidden = shapeOf(w1).back(), outputs = shapeOf(w2).back();
@@ -333,6 +343,8 @@ private:
   FlopReport &report;
   size_t numModalities;
   llvm::DenseSet<Value> seen;
+  /// The kind total parameters are attributed to (the op being counted).
+  FlopKind paramKind = FlopKind::OtherProjections;
   /// Fraction of the tokens that run the ops being counted (MoD regions).
   double fraction = 1.0;
   /// Inside a depth region: the full sequence length the dense baseline's
@@ -393,6 +405,10 @@ void FlopReport::print(llvm::raw_ostream &os) const {
       [&](size_t m) { return number(activeParams[m]); });
   os << "total params: " << totalParams << " (embedding " << embeddingParams
      << ", non-embedding " << totalParams - embeddingParams << ")\n";
+  for (size_t k = 0; k < kNumFlopKinds; ++k)
+    if (params[k])
+      os << "  params " << getFlopKindName(static_cast<FlopKind>(k)) << ": "
+         << params[k] << "\n";
 }
 
 namespace {

@@ -48,6 +48,9 @@ struct FlopReport {
   /// Every parameter, counted once; and those of embedding tables.
   int64_t totalParams = 0;
   int64_t embeddingParams = 0;
+  /// Non-embedding parameters by the kind of op that uses them (the
+  /// attention projections' kind holds Q/K/V/O).
+  std::array<int64_t, kNumFlopKinds> params = {};
 
   /// Forward FLOPs per token of modality m, over all kinds.
   double totalForward(size_t m) const;

@@ -33,6 +33,10 @@ module attributes {moma.modalities = [
 // CHECK-NEXT: ratio to dense 0.7602 0.7602
 // CHECK-NEXT: active params (non-embedding) 1440 1440
 // CHECK-NEXT: total params: 2864 (embedding 1024, non-embedding 1840)
+// CHECK-NEXT: params attention projections: 768
+// CHECK-NEXT: params routers: 16
+// CHECK-NEXT: params norms: 32
+// CHECK-NEXT: params head: 1024
 func.func @mod_block(%ids: tensor<1x8xi32>, %mod: tensor<1x8xi32>,
     %emb: tensor<64x16xf32>, %g: tensor<2x16xf32>, %r: tensor<16x1xf32>,
     %wq: tensor<16x16xf32>, %wk: tensor<16x8xf32>, %wv: tensor<16x8xf32>,
@@ -67,6 +71,8 @@ func.func @mod_block(%ids: tensor<1x8xi32>, %mod: tensor<1x8xi32>,
 // CHECK-NEXT: ratio to dense 2.0625 1.031{{[23]}}
 // CHECK-NEXT: active params (non-embedding) 2112 1056
 // CHECK-NEXT: total params: 6240 (embedding 0, non-embedding 6240)
+// CHECK-NEXT: params routers: 96
+// CHECK-NEXT: params experts: 6144
 func.func @modality_groups(%x: tensor<1x8x16xf32>, %mod: tensor<1x8xi32>,
     %rt: tensor<16x4xf32>, %ri: tensor<16x2xf32>, %wi: tensor<6x16x32xf32>,
     %wo: tensor<6x32x16xf32>) -> tensor<1x8x16xf32> {

@@ -81,6 +81,36 @@ module attributes {moma.modalities = [#moma.modality<0, "", tokens = 0 to 4>]} {
 
 // -----
 
+// weight names are strings
+module {
+// expected-error @+1 {{'moma.weight' must be a non-empty string}}
+func.func @f(%w: tensor<4xf32> {moma.weight = 3 : i64}) {
+  return
+}
+}
+
+// -----
+
+// unknown argument attribute
+module {
+// expected-error @+1 {{unknown moma argument attribute 'moma.wieght'}}
+func.func @f(%w: tensor<4xf32> {moma.wieght = "embed.weight"}) {
+  return
+}
+}
+
+// -----
+
+// unknown result attribute
+module {
+// expected-error @+1 {{unknown moma result attribute 'moma.weight'}}
+func.func @f(%w: tensor<4xf32>) -> (tensor<4xf32> {moma.weight = "x"}) {
+  return %w : tensor<4xf32>
+}
+}
+
+// -----
+
 // at least one expert
 // expected-error @+1 {{expert group must have at least 1 expert, got 0}}
 module attributes {test.group = #moma.expert_group<modality = 0, experts = 0, expert_choice(capacity = 1.0), score = sigmoid>} {

@@ -176,6 +176,14 @@ func.func @mixture_of_depths(%x: tensor<2x8x32xf32>, %mod: tensor<2x8xi32>,
   return %y, %m, %sc, %ia : tensor<2x8x32xf32>, tensor<2x8x1xf32>, tensor<2x8x32xf32>, tensor<2x8xi32>
 }
 
+// Program inputs, weights and outputs are named for the runtime.
+// CHECK-LABEL: func.func @named_arguments
+// CHECK-SAME: (%{{.*}}: tensor<2x8xi32> {moma.input = "ids"}, %{{.*}}: tensor<128x32xf32> {moma.weight = "embed.weight"}) -> (tensor<2x8x32xf32> {moma.output = "hidden"})
+func.func @named_arguments(%ids: tensor<2x8xi32> {moma.input = "ids"}, %table: tensor<128x32xf32> {moma.weight = "embed.weight"}) -> (tensor<2x8x32xf32> {moma.output = "hidden"}) {
+  %h = moma.embed %ids, %table : (tensor<2x8xi32>, tensor<128x32xf32>) -> tensor<2x8x32xf32>
+  return %h : tensor<2x8x32xf32>
+}
+
 // CHECK-LABEL: func.func @losses
 // CHECK: moma.cross_entropy %arg0, %arg1, %arg2 : (tensor<2x8x128xbf16>, tensor<2x8xi32>, tensor<2x8xi32>) -> (tensor<2xf32>, tensor<f32>)
 func.func @losses(%logits: tensor<2x8x128xbf16>, %t: tensor<2x8xi32>, %tm: tensor<2x8xi32>) -> (tensor<2xf32>, tensor<f32>) {
