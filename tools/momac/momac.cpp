@@ -1,0 +1,149 @@
+//===- momac.cpp - The moma compiler driver -------------------------------===//
+//
+// momac MODEL.json [--emit=moma|flops] [-o OUT] [--batch=B --seq-len=L]
+//       [--routing=batch|aux] [--init-weights=W.safetensors --seed=N]
+//
+// Reads a model definition (examples/README.md), builds its moma IR and
+// writes it, or its FLOP table; optionally writes seeded initial weights.
+// Errors name the file, the JSON path and the rule, exit non-zero and leave
+// no output file behind.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moma/Frontend/ModelBuilder.h"
+#include "moma/Frontend/ModelConfig.h"
+#include "moma/Runtime/Program.h"
+#include "moma/Target/ProgramCompiler.h"
+#include "passes/Transforms/FlopCount.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace llvm;
+
+namespace {
+enum class EmitKind { Moma, Flops };
+
+cl::OptionCategory category("momac options");
+cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.json>"),
+                               cl::init("-"), cl::cat(category));
+cl::opt<std::string> outputFile("o", cl::desc("Output file ('-': stdout)"),
+                                cl::value_desc("filename"), cl::init("-"),
+                                cl::cat(category));
+cl::opt<EmitKind>
+    emit("emit", cl::desc("What to write"), cl::init(EmitKind::Moma),
+         cl::values(clEnumValN(EmitKind::Moma, "moma", "moma dialect IR"),
+                    clEnumValN(EmitKind::Flops, "flops",
+                               "FLOPs per token by modality and op kind, and "
+                               "parameters")),
+         cl::cat(category));
+cl::opt<int64_t> batch("batch", cl::desc("Sequences per batch"), cl::init(1),
+                       cl::cat(category));
+cl::opt<int64_t> seqLen("seq-len", cl::desc("Tokens per sequence"),
+                        cl::init(4096), cl::cat(category));
+cl::opt<moma::BuildOptions::Routing> routing(
+    "routing", cl::desc("How expert-choice and MoD select tokens"),
+    cl::init(moma::BuildOptions::Routing::Batch),
+    cl::values(clEnumValN(moma::BuildOptions::Routing::Batch, "batch",
+                          "top-k over the whole batch (training)"),
+               clEnumValN(moma::BuildOptions::Routing::Aux, "aux",
+                          "auxiliary routers decide causally (inference)")),
+    cl::cat(category));
+cl::opt<std::string>
+    initWeights("init-weights",
+                cl::desc("Write seeded initial weights (safetensors)"),
+                cl::value_desc("filename"), cl::cat(category));
+cl::opt<uint64_t> seed("seed", cl::desc("Seed of --init-weights"), cl::init(0),
+                       cl::cat(category));
+cl::opt<std::string>
+    target("target",
+           cl::desc("Compile a program (.momaprog) for this target instead of "
+                    "emitting text: cpu (sm_80, sm_90, sm_90a: not yet)"),
+           cl::value_desc("target"), cl::cat(category));
+
+int fail(const Twine &message) {
+  WithColor::error(errs(), "momac") << message << "\n";
+  return 1;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "momac: compile a moma model definition\n\n"
+      "  momac MODEL.json --emit=moma -o model.mlir\n"
+      "  momac MODEL.json --emit=flops\n"
+      "  momac MODEL.json --init-weights=w.safetensors --seed=1\n"
+      "  momac MODEL.json --target=cpu --batch=2 --seq-len=16 -o m.momaprog\n");
+
+  Expected<moma::ModelConfig> config = moma::loadModelConfig(inputFile);
+  if (!config)
+    return fail(toString(config.takeError()));
+
+  if (!initWeights.empty()) {
+    if (Error err = moma::writeInitialWeights(*config, seed, initWeights))
+      return fail(toString(std::move(err)));
+    // Weights only, unless an output was asked for too.
+    if (emit.getNumOccurrences() == 0 && outputFile.getNumOccurrences() == 0)
+      return 0;
+  }
+
+  mlir::MLIRContext context;
+  moma::BuildOptions options;
+  options.batch = batch;
+  options.seqLen = seqLen;
+  options.routing = routing;
+  options.fileName = inputFile == "-" ? "<stdin>" : inputFile.getValue();
+  Expected<mlir::OwningOpRef<mlir::ModuleOp>> module =
+      moma::buildModelModule(context, *config, options);
+  if (!module)
+    return fail(options.fileName + ": " + toString(module.takeError()));
+
+  std::string text;
+  raw_string_ostream os(text);
+  if (!target.empty()) {
+    if (target != "cpu")
+      return fail("--target=" + target +
+                  ": GPU code generation is not implemented yet; use "
+                  "--target=cpu");
+    Expected<moma::runtime::Program> program =
+        moma::compileCpuProgram(**module);
+    if (!program)
+      return fail(options.fileName + ": " + toString(program.takeError()));
+    if (outputFile == "-")
+      return fail("a compiled program is binary: name it with -o FILE");
+    absl::Status written = moma::runtime::writeProgram(*program, outputFile);
+    if (!written.ok())
+      return fail(std::string(written.message()));
+    return 0;
+  }
+  if (emit == EmitKind::Moma) {
+    (**module)->print(os);
+  } else {
+    for (auto func : (**module).getOps<mlir::func::FuncOp>()) {
+      mlir::FailureOr<mlir::moma::FlopReport> report =
+          mlir::moma::countFlops(func);
+      if (failed(report))
+        return fail("cannot count the FLOPs of '" + config->name + "'");
+      os << "model " << config->name << ": batch " << batch << " x sequence "
+         << seqLen << "\n";
+      report->print(os);
+    }
+  }
+
+  // Only now open the output: an error above leaves no file behind.
+  std::string error;
+  std::unique_ptr<ToolOutputFile> out =
+      mlir::openOutputFile(outputFile, &error);
+  if (!out)
+    return fail(error);
+  out->os() << text;
+  out->keep();
+  return 0;
+}
