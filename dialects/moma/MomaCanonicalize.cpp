@@ -147,6 +147,7 @@ struct FullCapacityDepthRegion : OpRewritePattern<DepthRegionOp> {
       positions = createPositions(rewriter, loc, indicesType);
     auto yield = cast<YieldOp>(body.getTerminator());
     Value output = yield.getValue();
+    SmallVector<Value> extras(yield.getExtras());
     rewriter.inlineBlockBefore(
         &body, region, {region.getX(), region.getModality(), positions});
     rewriter.eraseOp(yield);
@@ -157,7 +158,8 @@ struct FullCapacityDepthRegion : OpRewritePattern<DepthRegionOp> {
       Value scaled = ScaleOp::create(rewriter, loc, xType, branch, gate);
       output = arith::AddFOp::create(rewriter, loc, region.getX(), scaled);
     }
-    rewriter.replaceOp(region, output);
+    extras.insert(extras.begin(), output);
+    rewriter.replaceOp(region, extras);
     return success();
   }
 };

@@ -111,8 +111,10 @@ static LogicalResult verifyNameAttr(Operation *op, NamedAttribute attr,
 LogicalResult MomaDialect::verifyRegionArgAttribute(Operation *op, unsigned,
                                                     unsigned,
                                                     NamedAttribute attr) {
-  return verifyNameAttr(op, attr, {getInputAttrName(), getWeightAttrName()},
-                        "argument");
+  // After buffer-results-to-out-params, outputs are arguments too.
+  return verifyNameAttr(
+      op, attr, {getInputAttrName(), getWeightAttrName(), getOutputAttrName()},
+      "argument");
 }
 
 LogicalResult MomaDialect::verifyRegionResultAttribute(Operation *op, unsigned,

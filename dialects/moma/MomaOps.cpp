@@ -765,6 +765,11 @@ LogicalResult DepthRegionOp::verifyRegions() {
     return yield.emitOpError()
            << "yields " << yield.getValue().getType()
            << " but the depth region's kept tokens are " << expected[0];
+  if (yield.getExtras().getTypes() != getExtras().getTypes())
+    return yield.emitOpError()
+           << "yields extra values of types (" << yield.getExtras().getTypes()
+           << ") but the depth region returns (" << getExtras().getTypes()
+           << ")";
   return success();
 }
 

@@ -391,7 +391,9 @@ def Moma_DepthRegionOp : Moma_Op<"depth_region", [
     mixture-of-depths' `x + r * f(x)` with the block's residual branch
     `f = o - xs`). All other positions pass through unchanged on the residual
     stream. Empty slots (index `-1`) are padding rows: modality and position
-    `-1`, zero input, output discarded.
+    `-1`, zero input, output discarded. The body may yield extra values after
+    the block output (for example the auxiliary losses of an MoE inside the
+    block); the region returns them unchanged as its further results.
 
     ```mlir
     %y = moma.depth_region %x, %mod, %idx gate %g
@@ -407,7 +409,7 @@ def Moma_DepthRegionOp : Moma_Op<"depth_region", [
   let arguments = (ins Moma_FloatTensor:$x, Moma_I32Tensor:$modality,
                        Moma_I32Tensor:$indices,
                        Optional<Moma_FloatTensor>:$gate);
-  let results = (outs Moma_FloatTensor:$result);
+  let results = (outs Moma_FloatTensor:$result, Variadic<AnyType>:$extras);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
     $x `,` $modality `,` $indices (`gate` $gate^)? attr-dict `:`
@@ -423,14 +425,16 @@ def Moma_YieldOp : Moma_Op<"yield", [Pure, ReturnLike, Terminator,
   let summary = "Terminates a depth region with the block's output";
   let description = [{
     Yields the `[B, K, D]` output of the block that a `moma.depth_region`
-    runs on its kept tokens.
+    runs on its kept tokens, then any extra values the region returns.
 
     ```mlir
     moma.yield %h : tensor<2x2x32xf32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$value);
-  let assemblyFormat = "$value attr-dict `:` type($value)";
+  let arguments = (ins Moma_FloatTensor:$value, Variadic<AnyType>:$extras);
+  let assemblyFormat = [{
+    $value (`,` $extras^)? attr-dict `:` type($value) (`,` type($extras)^)?
+  }];
 }
 
 def Moma_ScaleOp : Moma_Op<"scale", [Pure]> {

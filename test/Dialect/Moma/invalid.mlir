@@ -1052,6 +1052,22 @@ func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>, %i: tensor<2x2xi32>, %
 
 // -----
 
+// depth region extra values
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>, %i: tensor<2x2xi32>, %l: tensor<f32>) {
+  %y, %e = moma.depth_region %x, %m, %i : (tensor<2x8x32xf32>, tensor<2x8xi32>, tensor<2x2xi32>) -> (tensor<2x8x32xf32>, tensor<f32>) {
+  ^bb0(%xs: tensor<2x2x32xf32>, %ms: tensor<2x2xi32>, %ps: tensor<2x2xi32>):
+    // expected-error @+1 {{yields extra values of types () but the depth region returns ('tensor<f32>')}}
+    moma.yield %xs : tensor<2x2x32xf32>
+  }
+  return
+}
+}
+
+// -----
+
 // yield belongs to a depth region
 module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,

@@ -184,6 +184,19 @@ func.func @named_arguments(%ids: tensor<2x8xi32> {moma.input = "ids"}, %table: t
   return %h : tensor<2x8x32xf32>
 }
 
+// A depth region returns losses computed inside its block as extra results.
+// CHECK-LABEL: func.func @depth_region_extras
+// CHECK: %{{.*}}, %[[E:.*]] = moma.depth_region %arg0, %arg1, %arg2 : (tensor<2x8x32xf32>, tensor<2x8xi32>, tensor<2x2xi32>) -> (tensor<2x8x32xf32>, tensor<f32>) {
+// CHECK: moma.yield %{{.*}}, %arg3 : tensor<2x2x32xf32>, tensor<f32>
+// CHECK: return %[[E]]
+func.func @depth_region_extras(%x: tensor<2x8x32xf32>, %mod: tensor<2x8xi32>, %idx: tensor<2x2xi32>, %l: tensor<f32>) -> tensor<f32> {
+  %y, %e = moma.depth_region %x, %mod, %idx : (tensor<2x8x32xf32>, tensor<2x8xi32>, tensor<2x2xi32>) -> (tensor<2x8x32xf32>, tensor<f32>) {
+  ^bb0(%xs: tensor<2x2x32xf32>, %ms: tensor<2x2xi32>, %ps: tensor<2x2xi32>):
+    moma.yield %xs, %l : tensor<2x2x32xf32>, tensor<f32>
+  }
+  return %e : tensor<f32>
+}
+
 // CHECK-LABEL: func.func @losses
 // CHECK: moma.cross_entropy %arg0, %arg1, %arg2 : (tensor<2x8x128xbf16>, tensor<2x8xi32>, tensor<2x8xi32>) -> (tensor<2xf32>, tensor<f32>)
 func.func @losses(%logits: tensor<2x8x128xbf16>, %t: tensor<2x8xi32>, %tm: tensor<2x8xi32>) -> (tensor<2xf32>, tensor<f32>) {
