@@ -38,8 +38,17 @@ config.substitutions.append(("%torch_python", torch_python))
 if os.path.exists(os.path.join(config.cuda_bin_dir, "ptxas")):
     config.available_features.add("ptxas")
 
+# A CUDA driver that initialises (a GPU machine): enables test/Integration.
+# Probed in a child process, so that lit itself never initialises CUDA.
+if subprocess.run([sys.executable, "-c",
+                   "import ctypes, sys; "
+                   "sys.exit(ctypes.CDLL('libcuda.so.1').cuInit(0))"],
+                  stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL).returncode == 0:
+    config.available_features.add("cuda")
+
 tool_dirs = [config.moma_tools_dir, config.llvm_tools_dir]
-tools = ["moma-opt",
+tools = ["moma-config-check", "moma-opt", "moma-pack", "moma-run", "momac",
          ToolSubst("%ptxas", os.path.join(config.cuda_bin_dir, "ptxas"),
                    unresolved="ignore")]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -6,7 +6,9 @@
 #          well under a second when everything is present)
 #   build  setup, then configure (once) and build into ./build
 #   test   build, then run the whole suite (lit + gtest) with a summary line
-#   run    build, then compile the bundled default model and print its report
+#   run    build, then compile the bundled default model (or the model file
+#          given after `run`): its moma IR, its FLOP table, seeded weights,
+#          and the PyTorch reference's per-modality loss on the sample tokens
 #
 # Environment: MOMA_BUILD_DIR (default: build), MOMA_JOBS (default: nproc).
 #===----------------------------------------------------------------------===//
@@ -19,7 +21,7 @@ llvm=/usr/lib/llvm-22
 
 packages=(libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22
           lld-22 libabsl-dev ninja-build cmake libgtest-dev python3-torch
-          python3-numpy)
+          python3-numpy nlohmann-json3-dev)
 
 setup() {
   local missing=()
@@ -49,7 +51,7 @@ build() {
       -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
       -DLLVM_USE_LINKER=lld
   fi
-  ninja -C "$build" -j "$jobs" moma-opt moma-unittests
+  ninja -C "$build" -j "$jobs" moma-opt momac
 }
 
 run_tests() {
@@ -59,15 +61,23 @@ run_tests() {
 
 run_default() {
   build
-  local example="$root/test/Dialect/Moma/ops.mlir"
-  echo "moma: verifying and canonicalising $example"
-  "$build/bin/moma-opt" "$example" --canonicalize --cse
+  local model="${1:-$root/examples/tiny-moma-t4i4.json}"
+  local tokens="$root/examples/sample-tokens.json"
+  local out="$build/run"
+  mkdir -p "$out"
+  # The sample tokens are 2 sequences of 16: compile for that shape.
+  "$build/bin/momac" "$model" --batch=2 --seq-len=16 -o "$out/model.mlir"
+  "$build/bin/momac" "$model" --batch=2 --seq-len=16 --emit=flops
+  "$build/bin/momac" "$model" --init-weights="$out/weights.safetensors" --seed=1
+  /usr/bin/python3 "$root/tools/moma-reference/moma_reference.py" run "$model" \
+    --weights "$out/weights.safetensors" --tokens "$tokens"
+  echo "moma IR: $out/model.mlir; weights: $out/weights.safetensors"
 }
 
 case "${1:-build}" in
   setup) setup ;;
   build) build ;;
   test) run_tests ;;
-  run) run_default ;;
+  run) run_default "${2:-}" ;;
   *) echo "usage: $0 [setup|build|test|run]" >&2; exit 2 ;;
 esac

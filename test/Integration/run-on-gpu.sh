@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+#===- test/Integration/run-on-gpu.sh - the GPU tests in one call ---------===//
+#
+# Usage: bash test/Integration/run-on-gpu.sh [BUILD_DIR]     (default: build)
+#
+# For a session that has a GPU machine. In one call it
+#   1. reports the GPU and the driver;
+#   2. checks (or builds) BUILD_DIR/bin/moma-run and moma-pack;
+#   3. runs every test/Integration/*.test by executing its RUN lines (no lit
+#      or FileCheck needed: the GPU image has neither; on a machine with lit,
+#      `ninja check-moma` runs the same tests through the lit feature `cuda`);
+#   4. runs compute-sanitizer (memcheck) on one moma-run of the vadd program,
+#      when it is installed;
+#   5. assembles vadd.ptx into a cubin with ptxas and runs that program too,
+#      when ptxas is installed and the GPU is sm_90;
+#   6. times the vadd program kernel by kernel and as a CUDA graph;
+# and prints a summary. The exit status is non-zero if anything failed.
+#
+# moma-run and moma-pack link no LLVM, MLIR or absl shared library (absl,
+# libstdc++ and libgcc are static), so binaries built on the CPU machine can
+# be carried to the GPU machine with the tree (`build/bin`).
+#
+# Environment: MOMA_LIBCUDA overrides the driver library (default
+# libcuda.so.1); MOMA_GPU_TESTS_FORCE=1 runs even when no driver initialises
+# (to try this script with a stand-in driver).
+#===----------------------------------------------------------------------===//
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+build="${1:-$root/build}"
+bin="$build/bin"
+python="$(command -v python3 || command -v python || true)"
+work="$(mktemp -d "${TMPDIR:-/tmp}/moma-gpu-tests.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+results=()
+failures=0
+record() { # STATUS NAME [DETAIL]
+  results+=("$(printf '%-5s %s%s' "$1" "$2" "${3:+  ($3)}")")
+  if [ "$1" = FAIL ]; then failures=$((failures + 1)); fi
+}
+
+echo "== moma GPU tests: tree $root, build $build"
+
+# 1. The GPU.
+if command -v nvidia-smi >/dev/null 2>&1; then
+  nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total \
+    --format=csv,noheader 2>/dev/null | sed 's/^/   GPU: /'
+fi
+cc=""
+if command -v nvidia-smi >/dev/null 2>&1; then
+  cc="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null |
+        head -n1 | tr -d ' .')"
+fi
+driver_ok=0
+if [ -n "$python" ] && "$python" -c "
+import ctypes, os, sys
+lib = ctypes.CDLL(os.environ.get('MOMA_LIBCUDA') or 'libcuda.so.1')
+sys.exit(lib.cuInit(0))" >/dev/null 2>&1; then
+  driver_ok=1
+fi
+if [ "$driver_ok" = 0 ] && [ "${MOMA_GPU_TESTS_FORCE:-0}" != 1 ]; then
+  echo "error: no CUDA driver initialises here (libcuda.so.1 and cuInit(0))" >&2
+  exit 1
+fi
+
+# 2. The tools.
+tools_ok() {
+  "$bin/moma-run" --help >/dev/null 2>&1 && "$bin/moma-pack" --help >/dev/null 2>&1
+}
+if ! tools_ok; then
+  if [ -f "$build/build.ninja" ] && command -v ninja >/dev/null 2>&1; then
+    echo "== building moma-run and moma-pack in $build"
+    ninja -C "$build" moma-run moma-pack || true
+  fi
+fi
+if ! tools_ok; then
+  echo "error: $bin/moma-run or moma-pack is missing or does not start." >&2
+  echo "Build them on the CPU machine (ninja -C build moma-run moma-pack) and" >&2
+  echo "carry build/bin with the tree; they need only libc." >&2
+  [ -x "$bin/moma-run" ] && ldd "$bin/moma-run" >&2
+  exit 1
+fi
+record PASS "tools" "$(ldd "$bin/moma-run" 2>/dev/null | grep -c '=>') shared libraries"
+
+# 3. The .test files, RUN line by RUN line.
+run_test() { # FILE
+  local file="$1" name tmp line status=0 log
+  name="$(basename "$file")"
+  tmp="$work/$name.tmp"
+  log="$work/$name.log"
+  local requires
+  requires="$(sed -n 's/^[#/ ]*REQUIRES:[[:space:]]*//p' "$file" | tr ',' ' ')"
+  for feature in $requires; do
+    if [ "$feature" != cuda ]; then
+      record SKIP "$name" "requires $feature"
+      return
+    fi
+  done
+  # Joined RUN lines (a trailing backslash continues a line).
+  local -a lines=()
+  local pending=""
+  while IFS= read -r line; do
+    line="${line#*RUN:}"
+    line="${line#"${line%%[![:space:]]*}"}"
+    if [ "${line%\\}" != "$line" ]; then
+      pending+="${line%\\} "
+      continue
+    fi
+    lines+=("$pending$line")
+    pending=""
+  done < <(grep -E '^[#/ ]*RUN:' "$file")
+  for line in "${lines[@]}"; do
+    line="${line//%python/$python}"
+    line="${line//%s/$file}"
+    line="${line//%S/$(dirname "$file")}"
+    line="${line//%t/$tmp}"
+    echo "   \$ $line" >>"$log"
+    if ! PATH="$bin:$PATH" bash -o pipefail -c \
+        'not() { if "$@"; then return 1; else return 0; fi; }; '"$line" \
+        >>"$log" 2>&1; then
+      status=1
+      echo "   ^ FAILED" >>"$log"
+      break
+    fi
+  done
+  if [ "$status" = 0 ]; then
+    record PASS "$name" "${#lines[@]} RUN lines"
+  else
+    record FAIL "$name" "log below"
+    echo "== $name failed:"
+    cat "$log"
+  fi
+}
+shopt -s nullglob
+for test in "$here"/*.test; do
+  echo "== $(basename "$test")"
+  run_test "$test"
+done
+
+# The vadd program, for the checks below.
+data="$work/vadd"
+mkdir -p "$data"
+"$python" "$here/Inputs/make-vadd-data.py" "$data" &&
+  "$bin/moma-pack" "$here/Inputs/vadd.json" -o "$data/vadd.momaprog" >/dev/null
+run_args=(--device cuda --weights "$data/w.safetensors" --input "a=$data/a.bin"
+          --expect "c=$data/c.ref" --expect "y=$data/y.ref"
+          --expect "z=$data/z.ref")
+
+# 4. compute-sanitizer on one run (graph replay included).
+sanitizer="$(command -v compute-sanitizer || true)"
+[ -z "$sanitizer" ] && [ -x /usr/local/cuda/bin/compute-sanitizer ] &&
+  sanitizer=/usr/local/cuda/bin/compute-sanitizer
+if [ -n "$sanitizer" ]; then
+  echo "== compute-sanitizer --tool memcheck moma-run vadd.momaprog --graph"
+  if "$sanitizer" --tool memcheck --error-exitcode 3 "$bin/moma-run" \
+      "$data/vadd.momaprog" "${run_args[@]}" --graph --repeat 2 \
+      >"$work/sanitizer.log" 2>&1; then
+    record PASS "compute-sanitizer" "$(grep -o 'ERROR SUMMARY: [0-9]* errors' "$work/sanitizer.log" | head -n1)"
+  else
+    record FAIL "compute-sanitizer" "log below"
+    cat "$work/sanitizer.log"
+  fi
+else
+  record SKIP "compute-sanitizer" "not installed"
+fi
+
+# 5. A cubin program, assembled here by ptxas for this GPU.
+ptxas="$(command -v ptxas || true)"
+[ -z "$ptxas" ] && [ -x /usr/local/cuda/bin/ptxas ] && ptxas=/usr/local/cuda/bin/ptxas
+if [ -n "$ptxas" ] && [ "$cc" = 90 ]; then
+  echo "== cubin: ptxas -arch=sm_90 vadd.ptx"
+  if "$ptxas" -arch=sm_90 "$here/Inputs/vadd.ptx" -o "$data/vadd.cubin" &&
+     sed -e 's/"sm_80"/"sm_90"/' -e 's/"format": "ptx", "path": "vadd.ptx"/"format": "cubin", "path": "vadd.cubin"/' \
+       "$here/Inputs/vadd.json" >"$data/vadd-cubin.json" &&
+     "$bin/moma-pack" "$data/vadd-cubin.json" -o "$data/cubin.momaprog" >/dev/null &&
+     "$bin/moma-run" "$data/cubin.momaprog" "${run_args[@]}" >"$work/cubin.log" 2>&1; then
+    record PASS "cubin program" "sm_90"
+  else
+    record FAIL "cubin program" "log below"
+    cat "$work/cubin.log" 2>/dev/null
+  fi
+else
+  record SKIP "cubin program" "needs ptxas and an sm_90 GPU (cc '${cc:-?}')"
+fi
+
+# 6. Timings (informational): launch by launch against graph replay.
+echo "== timings of vadd.momaprog (3 tiny launches)"
+for mode in "" --graph; do
+  "$bin/moma-run" "$data/vadd.momaprog" "${run_args[@]}" $mode \
+    --warmup 20 --repeat 200 2>&1 | grep -E "ran |error:" | sed 's/^/   /'
+done
+
+echo
+echo "== summary"
+printf '   %s\n' "${results[@]}"
+if [ "$failures" -gt 0 ]; then
+  echo "   $failures check(s) FAILED"
+  exit 1
+fi
+echo "   all checks passed"

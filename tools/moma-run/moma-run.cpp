@@ -1,0 +1,529 @@
+//===- moma-run.cpp - Run a compiled moma program -------------------------===//
+//
+// Part of the moma project.
+//
+//===----------------------------------------------------------------------===//
+//
+// moma-run PROGRAM [--weights W.safetensors] [--input NAME=FILE.bin ...]
+//          [--device cpu|cuda] [--device-ordinal N] [--graph] [--warmup N]
+//          [--repeat N] [--dump NAME=FILE.bin ...] [--print NAME[:COUNT] ...]
+//          [--expect NAME=FILE.bin ...] [--atol X] [--rtol X]
+//
+// Loads a program, binds it to a device, loads the weights, sets inputs from
+// raw little-endian files of the buffer's element type, runs the schedule,
+// prints what it ran and the timings, and writes, prints or checks buffers.
+// It uses only the runtime's C API (moma/Runtime/Runtime.h). On error it
+// prints "moma-run: error: ..." and exits with 1 (2 for usage errors).
+//
+//===----------------------------------------------------------------------===//
+
+#include "moma/Runtime/Runtime.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <optional>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+namespace {
+
+constexpr const char *kUsage =
+    "usage: moma-run PROGRAM [options]\n"
+    "  --weights FILE            load the weight buffers from a safetensors "
+    "file\n"
+    "  --input NAME=FILE         set buffer NAME from a raw little-endian "
+    "file\n"
+    "                            (repeatable; inputs not given stay zero)\n"
+    "  --device cpu|cuda         where to run (default: cpu for cpu "
+    "programs,\n"
+    "                            cuda otherwise)\n"
+    "  --device-ordinal N        which CUDA device (default 0)\n"
+    "  --graph                   capture the schedule as a CUDA graph once "
+    "and\n"
+    "                            replay it\n"
+    "  --warmup N                untimed runs before the timed ones "
+    "(default 0)\n"
+    "  --repeat N                timed runs (default 1)\n"
+    "  --dump NAME=FILE          write buffer NAME to FILE after the runs\n"
+    "  --print NAME[:COUNT]      print the first COUNT (default 8) elements\n"
+    "  --expect NAME=FILE        check buffer NAME against a raw reference "
+    "file:\n"
+    "                            |out - ref| <= atol + rtol * |ref| "
+    "everywhere\n"
+    "  --atol X, --rtol X        tolerances of --expect (default 0: exact)\n";
+
+struct NamedFile {
+  std::string name;
+  std::string path;
+};
+
+struct Options {
+  std::string program;
+  std::string weights;
+  std::vector<NamedFile> inputs, dumps, expects;
+  std::vector<std::pair<std::string, size_t>> prints;
+  std::string device;
+  int ordinal = 0;
+  bool graph = false;
+  long warmup = 0;
+  long repeat = 1;
+  double atol = 0, rtol = 0;
+};
+
+[[noreturn]] void usageError(const std::string &message) {
+  std::fprintf(stderr, "moma-run: error: %s\n%s", message.c_str(), kUsage);
+  std::exit(2);
+}
+
+[[noreturn]] void fatal(const std::string &message) {
+  std::fprintf(stderr, "moma-run: error: %s\n", message.c_str());
+  std::exit(1);
+}
+
+/// Exits with the runtime's message if \p status is not OK.
+void check(moma_status status, const std::string &context) {
+  if (status == MOMA_STATUS_OK)
+    return;
+  fatal(context + ": " + moma_last_error() + " [" + moma_status_name(status) +
+        "]");
+}
+
+NamedFile parseNamedFile(const std::string &option, const std::string &value) {
+  size_t eq = value.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == value.size())
+    usageError(option + " expects NAME=FILE, got '" + value + "'");
+  return {value.substr(0, eq), value.substr(eq + 1)};
+}
+
+long parseCount(const std::string &option, const std::string &value, long min) {
+  char *end = nullptr;
+  errno = 0;
+  long n = std::strtol(value.c_str(), &end, 10);
+  if (errno || end == value.c_str() || *end || n < min)
+    usageError(option + " expects an integer >= " + std::to_string(min) +
+               ", got '" + value + "'");
+  return n;
+}
+
+double parseTolerance(const std::string &option, const std::string &value) {
+  char *end = nullptr;
+  double x = std::strtod(value.c_str(), &end);
+  if (end == value.c_str() || *end || !(x >= 0))
+    usageError(option + " expects a non-negative number, got '" + value + "'");
+  return x;
+}
+
+Options parseOptions(int argc, char **argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    // "--option=value" is the same as "--option value".
+    std::optional<std::string> inlineValue;
+    if (size_t eq = arg.find('=');
+        arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inlineValue = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    auto value = [&](int &i, const std::string &option) -> std::string {
+      if (inlineValue)
+        return *std::exchange(inlineValue, std::nullopt);
+      if (i + 1 >= argc)
+        usageError(option + " expects a value");
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (arg == "--weights") {
+      options.weights = value(i, arg);
+    } else if (arg == "--input") {
+      options.inputs.push_back(parseNamedFile(arg, value(i, arg)));
+    } else if (arg == "--dump") {
+      options.dumps.push_back(parseNamedFile(arg, value(i, arg)));
+    } else if (arg == "--expect") {
+      options.expects.push_back(parseNamedFile(arg, value(i, arg)));
+    } else if (arg == "--print") {
+      std::string v = value(i, arg);
+      size_t count = 8;
+      if (size_t colon = v.rfind(':'); colon != std::string::npos) {
+        count = static_cast<size_t>(parseCount(arg, v.substr(colon + 1), 1));
+        v = v.substr(0, colon);
+      }
+      if (v.empty())
+        usageError("--print expects NAME[:COUNT]");
+      options.prints.emplace_back(v, count);
+    } else if (arg == "--device") {
+      options.device = value(i, arg);
+    } else if (arg == "--device-ordinal") {
+      options.ordinal = static_cast<int>(parseCount(arg, value(i, arg), 0));
+    } else if (arg == "--graph" && !inlineValue) {
+      options.graph = true;
+    } else if (arg == "--warmup") {
+      options.warmup = parseCount(arg, value(i, arg), 0);
+    } else if (arg == "--repeat") {
+      options.repeat = parseCount(arg, value(i, arg), 1);
+    } else if (arg == "--atol") {
+      options.atol = parseTolerance(arg, value(i, arg));
+    } else if (arg == "--rtol") {
+      options.rtol = parseTolerance(arg, value(i, arg));
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      usageError("unknown option '" + arg + "'");
+    } else if (inlineValue) {
+      usageError("unexpected argument '" + std::string(argv[i]) + "'");
+    } else if (options.program.empty()) {
+      options.program = arg;
+    } else {
+      usageError("more than one program given ('" + options.program +
+                 "' and '" + arg + "')");
+    }
+  }
+  if (options.program.empty())
+    usageError("no program given");
+  if (!options.device.empty() && options.device != "cpu" &&
+      options.device != "cuda")
+    usageError("--device expects cpu or cuda, got '" + options.device + "'");
+  return options;
+}
+
+std::string readFile(const std::string &path, const std::string &what) {
+  FILE *file = std::fopen(path.c_str(), "rb");
+  if (!file)
+    fatal(what + ": cannot open " + path + ": " + std::strerror(errno));
+  std::string data;
+  char chunk[1 << 16];
+  size_t n;
+  while ((n = std::fread(chunk, 1, sizeof(chunk), file)) > 0)
+    data.append(chunk, n);
+  bool failed = std::ferror(file);
+  std::fclose(file);
+  if (failed)
+    fatal(what + ": cannot read " + path);
+  return data;
+}
+
+/// Writes \p data to \p path through a temporary file and a rename, so a
+/// failure never leaves a partial file.
+void writeFileAtomically(const std::string &path, const std::string &data,
+                         const std::string &what) {
+  std::string temp = path + ".tmp-XXXXXX";
+  std::vector<char> name(temp.begin(), temp.end());
+  name.push_back('\0');
+  int fd = ::mkstemp(name.data());
+  if (fd < 0)
+    fatal(what + ": cannot create " + temp + ": " + std::strerror(errno));
+  const char *p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t written = ::write(fd, p, left);
+    if (written < 0 && errno == EINTR)
+      continue;
+    if (written <= 0) {
+      int saved = errno;
+      ::close(fd);
+      ::unlink(name.data());
+      fatal(what + ": cannot write " + path + ": " + std::strerror(saved));
+    }
+    p += written;
+    left -= static_cast<size_t>(written);
+  }
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);
+  if (::close(fd) != 0 || ::rename(name.data(), path.c_str()) != 0) {
+    int saved = errno;
+    ::unlink(name.data());
+    fatal(what + ": cannot write " + path + ": " + std::strerror(saved));
+  }
+}
+
+const char *dtypeName(moma_dtype dtype) {
+  switch (dtype) {
+  case MOMA_DTYPE_F32:
+    return "f32";
+  case MOMA_DTYPE_F64:
+    return "f64";
+  case MOMA_DTYPE_BF16:
+    return "bf16";
+  case MOMA_DTYPE_F16:
+    return "f16";
+  case MOMA_DTYPE_I32:
+    return "i32";
+  case MOMA_DTYPE_I64:
+    return "i64";
+  }
+  return "?";
+}
+
+size_t dtypeSize(moma_dtype dtype) {
+  switch (dtype) {
+  case MOMA_DTYPE_F64:
+  case MOMA_DTYPE_I64:
+    return 8;
+  case MOMA_DTYPE_BF16:
+  case MOMA_DTYPE_F16:
+    return 2;
+  default:
+    return 4;
+  }
+}
+
+std::string shapeString(const moma_buffer_info &info) {
+  std::string out = "[";
+  for (size_t i = 0; i < info.rank; ++i)
+    out += (i ? ", " : "") + std::to_string(info.shape[i]);
+  return out + "]";
+}
+
+/// Returns element \p i of a host array of type \p dtype as a double.
+double element(const std::string &bytes, moma_dtype dtype, size_t i) {
+  const char *p = bytes.data() + i * dtypeSize(dtype);
+  switch (dtype) {
+  case MOMA_DTYPE_F32: {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+  }
+  case MOMA_DTYPE_F64: {
+    double v;
+    std::memcpy(&v, p, 8);
+    return v;
+  }
+  case MOMA_DTYPE_I32: {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+  }
+  case MOMA_DTYPE_I64: {
+    int64_t v;
+    std::memcpy(&v, p, 8);
+    return static_cast<double>(v);
+  }
+  case MOMA_DTYPE_BF16: {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    uint32_t bits = uint32_t(h) << 16;
+    float v;
+    std::memcpy(&v, &bits, 4);
+    return v;
+  }
+  case MOMA_DTYPE_F16: {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    int exponent = (h >> 10) & 0x1f;
+    int mantissa = h & 0x3ff;
+    double v = exponent == 0    ? std::ldexp(mantissa, -24)
+               : exponent == 31 ? (mantissa ? NAN : INFINITY)
+                                : std::ldexp(mantissa | 0x400, exponent - 25);
+    return (h & 0x8000) ? -v : v;
+  }
+  }
+  return 0;
+}
+
+std::string formatElement(const std::string &bytes, moma_dtype dtype,
+                          size_t i) {
+  char text[64];
+  if (dtype == MOMA_DTYPE_I32 || dtype == MOMA_DTYPE_I64) {
+    int64_t v = 0;
+    if (dtype == MOMA_DTYPE_I32) {
+      int32_t w;
+      std::memcpy(&w, bytes.data() + i * 4, 4);
+      v = w;
+    } else {
+      std::memcpy(&v, bytes.data() + i * 8, 8);
+    }
+    std::snprintf(text, sizeof(text), "%" PRId64, v);
+  } else {
+    std::snprintf(text, sizeof(text), "%.9g", element(bytes, dtype, i));
+  }
+  return text;
+}
+
+moma_buffer_info findBuffer(moma_program program, const std::string &name,
+                            const std::string &option) {
+  moma_buffer_info info;
+  check(moma_program_find_buffer(program, name.c_str(), &info), option);
+  return info;
+}
+
+std::string readBuffer(moma_session session, const moma_buffer_info &info,
+                       const std::string &option) {
+  std::string bytes(info.byte_size, '\0');
+  check(moma_session_get_buffer(session, info.name, bytes.data(), bytes.size()),
+        option + " " + info.name);
+  return bytes;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Options options = parseOptions(argc, argv);
+
+  moma_program program = nullptr;
+  check(moma_program_load(options.program.c_str(), &program),
+        "cannot load the program");
+  std::string target = moma_program_target(program);
+  size_t numBuffers = moma_program_num_buffers(program);
+  std::printf("moma-run: program %s: target %s, %zu module(s), %zu "
+              "buffer(s) in a %" PRIu64 "-byte arena, %zu launch(es)\n",
+              options.program.c_str(), target.c_str(),
+              moma_program_num_modules(program), numBuffers,
+              moma_program_arena_size(program),
+              moma_program_num_launches(program));
+
+  std::string device = options.device;
+  if (device.empty())
+    device = target == "cpu" ? "cpu" : "cuda";
+  moma_session session = nullptr;
+  check(moma_session_create(
+            program, device == "cpu" ? MOMA_DEVICE_CPU : MOMA_DEVICE_CUDA,
+            device == "cpu" ? 0 : options.ordinal, &session),
+        "cannot run on " + device);
+  std::printf("moma-run: device %s\n", moma_session_device_name(session));
+
+  // Weights.
+  size_t numWeights = 0;
+  for (size_t i = 0; i < numBuffers; ++i) {
+    moma_buffer_info info;
+    check(moma_program_buffer_info(program, i, &info), "buffer info");
+    numWeights += info.role == MOMA_ROLE_WEIGHT;
+  }
+  if (!options.weights.empty()) {
+    size_t loaded = 0;
+    check(moma_session_load_weights(session, options.weights.c_str(), &loaded),
+          "cannot load the weights");
+    std::printf("moma-run: weights %s: %zu buffer(s) loaded\n",
+                options.weights.c_str(), loaded);
+  } else if (numWeights > 0) {
+    fatal("the program has " + std::to_string(numWeights) +
+          " weight buffer(s); pass --weights FILE.safetensors");
+  }
+
+  // Inputs.
+  std::vector<std::string> given;
+  for (const NamedFile &input : options.inputs) {
+    moma_buffer_info info = findBuffer(program, input.name, "--input");
+    std::string data = readFile(input.path, "--input " + input.name);
+    if (data.size() != info.byte_size)
+      fatal("--input " + input.name + ": " + input.path + " has " +
+            std::to_string(data.size()) + " bytes, but buffer '" + input.name +
+            "' (" + dtypeName(info.dtype) + " " + shapeString(info) +
+            ") holds " + std::to_string(info.byte_size));
+    check(moma_session_set_buffer(session, info.name, data.data(), data.size()),
+          "--input " + input.name);
+    given.push_back(input.name);
+    std::printf("moma-run: input %s <- %s (%zu bytes)\n", input.name.c_str(),
+                input.path.c_str(), data.size());
+  }
+  for (size_t i = 0; i < numBuffers; ++i) {
+    moma_buffer_info info;
+    check(moma_program_buffer_info(program, i, &info), "buffer info");
+    if (info.role == MOMA_ROLE_INPUT &&
+        std::find(given.begin(), given.end(), info.name) == given.end())
+      std::fprintf(stderr,
+                   "moma-run: note: input '%s' not given; it is "
+                   "zero\n",
+                   info.name);
+  }
+
+  // Runs.
+  if (options.graph)
+    check(moma_session_use_graph(session, 1), "--graph");
+  for (long i = 0; i < options.warmup; ++i)
+    check(moma_session_run(session), "warm-up run " + std::to_string(i + 1));
+  std::vector<double> times;
+  for (long i = 0; i < options.repeat; ++i) {
+    check(moma_session_run(session), "run " + std::to_string(i + 1));
+    double ms = 0;
+    check(moma_session_last_run_ms(session, &ms), "timing");
+    times.push_back(ms);
+  }
+  std::vector<double> sorted = times;
+  std::sort(sorted.begin(), sorted.end());
+  double median =
+      sorted.size() % 2
+          ? sorted[sorted.size() / 2]
+          : (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]) / 2;
+  double mean = 0;
+  for (double t : times)
+    mean += t / times.size();
+  std::printf("moma-run: ran %ld time(s) (%ld warm-up) with %s: median %.4g "
+              "ms, min %.4g ms, mean %.4g ms%s\n",
+              options.repeat, options.warmup,
+              options.graph ? "CUDA graph replay" : "kernel launches", median,
+              sorted.front(), mean,
+              device == "cpu" ? " (wall clock)" : " (CUDA events)");
+
+  // Outputs.
+  int failures = 0;
+  for (const auto &[name, count] : options.prints) {
+    moma_buffer_info info = findBuffer(program, name, "--print");
+    std::string bytes = readBuffer(session, info, "--print");
+    size_t n = info.byte_size / dtypeSize(info.dtype);
+    std::string line;
+    for (size_t i = 0; i < std::min(n, count); ++i)
+      line += (i ? ", " : "") + formatElement(bytes, info.dtype, i);
+    if (n > count)
+      line += ", ...";
+    std::printf("moma-run: %s (%s %s) = [%s]\n", info.name,
+                dtypeName(info.dtype), shapeString(info).c_str(), line.c_str());
+  }
+  for (const NamedFile &expect : options.expects) {
+    moma_buffer_info info = findBuffer(program, expect.name, "--expect");
+    std::string actual = readBuffer(session, info, "--expect");
+    std::string reference = readFile(expect.path, "--expect " + expect.name);
+    if (reference.size() != actual.size())
+      fatal("--expect " + expect.name + ": " + expect.path + " has " +
+            std::to_string(reference.size()) + " bytes, but buffer '" +
+            expect.name + "' holds " + std::to_string(actual.size()));
+    size_t n = actual.size() / dtypeSize(info.dtype);
+    size_t bad = 0, first = 0;
+    double maxError = 0;
+    for (size_t i = 0; i < n; ++i) {
+      double out = element(actual, info.dtype, i);
+      double ref = element(reference, info.dtype, i);
+      double error = std::fabs(out - ref);
+      bool ok = (std::isnan(out) && std::isnan(ref)) || out == ref ||
+                error <= options.atol + options.rtol * std::fabs(ref);
+      if (!std::isnan(error))
+        maxError = std::max(maxError, error);
+      if (!ok && bad++ == 0)
+        first = i;
+    }
+    if (bad) {
+      ++failures;
+      std::fprintf(stderr,
+                   "moma-run: error: --expect %s: %zu of %zu elements differ "
+                   "from %s (first: element %zu is %s, expected %s; atol %g, "
+                   "rtol %g)\n",
+                   expect.name.c_str(), bad, n, expect.path.c_str(), first,
+                   formatElement(actual, info.dtype, first).c_str(),
+                   formatElement(reference, info.dtype, first).c_str(),
+                   options.atol, options.rtol);
+    } else {
+      std::printf("moma-run: expect %s: OK (%zu elements, max abs error "
+                  "%g)\n",
+                  expect.name.c_str(), n, maxError);
+    }
+  }
+  for (const NamedFile &dump : options.dumps) {
+    moma_buffer_info info = findBuffer(program, dump.name, "--dump");
+    std::string bytes = readBuffer(session, info, "--dump");
+    writeFileAtomically(dump.path, bytes, "--dump " + dump.name);
+    std::printf("moma-run: dump %s -> %s (%zu bytes)\n", dump.name.c_str(),
+                dump.path.c_str(), bytes.size());
+  }
+
+  moma_session_free(session);
+  moma_program_free(program);
+  return failures ? 1 : 0;
+}
