@@ -3,6 +3,8 @@
 #include "moma/InitAll.h"
 
 #include "dialects/moma/MomaDialect.h"
+#include "passes/Conversion/Passes.h"
+#include "passes/Pipelines/Pipelines.h"
 #include "passes/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -16,9 +18,12 @@ void moma::registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<mlir::moma::MomaDialect, mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::tensor::TensorDialect,
                   mlir::linalg::LinalgDialect>();
+  mlir::moma::registerPipelineDialects(registry);
 }
 
 void moma::registerAllPasses() {
   mlir::registerTransformsPasses();
   mlir::moma::registerMomaTransformsPasses();
+  mlir::moma::registerMomaConversionPasses();
+  mlir::moma::registerMomaPipelines();
 }

@@ -1,0 +1,147 @@
+//===- LoweringUtils.h - Shared helpers of the moma lowering ----*- C++ -*-===//
+//
+// Builders the moma-to-linalg patterns share: tensor creation, token
+// flattening, (untied) token matmuls, element-wise maps and reductions, and
+// the scalar math of activations and scores.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef PASSES_CONVERSION_MOMATOLINALG_LOWERINGUTILS_H
+#define PASSES_CONVERSION_MOMATOLINALG_LOWERINGUTILS_H
+
+#include "dialects/moma/MomaAttrs.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::moma {
+
+/// Populate functions, one per file of this directory.
+void populateDenseToLinalgPatterns(RewritePatternSet &patterns);
+void populateAttentionToLinalgPatterns(RewritePatternSet &patterns);
+void populateRoutingToLinalgPatterns(RewritePatternSet &patterns);
+void populateDepthToLinalgPatterns(RewritePatternSet &patterns);
+void populateLossesToLinalgPatterns(RewritePatternSet &patterns);
+
+/// The ranked tensor type of `value`.
+RankedTensorType tensorTypeOf(Value value);
+/// Its element type.
+Type elementTypeOf(Value value);
+
+/// `tensor.empty` of the given shape.
+Value createEmpty(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
+                  Type elementType);
+/// A tensor filled with `value` (`linalg.fill`).
+Value createFilled(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
+                   Type elementType, double value);
+/// A tensor filled with the integer `value` (i32 or index element types).
+Value createFilledInt(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
+                      Type elementType, int64_t value);
+
+/// Scalar constants.
+Value constantFloat(OpBuilder &b, Location loc, Type type, double value);
+Value constantI32(OpBuilder &b, Location loc, int64_t value);
+Value constantIndex(OpBuilder &b, Location loc, int64_t value);
+
+/// `[B, L, ...] -> [B * L, ...]` and back (`tensor.collapse_shape` /
+/// `tensor.expand_shape`).
+Value collapseTokens(OpBuilder &b, Location loc, Value x);
+Value expandTokens(OpBuilder &b, Location loc, Value x, int64_t batch,
+                   int64_t seq);
+
+/// Converts an i32 id read from a tensor to an index clamped to
+/// `[0, size)`: ids outside the range (padding rows use -1) read row 0
+/// instead of out of bounds. Callers rely on Semantics.md, which leaves the
+/// values of such rows unspecified.
+Value clampedIndex(OpBuilder &b, Location loc, Value i32Value, int64_t size);
+
+/// `y[t, n] = sum_k x[t, k] * w[k, n]` for `x: [T, K]`, `w: [K, N]`
+/// (`linalg.matmul`), or, with `modality: [T] i32`, `w: [M, K, N]` and slice
+/// `modality[t]` for token t (untied weights).
+Value tokenMatmul(OpBuilder &b, Location loc, Value x, Value w, Value modality);
+
+/// Adds `bias: [N]` (or `[M, N]` with `modality: [T]`) to every row of
+/// `y: [T, N]`.
+Value addRowBias(OpBuilder &b, Location loc, Value y, Value bias,
+                 Value modality);
+
+/// Body builder of an element-wise map: receives the scalar inputs.
+using ScalarFn =
+    function_ref<Value(OpBuilder &b, Location loc, ValueRange args)>;
+
+/// `linalg.generic` applying `fn` element-wise to same-shaped `inputs`,
+/// producing a tensor of `resultType`. Inputs of lower rank broadcast along
+/// their trailing dimensions being absent: an input of rank r < R is indexed
+/// by the first r dimensions (so `[B, L]` scales `[B, L, D]` row-wise).
+Value mapElementwise(OpBuilder &b, Location loc, RankedTensorType resultType,
+                     ValueRange inputs, ScalarFn fn);
+
+/// Sum (or max) over the last dimension: `[..., N] -> [...]`, in order.
+Value reduceLastDim(OpBuilder &b, Location loc, Value x, bool max = false);
+
+/// Scalar math on a float of any width (computed in that type).
+Value scalarSigmoid(OpBuilder &b, Location loc, Value x);
+Value scalarSilu(OpBuilder &b, Location loc, Value x);
+/// Exact GELU: `x / 2 * (1 + erf(x / sqrt(2)))`.
+Value scalarGelu(OpBuilder &b, Location loc, Value x);
+
+/// The FFN of Semantics.md on token rows `x: [T, D]`: SwiGLU or GELU with
+/// `w_in`/`w_out` (tied, or untied with `modality: [T]`), plus optional LoRA
+/// `(A_in, B_in, A_out, B_out)` scaled by `loraScale` (each tied like the
+/// weights). Returns `[T, D]`.
+Value buildFfnRows(OpBuilder &b, Location loc, bool swiglu, Value x, Value wIn,
+                   Value wOut, Value modality, ArrayRef<Value> lora = {},
+                   double loraScale = 1.0);
+
+/// Sum of all elements of `x` (float or integer), accumulated in row-major
+/// order in the element type, returned as a scalar.
+Value reduceToScalar(OpBuilder &b, Location loc, Value x);
+
+/// `table[key]` for an integer `key` (i32 or index) in `[0, table.size())`
+/// and `otherwise` for any other key, as a chain of `arith.select`s.
+Value selectByKey(OpBuilder &b, Location loc, Value key, ArrayRef<Value> table,
+                  Value otherwise);
+/// The same over integer constants of `type` (an integer or index type).
+Value selectConstant(OpBuilder &b, Location loc, Value key,
+                     ArrayRef<int64_t> table, int64_t otherwise, Type type);
+
+//===----------------------------------------------------------------------===//
+// Expert groups (routing and the routing losses)
+//===----------------------------------------------------------------------===//
+
+/// The expert group of every token: `[T] i32`, the index in `groups` of the
+/// group serving `modality[t]` (`modality: [T] i32`), or -1 for tokens of
+/// modalities without a group and padding rows.
+Value buildGroupIds(OpBuilder &b, Location loc, Value modality,
+                    ArrayRef<ExpertGroupAttr> groups);
+
+/// `i1` true iff `group` (an i32 group id, possibly -1) is a group and the
+/// index `column` is one of its local experts (`column < E_g`).
+Value isGroupColumn(OpBuilder &b, Location loc, Value group, Value column,
+                    ArrayRef<ExpertGroupAttr> groups);
+
+/// Per-token softmax statistics over the group's `E_g` logits of `logits:
+/// [T, E_max]` for `groupIds: [T]`: `(max_j x[t, j], sum_j exp(x[t, j] -
+/// max))`, both `[T]`; `(-inf, 0)` for tokens without a group.
+std::pair<Value, Value>
+buildGroupSoftmaxStats(OpBuilder &b, Location loc, Value logits, Value groupIds,
+                       ArrayRef<ExpertGroupAttr> groups);
+
+/// The scores `s[t, j]` of Semantics.md (`moma.route`): softmax over the
+/// group's `E_g` logits or element-wise sigmoid, per the group's score
+/// function; 0 for `j >= E_g` and tokens without a group. `[T, E_max]`.
+Value buildGroupScores(OpBuilder &b, Location loc, Value logits, Value groupIds,
+                       ArrayRef<ExpertGroupAttr> groups);
+
+/// `[G] i32`: the number of tokens of every group (`G = numGroups`).
+Value buildGroupTokenCounts(OpBuilder &b, Location loc, Value groupIds,
+                            int64_t numGroups);
+
+} // namespace mlir::moma
+
+#endif // PASSES_CONVERSION_MOMATOLINALG_LOWERINGUTILS_H

@@ -1,0 +1,32 @@
+//===- Passes.td - moma conversion passes ------------------*- tablegen -*-===//
+
+#ifndef MOMA_PASSES_CONVERSION_PASSES_TD
+#define MOMA_PASSES_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ConvertMomaToLinalg : Pass<"convert-moma-to-linalg", "::mlir::ModuleOp"> {
+  let summary = "Lower moma ops to linalg, tensor, arith, math and scf";
+  let description = [{
+    Rewrites every `moma` op into upstream tensor-level IR with exactly the
+    semantics of `dialects/moma/Semantics.md`: matrix products become
+    `linalg.matmul` / `linalg.generic` contractions, element-wise work and
+    reductions become `linalg.generic`, gathers read with `tensor.extract`,
+    and the data-dependent parts of routing (top-k per token, top-capacity
+    per expert, prefix sums of expert offsets, scatter-add) become `scf.for`
+    loops over tensors. Reductions accumulate in the op's element type, in a
+    fixed order (deterministic). Depth regions are inlined between a gather
+    and a scatter. The result bufferizes with one-shot bufferization.
+
+    Example: `moma-opt model.mlir --convert-moma-to-linalg`.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+}
+
+#endif // MOMA_PASSES_CONVERSION_PASSES_TD
