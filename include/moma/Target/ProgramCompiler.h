@@ -1,0 +1,28 @@
+//===- ProgramCompiler.h - moma IR to compiled programs ---------*- C++ -*-===//
+//
+// Turns the `@forward` function that momac builds into a compiled program
+// (.momaprog, lib/Runtime/ProgramFormat.md): the kernels, one arena holding
+// every input, weight and output buffer, and the launch schedule.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOMA_TARGET_PROGRAMCOMPILER_H
+#define MOMA_TARGET_PROGRAMCOMPILER_H
+
+#include "moma/Runtime/Program.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+namespace moma {
+
+/// Compiles `module` (moma IR with a `@forward` whose arguments and results
+/// carry `moma.input` / `moma.weight` / `moma.output` names) for the host
+/// CPU: `moma-to-cpu` with out-parameters and bare pointers, one kernel
+/// `moma_forward(void **args)` in a shared object, and a one-launch schedule
+/// over an arena of inputs, weights and outputs. `module` is consumed.
+llvm::Expected<runtime::Program> compileCpuProgram(mlir::ModuleOp module);
+
+} // namespace moma
+
+#endif // MOMA_TARGET_PROGRAMCOMPILER_H

@@ -1,0 +1,151 @@
+//===- ProgramCompiler.cpp - moma IR to compiled programs -----------------===//
+
+#include "moma/Target/ProgramCompiler.h"
+#include "moma/Target/CpuObject.h"
+
+#include "dialects/moma/MomaDialect.h"
+#include "passes/Pipelines/Pipelines.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using ::moma::runtime::BufferRole;
+using ::moma::runtime::ElementType;
+
+namespace {
+/// One argument of @forward as the runtime sees it.
+struct ArgumentBuffer {
+  std::string name;
+  BufferRole role;
+  RankedTensorType type;
+};
+
+llvm::Expected<ElementType> elementTypeOf(Type type) {
+  if (type.isF32())
+    return ElementType::F32;
+  if (type.isF64())
+    return ElementType::F64;
+  if (type.isBF16())
+    return ElementType::BF16;
+  if (type.isF16())
+    return ElementType::F16;
+  if (type.isInteger(32))
+    return ElementType::I32;
+  if (type.isInteger(64))
+    return ElementType::I64;
+  std::string text;
+  llvm::raw_string_ostream(text) << type;
+  return llvm::createStringError("no runtime element type for " + text);
+}
+
+/// Collects the buffers of @forward in the order of the lowered
+/// out-parameter signature: arguments, then results.
+llvm::Expected<std::vector<ArgumentBuffer>> collectBuffers(func::FuncOp func) {
+  std::vector<ArgumentBuffer> buffers;
+  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
+    auto type = dyn_cast<RankedTensorType>(func.getArgument(i).getType());
+    auto input = func.getArgAttrOfType<StringAttr>(
+        i, mlir::moma::MomaDialect::getInputAttrName());
+    auto weight = func.getArgAttrOfType<StringAttr>(
+        i, mlir::moma::MomaDialect::getWeightAttrName());
+    if (!type || (!input && !weight))
+      return llvm::createStringError("@forward argument " + std::to_string(i) +
+                                     " is not a named tensor input or weight");
+    buffers.push_back({(input ? input : weight).getValue().str(),
+                       input ? BufferRole::Input : BufferRole::Weight, type});
+  }
+  for (unsigned i = 0, e = func.getNumResults(); i < e; ++i) {
+    auto type = dyn_cast<RankedTensorType>(func.getResultTypes()[i]);
+    auto output = func.getResultAttrOfType<StringAttr>(
+        i, mlir::moma::MomaDialect::getOutputAttrName());
+    if (!type || !output)
+      return llvm::createStringError("@forward result " + std::to_string(i) +
+                                     " is not a named tensor output");
+    buffers.push_back({output.getValue().str(), BufferRole::Output, type});
+  }
+  return buffers;
+}
+
+/// Removes the moma attributes the LLVM translation does not know.
+void stripMomaAttributes(ModuleOp module) {
+  module->removeAttr(mlir::moma::MomaDialect::getModalitiesAttrName());
+  module.walk([](LLVM::LLVMFuncOp func) {
+    for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
+      func.removeArgAttr(i, mlir::moma::MomaDialect::getInputAttrName());
+      func.removeArgAttr(i, mlir::moma::MomaDialect::getWeightAttrName());
+      func.removeArgAttr(i, mlir::moma::MomaDialect::getOutputAttrName());
+    }
+    for (unsigned i = 0, e = func.getNumResults(); i < e; ++i)
+      func.removeResultAttr(
+          i, StringAttr::get(func.getContext(),
+                             mlir::moma::MomaDialect::getOutputAttrName()));
+  });
+}
+} // namespace
+
+namespace moma {
+llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  if (!forward)
+    return llvm::createStringError("the module has no @forward function");
+  llvm::Expected<std::vector<ArgumentBuffer>> buffers = collectBuffers(forward);
+  if (!buffers)
+    return buffers.takeError();
+
+  MLIRContext *ctx = module.getContext();
+  DialectRegistry registry;
+  mlir::moma::registerPipelineDialects(registry);
+  ctx->appendDialectRegistry(registry);
+
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &diag) {
+    llvm::raw_string_ostream os(diagnostics);
+    os << diag.getLocation() << ": " << diag << "\n";
+    return success();
+  });
+  PassManager pm(ctx);
+  mlir::moma::CpuPipelineOptions options;
+  options.outParams = true;
+  options.barePointers = true;
+  mlir::moma::buildMomaToCpuPipeline(pm, options);
+  if (failed(pm.run(module)))
+    return llvm::createStringError("lowering for the CPU failed:\n" +
+                                   diagnostics);
+  stripMomaAttributes(module);
+  if (llvm::Error err =
+          addPointerArrayWrapper(module, "forward", "moma_forward"))
+    return std::move(err);
+  llvm::Expected<std::vector<char>> library = compileToSharedObject(module);
+  if (!library)
+    return library.takeError();
+
+  runtime::ProgramBuilder builder(runtime::Target::Cpu);
+  uint32_t kernels =
+      builder.addModule(runtime::ModuleFormat::CpuSo,
+                        std::string(library->begin(), library->end()),
+                        {"moma_forward"}, "forward");
+  std::vector<runtime::LaunchArg> args;
+  for (const ArgumentBuffer &buffer : *buffers) {
+    llvm::Expected<ElementType> type =
+        elementTypeOf(buffer.type.getElementType());
+    if (!type)
+      return type.takeError();
+    std::vector<int64_t> shape(buffer.type.getShape().begin(),
+                               buffer.type.getShape().end());
+    uint64_t offset =
+        builder.addBuffer(buffer.name, buffer.role, *type, std::move(shape));
+    args.push_back(runtime::LaunchArg::buffer(offset));
+  }
+  builder.addLaunch(kernels, "moma_forward", {}, {}, std::move(args));
+  absl::StatusOr<runtime::Program> program = builder.build();
+  if (!program.ok())
+    return llvm::createStringError("internal error: invalid program: " +
+                                   std::string(program.status().message()));
+  return std::move(*program);
+}
+} // namespace moma

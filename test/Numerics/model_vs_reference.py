@@ -1,0 +1,149 @@
+"""Compiled CPU programs against the PyTorch reference, whole models.
+
+For each model file: momac writes seeded weights and compiles a CPU
+program for the token batch's shape; moma-run executes it on the token
+file's ids and modalities (and the next-token targets); the reference runs
+the same model on the same weights in float32. Logits and every loss must
+agree: `|compiled - reference| <= rtol * max(|reference|)` per output, with
+rtol 1e-5 (a scale-relative bound: elementwise relative error is undefined
+for logits near 0).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tools", "moma-reference"))
+from moma_reference import config as ref_config  # noqa: E402
+from moma_reference import model as ref_model  # noqa: E402
+from moma_reference import tokens as ref_tokens  # noqa: E402
+from moma_reference import weights as ref_weights  # noqa: E402
+
+OUTPUTS = ["logits", "ce_per_modality", "ce", "load_balancing", "router_z",
+           "aux_router", "total"]
+
+
+def run(cmd):
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed: {' '.join(cmd)}\n{proc.stderr}")
+    return proc.stdout
+
+
+def check_model(args, model, tokens_file, seed, tmp):
+    cfg = ref_config.load_model(model)
+    batch = ref_tokens.load_tokens(tokens_file, cfg)
+    ids, modality = batch.tensors()
+    B, L = ids.shape
+    weights_file = os.path.join(tmp, "w.safetensors")
+    program = os.path.join(tmp, "m.momaprog")
+    run([args.momac, model, f"--init-weights={weights_file}", f"--seed={seed}"])
+    run([args.momac, model, "--target=cpu", f"--batch={B}", f"--seq-len={L}",
+         "-o", program])
+
+    pad = torch.full((B, 1), -1, dtype=ids.dtype)
+    inputs = {
+        "ids": ids, "modality": modality,
+        "targets": torch.cat([ids[:, 1:], pad], 1),
+        "target_modality": torch.cat([modality[:, 1:], pad], 1),
+    }
+    cmd = [args.moma_run, program, "--weights", weights_file]
+    for name, value in inputs.items():
+        path = os.path.join(tmp, f"{name}.bin")
+        value.numpy().astype("<i4").tofile(path)
+        cmd += ["--input", f"{name}={path}"]
+    for name in OUTPUTS:
+        cmd += ["--dump", f"{name}={os.path.join(tmp, name + '.out')}"]
+    run(cmd)
+
+    weights = ref_weights.load_weights(cfg, weights_file, torch.float32)
+    out, _ = ref_model.run(cfg, weights, ids, modality)
+    expected = {
+        "logits": out.logits, "ce_per_modality": out.ce, "ce": out.ce_total,
+        "load_balancing": out.load_balancing, "router_z": out.router_z,
+        "aux_router": out.aux_router, "total": out.total,
+    }
+    worst = 0.0
+    for name in OUTPUTS:
+        ref = expected[name].detach().numpy().astype(np.float32)
+        got = np.fromfile(os.path.join(tmp, name + ".out"), dtype="<f4")
+        got = got.reshape(ref.shape)
+        scale = max(float(np.max(np.abs(ref))), 1e-30)
+        error = float(np.max(np.abs(got - ref))) / scale if ref.size else 0.0
+        worst = max(worst, error)
+        if not np.all(np.isfinite(got)) or error > args.rtol:
+            raise SystemExit(f"{os.path.basename(model)}: {name} differs: "
+                             f"relative error {error:.3e} > {args.rtol}\n"
+                             f"compiled {got.ravel()[:8]}\n"
+                             f"reference {ref.ravel()[:8]}")
+    ce = " ".join(f"{m.name}={v:.6f}" for m, v in
+                  zip(cfg.modalities, out.ce.tolist()))
+    print(f"{os.path.basename(model)} {os.path.basename(tokens_file)}: ok "
+          f"(worst relative error {worst:.1e}; ce {ce})")
+
+
+def write_tokens(path, sequences):
+    """Writes a moma-tokens/1 file: sequences of (modality, ids) segments."""
+    import json
+    with open(path, "w") as f:
+        json.dump({"format": "moma-tokens/1", "sequences": [
+            [{"modality": m, "tokens": ids} for m, ids in seq]
+            for seq in sequences]}, f)
+
+
+def generated_token_files(tmp, seed):
+    """Edge cases for two-modality tiny models (text [0, 64), image
+    [64, 128)): one modality absent, and maximally uneven expert loads (every
+    token the same, so every token picks the same experts)."""
+    import random
+    rng = random.Random(seed)
+    text = lambda n: [rng.randrange(0, 64) for _ in range(n)]  # noqa: E731
+    image = lambda n: [rng.randrange(64, 96) for _ in range(n)]  # noqa: E731
+    cases = {
+        "text-only": [[("text", text(16))], [("text", text(16))]],
+        "image-only": [[("image", image(16))], [("image", image(16))]],
+        "one-token-repeated": [[("text", [5] * 16)], [("text", [5] * 8),
+                                                      ("image", [70] * 8)]],
+    }
+    files = []
+    for name, sequences in cases.items():
+        path = os.path.join(tmp, f"{name}.json")
+        write_tokens(path, sequences)
+        files.append(path)
+    return files
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--momac", default="momac")
+    parser.add_argument("--moma-run", default="moma-run")
+    parser.add_argument("--rtol", type=float, default=1e-5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--edge-cases", action="append", default=[],
+                        metavar="MODEL.json",
+                        help="also run MODEL (text+image) on generated token "
+                             "files: one modality absent, uneven loads")
+    parser.add_argument("cases", nargs="*",
+                        help="MODEL.json:TOKENS.json pairs")
+    args = parser.parse_args()
+    for case in args.cases:
+        model, tokens_file = case.split(":")
+        with tempfile.TemporaryDirectory() as tmp:
+            check_model(args, model, tokens_file, args.seed, tmp)
+    with tempfile.TemporaryDirectory() as tokens_dir:
+        edge_files = generated_token_files(tokens_dir, args.seed)
+        for model in args.edge_cases:
+            for tokens_file in edge_files:
+                with tempfile.TemporaryDirectory() as tmp:
+                    check_model(args, model, tokens_file, args.seed, tmp)
+
+
+if __name__ == "__main__":
+    main()
