@@ -7,8 +7,9 @@
 #   build  setup, then configure (once) and build into ./build
 #   test   build, then run the whole suite (lit + gtest) with a summary line
 #   run    build, then compile the bundled default model (or the model file
-#          given after `run`): its moma IR, its FLOP table, seeded weights,
-#          and the PyTorch reference's per-modality loss on the sample tokens
+#          given after `run`): its moma IR, its FLOP table, seeded weights, a
+#          CPU program run on the sample tokens (per-modality loss), and the
+#          PyTorch reference's loss on the same weights and tokens
 #
 # Environment: MOMA_BUILD_DIR (default: build), MOMA_JOBS (default: nproc).
 #===----------------------------------------------------------------------===//
@@ -61,17 +62,25 @@ run_tests() {
 
 run_default() {
   build
+  ninja -C "$build" -j "$jobs" moma-run >/dev/null
   local model="${1:-$root/examples/tiny-moma-t4i4.json}"
   local tokens="$root/examples/sample-tokens.json"
   local out="$build/run"
   mkdir -p "$out"
   # The sample tokens are 2 sequences of 16: compile for that shape.
-  "$build/bin/momac" "$model" --batch=2 --seq-len=16 -o "$out/model.mlir"
-  "$build/bin/momac" "$model" --batch=2 --seq-len=16 --emit=flops
+  local shape=(--batch=2 --seq-len=16)
+  "$build/bin/momac" "$model" "${shape[@]}" -o "$out/model.mlir"
+  "$build/bin/momac" "$model" "${shape[@]}" --emit=flops
   "$build/bin/momac" "$model" --init-weights="$out/weights.safetensors" --seed=1
-  /usr/bin/python3 "$root/tools/moma-reference/moma_reference.py" run "$model" \
+  "$build/bin/momac" "$model" "${shape[@]}" --target=cpu -o "$out/model.momaprog"
+  echo "== compiled program on the CPU"
+  "$build/bin/moma-run" "$out/model.momaprog" \
     --weights "$out/weights.safetensors" --tokens "$tokens"
-  echo "moma IR: $out/model.mlir; weights: $out/weights.safetensors"
+  echo "== PyTorch reference (float32)"
+  /usr/bin/python3 "$root/tools/moma-reference/moma_reference.py" run "$model" \
+    --weights "$out/weights.safetensors" --tokens "$tokens" --dtype f32
+  echo "moma IR: $out/model.mlir; program: $out/model.momaprog;" \
+       "weights: $out/weights.safetensors"
 }
 
 case "${1:-build}" in

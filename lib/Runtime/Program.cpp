@@ -549,6 +549,12 @@ OrderedJson manifestOf(const Program &program) {
                         {"args", std::move(args)}});
   }
   root["launches"] = std::move(launches);
+  if (!program.metadata.empty()) {
+    OrderedJson metadata = OrderedJson::object();
+    for (const auto &[key, value] : program.metadata)
+      metadata[key] = value;
+    root["metadata"] = std::move(metadata);
+  }
   return root;
 }
 
@@ -743,8 +749,19 @@ ManifestReader::readArg(const OrderedJson &entry, const std::string &where,
 absl::StatusOr<Program> ManifestReader::read(const OrderedJson &root) {
   Program program;
   const std::string top = "manifest";
-  MOMA_RETURN_IF_ERROR(checkKeys(
-      root, top, {"target", "arena", "modules", "buffers", "launches"}));
+  MOMA_RETURN_IF_ERROR(checkKeys(root, top,
+                                 {"target", "arena", "modules", "buffers",
+                                  "launches", "metadata"}));
+  if (root.contains("metadata")) {
+    const OrderedJson &metadata = root["metadata"];
+    if (!metadata.is_object())
+      return error(top + ".metadata", "expected an object of strings");
+    for (const auto &item : metadata.items()) {
+      if (!item.value().is_string())
+        return error(cat(top, ".metadata.", item.key()), "expected a string");
+      program.metadata[item.key()] = item.value().get<std::string>();
+    }
+  }
 
   MOMA_ASSIGN_OR_RETURN(std::string target, stringField(root, top, "target"));
   std::optional<Target> parsedTarget = parseTarget(target);
@@ -1304,6 +1321,10 @@ ProgramBuilder::bufferOffset(std::string_view name) const {
 }
 
 void ProgramBuilder::setArenaSize(uint64_t size) { explicitArenaSize = size; }
+
+void ProgramBuilder::setMetadata(std::string key, std::string value) {
+  program.metadata[std::move(key)] = std::move(value);
+}
 
 void ProgramBuilder::addLaunch(uint32_t module, std::string function, Dim3 grid,
                                Dim3 block, std::vector<LaunchArg> args,

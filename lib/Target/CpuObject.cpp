@@ -140,8 +140,7 @@ llvm::Expected<std::vector<char>> moma::compileToSharedObject(ModuleOp module) {
           llvm::sys::fs::createUniqueDirectory("momac-cpu", dir))
     return llvm::createStringError("cannot create a temporary directory: " +
                                    ec.message());
-  auto cleanup =
-      llvm::make_scope_exit([&] { llvm::sys::fs::remove_directories(dir); });
+  llvm::scope_exit cleanup([&] { llvm::sys::fs::remove_directories(dir); });
   std::string objectPath = (dir + "/kernels.o").str();
   std::string libraryPath = (dir + "/kernels.so").str();
   {

@@ -1,9 +1,11 @@
 //===- ProgramCompiler.cpp - moma IR to compiled programs -----------------===//
 
 #include "moma/Target/ProgramCompiler.h"
+#include "moma/Runtime/Tokens.h"
 #include "moma/Target/CpuObject.h"
 
 #include "dialects/moma/MomaDialect.h"
+#include "dialects/moma/MomaOps.h"
 #include "passes/Pipelines/Pipelines.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -89,6 +91,22 @@ void stripMomaAttributes(ModuleOp module) {
 } // namespace
 
 namespace moma {
+void recordModelMetadata(ModuleOp module, runtime::ProgramBuilder &builder) {
+  if (std::optional<StringRef> name = module.getSymName())
+    builder.setMetadata("model", name->str());
+  if (auto modalities = module->getAttrOfType<ArrayAttr>(
+          mlir::moma::MomaDialect::getModalitiesAttrName())) {
+    std::vector<runtime::TokenModality> list;
+    for (Attribute attr : modalities)
+      if (auto modality = dyn_cast<mlir::moma::ModalityAttr>(attr))
+        list.push_back({modality.getName().getValue().str(),
+                        modality.getTokenBegin(), modality.getTokenEnd()});
+    auto [names, ranges] = runtime::formatModalityMetadata(list);
+    builder.setMetadata("modalities", names);
+    builder.setMetadata("modality_ranges", ranges);
+  }
+}
+
 llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
   auto forward = module.lookupSymbol<func::FuncOp>("forward");
   if (!forward)
@@ -96,6 +114,8 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
   llvm::Expected<std::vector<ArgumentBuffer>> buffers = collectBuffers(forward);
   if (!buffers)
     return buffers.takeError();
+  runtime::ProgramBuilder builder(runtime::Target::Cpu);
+  recordModelMetadata(module, builder);
 
   MLIRContext *ctx = module.getContext();
   DialectRegistry registry;
@@ -124,7 +144,6 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
   if (!library)
     return library.takeError();
 
-  runtime::ProgramBuilder builder(runtime::Target::Cpu);
   uint32_t kernels =
       builder.addModule(runtime::ModuleFormat::CpuSo,
                         std::string(library->begin(), library->end()),

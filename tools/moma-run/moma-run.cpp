@@ -18,6 +18,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moma/Runtime/Runtime.h"
+#include "moma/Runtime/Tokens.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -53,6 +54,9 @@ constexpr const char *kUsage =
     "  --warmup N                untimed runs before the timed ones "
     "(default 0)\n"
     "  --repeat N                timed runs (default 1)\n"
+    "  --tokens FILE             set a model's inputs (ids, modality, targets,\n"
+    "                            target_modality) from a moma-tokens/1 file and\n"
+    "                            print its per-modality losses after the runs\n"
     "  --dump NAME=FILE          write buffer NAME to FILE after the runs\n"
     "  --print NAME[:COUNT]      print the first COUNT (default 8) elements\n"
     "  --expect NAME=FILE        check buffer NAME against a raw reference "
@@ -69,6 +73,7 @@ struct NamedFile {
 struct Options {
   std::string program;
   std::string weights;
+  std::string tokens;
   std::vector<NamedFile> inputs, dumps, expects;
   std::vector<std::pair<std::string, size_t>> prints;
   std::string device;
@@ -145,6 +150,8 @@ Options parseOptions(int argc, char **argv) {
       std::exit(0);
     } else if (arg == "--weights") {
       options.weights = value(i, arg);
+    } else if (arg == "--tokens") {
+      options.tokens = value(i, arg);
     } else if (arg == "--input") {
       options.inputs.push_back(parseNamedFile(arg, value(i, arg)));
     } else if (arg == "--dump") {
@@ -410,6 +417,46 @@ int main(int argc, char **argv) {
 
   // Inputs.
   std::vector<std::string> given;
+  std::vector<moma::runtime::TokenModality> modalities;
+  moma::runtime::TokenBatch tokens;
+  if (!options.tokens.empty()) {
+    const char *names = moma_program_metadata(program, "modalities");
+    const char *ranges = moma_program_metadata(program, "modality_ranges");
+    if (!names || !ranges)
+      fatal("--tokens: the program does not record its modalities (it was "
+            "not compiled from a model file by momac)");
+    absl::StatusOr<std::vector<moma::runtime::TokenModality>> parsed =
+        moma::runtime::parseModalityMetadata(names, ranges);
+    if (!parsed.ok())
+      fatal("--tokens: " + std::string(parsed.status().message()));
+    modalities = *parsed;
+    absl::StatusOr<moma::runtime::TokenBatch> batch =
+        moma::runtime::readTokenFile(options.tokens, modalities);
+    if (!batch.ok())
+      fatal(std::string(batch.status().message()));
+    tokens = std::move(*batch);
+    std::pair<const char *, const std::vector<int32_t> *> fields[] = {
+        {"ids", &tokens.ids},
+        {"modality", &tokens.modality},
+        {"targets", &tokens.targets},
+        {"target_modality", &tokens.targetModality}};
+    for (auto [name, values] : fields) {
+      moma_buffer_info info = findBuffer(program, name, "--tokens");
+      size_t bytes = values->size() * sizeof(int32_t);
+      if (info.dtype != MOMA_DTYPE_I32 || info.byte_size != bytes)
+        fatal("--tokens: " + options.tokens + " holds " +
+              std::to_string(tokens.batch) + " x " +
+              std::to_string(tokens.length) +
+              " tokens, but the program was compiled for " +
+              shapeString(info) + " (momac --batch/--seq-len)");
+      check(moma_session_set_buffer(session, name, values->data(), bytes),
+            "--tokens");
+      given.push_back(name);
+    }
+    std::printf("moma-run: tokens %s: %lld x %lld\n", options.tokens.c_str(),
+                static_cast<long long>(tokens.batch),
+                static_cast<long long>(tokens.length));
+  }
   for (const NamedFile &input : options.inputs) {
     moma_buffer_info info = findBuffer(program, input.name, "--input");
     std::string data = readFile(input.path, "--input " + input.name);
@@ -514,6 +561,32 @@ int main(int argc, char **argv) {
                   "%g)\n",
                   expect.name.c_str(), n, maxError);
     }
+  }
+  if (!options.tokens.empty()) {
+    // The losses, in the reference's `key value` form.
+    auto scalar = [&](const char *name, size_t index) {
+      moma_buffer_info info = findBuffer(program, name, "--tokens");
+      std::string bytes = readBuffer(session, info, "--tokens");
+      return element(bytes, info.dtype, index);
+    };
+    if (const char *model = moma_program_metadata(program, "model"))
+      std::printf("model %s\n", model);
+    std::printf("batch %lld\nlength %lld\n",
+                static_cast<long long>(tokens.batch),
+                static_cast<long long>(tokens.length));
+    size_t all = 0;
+    for (size_t m = 0; m < modalities.size(); ++m) {
+      size_t count = std::count(tokens.targetModality.begin(),
+                                tokens.targetModality.end(),
+                                static_cast<int32_t>(m));
+      all += count;
+      std::printf("ce.%s %.9g targets %zu\n", modalities[m].name.c_str(),
+                  scalar("ce_per_modality", m), count);
+    }
+    std::printf("ce %.9g targets %zu\n", scalar("ce", 0), all);
+    for (const char *name :
+         {"load_balancing", "router_z", "aux_router", "total"})
+      std::printf("%s %.9g\n", name, scalar(name, 0));
   }
   for (const NamedFile &dump : options.dumps) {
     moma_buffer_info info = findBuffer(program, dump.name, "--dump");

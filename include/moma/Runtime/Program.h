@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -214,6 +215,10 @@ struct Program {
   std::vector<BufferDesc> buffers;
   /// The launches, executed in order on one stream.
   std::vector<Launch> launches;
+  /// Free-form string facts about the program for tools (for example
+  /// `model`, and `modalities` / `modality_ranges`, which moma-run uses to
+  /// read token files); keys and values are UTF-8 strings.
+  std::map<std::string, std::string> metadata;
 
   /// Returns the buffer named \p name, or nullptr.
   const BufferDesc *findBuffer(std::string_view name) const;
@@ -292,6 +297,9 @@ public:
   /// Overrides the arena size; by default it is the end of the last buffer
   /// rounded up to the alignment.
   void setArenaSize(uint64_t size);
+
+  /// Sets a metadata entry (see Program::metadata).
+  void setMetadata(std::string key, std::string value);
 
   /// Appends a launch of \p function of module \p module.
   void addLaunch(uint32_t module, std::string function, Dim3 grid, Dim3 block,

@@ -138,6 +138,9 @@ void moma_program_free(moma_program program);
 /** Returns the program's target: "cpu", "sm_80", "sm_90" or "sm_90a". */
 const char *moma_program_target(moma_program program);
 
+/** Returns the program's metadata value for `key`, or NULL if absent. */
+const char *moma_program_metadata(moma_program program, const char *key);
+
 /** Returns the arena size in bytes. */
 uint64_t moma_program_arena_size(moma_program program);
 

@@ -23,6 +23,12 @@ namespace moma {
 /// over an arena of inputs, weights and outputs. `module` is consumed.
 llvm::Expected<runtime::Program> compileCpuProgram(mlir::ModuleOp module);
 
+/// Records the model's name and modalities (`model`, `modalities`,
+/// `modality_ranges`) from `module` in the program's metadata, so that
+/// moma-run can read token files for it. Call before lowering.
+void recordModelMetadata(mlir::ModuleOp module,
+                         runtime::ProgramBuilder &builder);
+
 } // namespace moma
 
 #endif // MOMA_TARGET_PROGRAMCOMPILER_H
