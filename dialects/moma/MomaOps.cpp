@@ -170,6 +170,25 @@ LogicalResult expectActivation(Operation *op, StringRef name, Value value) {
                            << shapeString(tensorType(value).getShape());
 }
 
+/// Checks an activation `x: [B, L, D]` and the modality ids of an op whose
+/// weights may be untied; returns the leading weight dimensions (`{M}` or
+/// `{}`).
+FailureOr<SmallVector<int64_t, 1>>
+verifyUntiedActivation(Operation *op, Value x, Value modality) {
+  if (failed(expectActivation(op, "x", x)))
+    return failure();
+  ArrayRef<int64_t> shape = tensorType(x).getShape();
+  return untiedPrefix(op, modality, shape[0], shape[1]);
+}
+
+/// Checks that an op's result has exactly the type of its input `x`.
+LogicalResult expectResultTypeOfX(Operation *op, Value x, Value result) {
+  if (result.getType() == x.getType())
+    return success();
+  return op->emitOpError() << "result type " << result.getType()
+                           << " must equal the type of 'x' " << x.getType();
+}
+
 /// Checks the expert groups of an op: at least one, every modality declared,
 /// at most one group per modality.
 LogicalResult verifyGroups(Operation *op, ArrayAttr groupsAttr) {
@@ -250,11 +269,9 @@ void EmbedOp::dropModalityIds() { getModalityMutable().clear(); }
 
 LogicalResult NormOp::verify() {
   Operation *op = getOperation();
-  if (failed(expectActivation(op, "x", getX())))
-    return failure();
-  ArrayRef<int64_t> x = getX().getType().getShape();
   FailureOr<SmallVector<int64_t, 1>> prefix =
-      untiedPrefix(op, getModality(), x[0], x[1]);
+      verifyUntiedActivation(op, getX(), getModality());
+  ArrayRef<int64_t> x = getX().getType().getShape();
   if (failed(prefix))
     return failure();
   StringRef meaning = prefix->empty() ? "[features]" : "[modalities, features]";
@@ -271,9 +288,8 @@ LogicalResult NormOp::verify() {
   if (!(getEpsilon().convertToDouble() > 0.0))
     return emitOpError() << "'epsilon' must be > 0, got "
                          << getEpsilon().convertToDouble();
-  if (getResult().getType() != getX().getType())
-    return emitOpError() << "result type " << getResult().getType()
-                         << " must equal the type of 'x' " << getX().getType();
+  if (failed(expectResultTypeOfX(op, getX(), getResult())))
+    return failure();
   return expectSameElementType(
       op, {{"x", getX()}, {"weight", getWeight()}, {"bias", getBias()}});
 }
@@ -293,11 +309,9 @@ void NormOp::dropModalityIds() { getModalityMutable().clear(); }
 
 LogicalResult LinearOp::verify() {
   Operation *op = getOperation();
-  if (failed(expectActivation(op, "x", getX())))
-    return failure();
-  ArrayRef<int64_t> x = getX().getType().getShape();
   FailureOr<SmallVector<int64_t, 1>> prefix =
-      untiedPrefix(op, getModality(), x[0], x[1]);
+      verifyUntiedActivation(op, getX(), getModality());
+  ArrayRef<int64_t> x = getX().getType().getShape();
   if (failed(prefix))
     return failure();
   bool untied = !prefix->empty();
@@ -381,18 +395,15 @@ static FailureOr<int64_t> verifyFfnWeights(Operation *op, Activation act,
 
 LogicalResult FfnOp::verify() {
   Operation *op = getOperation();
-  if (failed(expectActivation(op, "x", getX())))
-    return failure();
-  ArrayRef<int64_t> x = getX().getType().getShape();
   FailureOr<SmallVector<int64_t, 1>> prefix =
-      untiedPrefix(op, getModality(), x[0], x[1]);
+      verifyUntiedActivation(op, getX(), getModality());
+  ArrayRef<int64_t> x = getX().getType().getShape();
   if (failed(prefix) || failed(verifyFfnWeights(
                             op, getActivation(), *prefix, x[2], getWIn(),
                             getWOut(), prefix->empty() ? "" : "modalities, ")))
     return failure();
-  if (getResult().getType() != getX().getType())
-    return emitOpError() << "result type " << getResult().getType()
-                         << " must equal the type of 'x' " << getX().getType();
+  if (failed(expectResultTypeOfX(op, getX(), getResult())))
+    return failure();
   return expectSameElementType(
       op, {{"x", getX()}, {"w_in", getWIn()}, {"w_out", getWOut()}});
 }
@@ -448,9 +459,8 @@ LogicalResult AttentionOp::verify() {
       failed(expectShape(op, "positions", getPositions(), {x[0], x[1]},
                          "[batch, sequence] token positions")))
     return failure();
-  if (getResult().getType() != getX().getType())
-    return emitOpError() << "result type " << getResult().getType()
-                         << " must equal the type of 'x' " << getX().getType();
+  if (failed(expectResultTypeOfX(op, getX(), getResult())))
+    return failure();
   return expectSameElementType(op, {{"x", getX()},
                                     {"wq", getWq()},
                                     {"wk", getWk()},
@@ -731,9 +741,8 @@ LogicalResult DepthRegionOp::verify() {
   if (getGate() &&
       failed(expectShape(op, "gate", getGate(), {x[0], kept}, "[batch, kept]")))
     return failure();
-  if (getResult().getType() != getX().getType())
-    return emitOpError() << "result type " << getResult().getType()
-                         << " must equal the type of 'x' " << getX().getType();
+  if (failed(expectResultTypeOfX(op, getX(), getResult())))
+    return failure();
   return expectSameElementType(op, {{"x", getX()}, {"gate", getGate()}});
 }
 
@@ -785,9 +794,8 @@ LogicalResult ScaleOp::verify() {
   if (failed(expectShape(op, "scale", getScale(), {x[0], x[1]},
                          "[batch, sequence]")))
     return failure();
-  if (getResult().getType() != getX().getType())
-    return emitOpError() << "result type " << getResult().getType()
-                         << " must equal the type of 'x' " << getX().getType();
+  if (failed(expectResultTypeOfX(op, getX(), getResult())))
+    return failure();
   return expectSameElementType(op, {{"x", getX()}, {"scale", getScale()}});
 }
 
