@@ -20,14 +20,25 @@ using ::moma::runtime::BufferRole;
 using ::moma::runtime::ElementType;
 
 namespace {
-/// One argument of @forward as the runtime sees it.
-struct ArgumentBuffer {
-  std::string name;
-  BufferRole role;
-  RankedTensorType type;
-};
+/// Removes the moma attributes the LLVM translation does not know.
+void stripMomaAttributes(ModuleOp module) {
+  module->removeAttr(mlir::moma::MomaDialect::getModalitiesAttrName());
+  module.walk([](LLVM::LLVMFuncOp func) {
+    for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
+      func.removeArgAttr(i, mlir::moma::MomaDialect::getInputAttrName());
+      func.removeArgAttr(i, mlir::moma::MomaDialect::getWeightAttrName());
+      func.removeArgAttr(i, mlir::moma::MomaDialect::getOutputAttrName());
+    }
+    for (unsigned i = 0, e = func.getNumResults(); i < e; ++i)
+      func.removeResultAttr(
+          i, StringAttr::get(func.getContext(),
+                             mlir::moma::MomaDialect::getOutputAttrName()));
+  });
+}
+} // namespace
 
-llvm::Expected<ElementType> elementTypeOf(Type type) {
+namespace moma {
+llvm::Expected<ElementType> runtimeElementType(Type type) {
   if (type.isF32())
     return ElementType::F32;
   if (type.isF64())
@@ -38,17 +49,16 @@ llvm::Expected<ElementType> elementTypeOf(Type type) {
     return ElementType::F16;
   if (type.isInteger(32))
     return ElementType::I32;
-  if (type.isInteger(64))
+  if (type.isInteger(64) || type.isIndex())
     return ElementType::I64;
   std::string text;
   llvm::raw_string_ostream(text) << type;
   return llvm::createStringError("no runtime element type for " + text);
 }
 
-/// Collects the buffers of @forward in the order of the lowered
-/// out-parameter signature: arguments, then results.
-llvm::Expected<std::vector<ArgumentBuffer>> collectBuffers(func::FuncOp func) {
-  std::vector<ArgumentBuffer> buffers;
+llvm::Expected<std::vector<ProgramArgument>>
+collectProgramArguments(func::FuncOp func) {
+  std::vector<ProgramArgument> buffers;
   for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
     auto type = dyn_cast<RankedTensorType>(func.getArgument(i).getType());
     auto input = func.getArgAttrOfType<StringAttr>(
@@ -73,24 +83,6 @@ llvm::Expected<std::vector<ArgumentBuffer>> collectBuffers(func::FuncOp func) {
   return buffers;
 }
 
-/// Removes the moma attributes the LLVM translation does not know.
-void stripMomaAttributes(ModuleOp module) {
-  module->removeAttr(mlir::moma::MomaDialect::getModalitiesAttrName());
-  module.walk([](LLVM::LLVMFuncOp func) {
-    for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
-      func.removeArgAttr(i, mlir::moma::MomaDialect::getInputAttrName());
-      func.removeArgAttr(i, mlir::moma::MomaDialect::getWeightAttrName());
-      func.removeArgAttr(i, mlir::moma::MomaDialect::getOutputAttrName());
-    }
-    for (unsigned i = 0, e = func.getNumResults(); i < e; ++i)
-      func.removeResultAttr(
-          i, StringAttr::get(func.getContext(),
-                             mlir::moma::MomaDialect::getOutputAttrName()));
-  });
-}
-} // namespace
-
-namespace moma {
 void recordModelMetadata(ModuleOp module, runtime::ProgramBuilder &builder) {
   if (std::optional<StringRef> name = module.getSymName())
     builder.setMetadata("model", name->str());
@@ -111,7 +103,8 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
   auto forward = module.lookupSymbol<func::FuncOp>("forward");
   if (!forward)
     return llvm::createStringError("the module has no @forward function");
-  llvm::Expected<std::vector<ArgumentBuffer>> buffers = collectBuffers(forward);
+  llvm::Expected<std::vector<ProgramArgument>> buffers =
+      collectProgramArguments(forward);
   if (!buffers)
     return buffers.takeError();
   runtime::ProgramBuilder builder(runtime::Target::Cpu);
@@ -149,9 +142,9 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
                         std::string(library->begin(), library->end()),
                         {"moma_forward"}, "forward");
   std::vector<runtime::LaunchArg> args;
-  for (const ArgumentBuffer &buffer : *buffers) {
+  for (const ProgramArgument &buffer : *buffers) {
     llvm::Expected<ElementType> type =
-        elementTypeOf(buffer.type.getElementType());
+        runtimeElementType(buffer.type.getElementType());
     if (!type)
       return type.takeError();
     std::vector<int64_t> shape(buffer.type.getShape().begin(),

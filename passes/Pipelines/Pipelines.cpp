@@ -6,21 +6,31 @@
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVM.h"
 #include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
+#include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
 #include "mlir/Conversion/IndexToLLVM/IndexToLLVM.h"
 #include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
 #include "mlir/Conversion/MathToLibm/MathToLibm.h"
 #include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Conversion/NVVMToLLVM/NVVMToLLVM.h"
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Conversion/SCFToGPU/SCFToGPUPass.h"
+#include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Bufferization/Transforms/FuncBufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/Index/IR/IndexDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
@@ -29,17 +39,26 @@
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/UB/IR/UBOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
 
-void mlir::moma::buildMomaToCpuPipeline(OpPassManager &pm,
-                                        const CpuPipelineOptions &options) {
-  pm.addPass(createConvertMomaToLinalg());
+/// moma -> linalg/tensor (element-wise tensor arith included) -> buffers,
+/// results optionally through out-parameters: the common front of both
+/// pipelines.
+static void buildMomaToBuffers(OpPassManager &pm, bool outParams) {
+  pm.addPass(mlir::moma::createConvertMomaToLinalg());
   // Element-wise arith on tensors (residual adds, loss arithmetic).
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
@@ -50,7 +69,7 @@ void mlir::moma::buildMomaToCpuPipeline(OpPassManager &pm,
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  if (options.outParams) {
+  if (outParams) {
     bufferization::BufferResultsToOutParamsPassOptions outParams;
     outParams.modifyPublicFunctions = true;
     // Results allocated with a static shape are written in place into the
@@ -59,6 +78,11 @@ void mlir::moma::buildMomaToCpuPipeline(OpPassManager &pm,
     pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
   }
   pm.addPass(createCanonicalizerPass());
+}
+
+void mlir::moma::buildMomaToCpuPipeline(OpPassManager &pm,
+                                        const CpuPipelineOptions &options) {
+  buildMomaToBuffers(pm, options.outParams);
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
 
   pm.addPass(memref::createExpandStridedMetadataPass());
@@ -76,22 +100,102 @@ void mlir::moma::buildMomaToCpuPipeline(OpPassManager &pm,
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
+void mlir::moma::buildMomaToGpuPipeline(OpPassManager &pm,
+                                        const GpuPipelineOptions &options) {
+  // The runtime passes every buffer, results included, as a kernel argument.
+  buildMomaToBuffers(pm, /*outParams=*/true);
+
+  // Host function: loops over buffers, then one launch per loop nest.
+  OpPassManager &host = pm.nest<func::FuncOp>();
+  host.addPass(createConvertLinalgToParallelLoopsPass());
+  host.addPass(createMomaGpuPrepareLoops());
+  host.addPass(createCanonicalizerPass());
+  // One thread per element: blocks of `block-size` threads over the
+  // one-dimensional loop; a bounds check (scf.if) instead of min/max keeps
+  // the block size a constant.
+  host.addPass(createParallelLoopTilingPass({int64_t(options.blockSize)},
+                                            /*noMinMaxBounds=*/true));
+  host.addPass(createGpuMapParallelLoopsPass());
+  host.addPass(createConvertParallelLoopToGpuPass());
+  host.addPass(createMomaGpuWrapSequential());
+  // Fold the launch sizes to constants; canonicalization hoists constants
+  // out of the launch bodies, so sink (constants, views, globals) after it.
+  host.addPass(createCanonicalizerPass());
+  host.addPass(createCSEPass());
+  host.addPass(createMomaGpuSinkIntoLaunches());
+
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createMomaGpuMergeModules());
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = options.features;
+  target.optLevel = 3;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+
+  // Device code: the usual GPU -> NVVM steps, on the gpu.module only (the
+  // host function keeps its memref/arith form for the program compiler).
+  OpPassManager &device = pm.nest<gpu::GPUModuleOp>();
+  device.addPass(memref::createExpandStridedMetadataPass());
+  device.addPass(createLowerAffinePass());
+  device.addPass(arith::createArithExpandOpsPass());
+  device.addPass(createSCFToControlFlowPass());
+  ConvertGpuOpsToNVVMOpsOptions nvvm;
+  // Kernels take root buffers as plain pointers: the runtime's kernel ABI.
+  nvvm.useBarePtrCallConv = true;
+  device.addPass(createConvertGpuOpsToNVVMOps(nvvm));
+  device.addPass(createCanonicalizerPass());
+  device.addPass(createCSEPass());
+  device.addPass(createReconcileUnrealizedCastsPass());
+
+  if (options.format == "nvvm")
+    return;
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = options.format;
+  binary.toolkitPath = options.toolkit;
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
 void mlir::moma::registerMomaPipelines() {
   PassPipelineRegistration<CpuPipelineOptions>(
       "moma-to-cpu",
       "Lower moma IR to the LLVM dialect for the CPU (linalg, one-shot "
       "bufferization, loops)",
       buildMomaToCpuPipeline);
+  PassPipelineRegistration<GpuPipelineOptions>(
+      "moma-to-gpu",
+      "Lower moma IR to kernels (PTX in a gpu.binary) and a host function "
+      "of allocations and gpu.launch_func ops (linalg, one-shot "
+      "bufferization, parallel loops, NVVM)",
+      buildMomaToGpuPipeline);
 }
 
 void mlir::moma::registerPipelineDialects(DialectRegistry &registry) {
   registry.insert<affine::AffineDialect, bufferization::BufferizationDialect,
-                  cf::ControlFlowDialect, LLVM::LLVMDialect, math::MathDialect,
-                  memref::MemRefDialect, scf::SCFDialect>();
+                  cf::ControlFlowDialect, gpu::GPUDialect, index::IndexDialect,
+                  LLVM::LLVMDialect, math::MathDialect, memref::MemRefDialect,
+                  NVVM::NVVMDialect, scf::SCFDialect, ub::UBDialect>();
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
       registry);
   linalg::registerBufferizableOpInterfaceExternalModels(registry);
   scf::registerBufferizableOpInterfaceExternalModels(registry);
   tensor::registerBufferizableOpInterfaceExternalModels(registry);
+
+  // convert-gpu-to-nvvm lowers every loaded dialect through its
+  // ConvertToLLVMPatternInterface.
+  arith::registerConvertArithToLLVMInterface(registry);
+  cf::registerConvertControlFlowToLLVMInterface(registry);
+  index::registerConvertIndexToLLVMInterface(registry);
+  registerConvertFuncToLLVMInterface(registry);
+  registerConvertMathToLLVMInterface(registry);
+  registerConvertMemRefToLLVMInterface(registry);
+  registerConvertNVVMToLLVMInterface(registry);
+  ub::registerConvertUBToLLVMInterface(registry);
+  // gpu-module-to-binary: the #nvvm.target serializer and the translations
+  // from the LLVM/NVVM dialects to LLVM IR.
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerGPUDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  registerNVVMDialectTranslation(registry);
 }

@@ -36,11 +36,56 @@ struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
 void buildMomaToCpuPipeline(OpPassManager &pm,
                             const CpuPipelineOptions &options);
 
-/// Registers `moma-to-cpu`.
+/// Options of `moma-to-gpu`.
+struct GpuPipelineOptions : public PassPipelineOptions<GpuPipelineOptions> {
+  PassOptions::Option<std::string> chip{
+      *this, "chip",
+      llvm::cl::desc("The NVIDIA architecture of the PTX (sm_80, sm_90, "
+                     "sm_90a)"),
+      llvm::cl::init("sm_80")};
+  PassOptions::Option<std::string> features{
+      *this, "features",
+      llvm::cl::desc("NVPTX target features (the PTX ISA version): +ptx80 "
+                     "is what sm_90a needs and what CUDA 12.0+ drivers "
+                     "load"),
+      llvm::cl::init("+ptx80")};
+  PassOptions::Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit whose nvvm/libdevice/libdevice.10.bc "
+                     "provides the math functions; empty: MLIR's default "
+                     "search"),
+      llvm::cl::init("")};
+  PassOptions::Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("What gpu-module-to-binary produces: isa (PTX text), "
+                     "bin (cubin, needs ptxas), fatbin, offload (LLVM IR); "
+                     "nvvm: stop before it, leaving the gpu.module in the "
+                     "LLVM/NVVM dialects (needs no CUDA toolkit)"),
+      llvm::cl::init("isa")};
+  PassOptions::Option<int64_t> blockSize{
+      *this, "block-size",
+      llvm::cl::desc("Threads per block of a parallel loop's launch (the "
+                     "tile size of scf-parallel-loop-tiling)"),
+      llvm::cl::init(256)};
+};
+
+/// moma -> linalg/tensor -> one-shot bufferization (out-parameters) ->
+/// parallel loops -> one gpu.launch per top-level parallel loop (one thread
+/// per element, `block-size` threads per block) and one single-thread launch
+/// per run of sequential host code -> outlined kernels in one gpu.module
+/// taking root buffers as bare pointers -> NVVM -> `gpu.binary` (PTX text
+/// by default). The host function is left with `memref.alloc`, constants
+/// and `gpu.launch_func` only, which the program compiler turns into an
+/// arena and a launch list (include/moma/Target/GpuProgram.h).
+void buildMomaToGpuPipeline(OpPassManager &pm,
+                            const GpuPipelineOptions &options);
+
+/// Registers `moma-to-cpu` and `moma-to-gpu`.
 void registerMomaPipelines();
 
 /// Adds the dialects and external interface models (bufferization,
-/// LLVM conversion) the pipelines need to `registry`.
+/// LLVM conversion, the NVVM target and its LLVM IR translations) the
+/// pipelines need to `registry`.
 void registerPipelineDialects(DialectRegistry &registry);
 
 } // namespace mlir::moma

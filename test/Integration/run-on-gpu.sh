@@ -2,6 +2,13 @@
 #===- test/Integration/run-on-gpu.sh - the GPU tests in one call ---------===//
 #
 # Usage: bash test/Integration/run-on-gpu.sh [BUILD_DIR]     (default: build)
+#        bash test/Integration/run-on-gpu.sh --prepare [BUILD_DIR]
+#
+# --prepare runs on the build machine (no GPU needed): momac compiles every
+# tiny example model for the CPU, sm_80 and sm_90, with seeded weights and
+# token inputs, into BUILD_DIR/gpu-models (models_gpu.py prepare), for step
+# 7 below on a GPU machine where momac cannot run (it needs LLVM, MLIR and
+# CUDA's libdevice). Carry BUILD_DIR/bin and BUILD_DIR/gpu-models.
 #
 # For a session that has a GPU machine. In one call it
 #   1. reports the GPU and the driver;
@@ -14,6 +21,15 @@
 #   5. assembles vadd.ptx into a cubin with ptxas and runs that program too,
 #      when ptxas is installed and the GPU is sm_90;
 #   6. times the vadd program kernel by kernel and as a CUDA graph;
+#   7. runs every tiny example model compiled for this GPU (sm_90 on
+#      compute capability 9.0, and sm_80 everywhere) and for the CPU on the
+#      same weights and inputs, and compares all outputs (1e-4, relative to
+#      each output's largest magnitude; models_gpu.py check), from
+#      BUILD_DIR/gpu-models (or $MOMA_GPU_MODELS) when prepared, else
+#      compiling them here if momac runs; models-gpu.test, the lit form of
+#      this step, is skipped in step 3;
+#   8. runs compute-sanitizer (memcheck) on one compiled model, when
+#      installed;
 # and prints a summary. The exit status is non-zero if anything failed.
 #
 # moma-run and moma-pack link no LLVM, MLIR or absl shared library (absl,
@@ -28,9 +44,21 @@ set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+prepare=0
+if [ "${1:-}" = --prepare ]; then
+  prepare=1
+  shift
+fi
 build="${1:-$root/build}"
 bin="$build/bin"
 python="$(command -v python3 || command -v python || true)"
+
+if [ "$prepare" = 1 ]; then
+  echo "== preparing the GPU model checks in $build/gpu-models"
+  rm -rf "$build/gpu-models"
+  exec "$python" "$here/models_gpu.py" prepare --dir "$build/gpu-models" \
+    --arch sm_80 --arch sm_90 --momac "$bin/momac"
+fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/moma-gpu-tests.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
@@ -136,6 +164,10 @@ run_test() { # FILE
 shopt -s nullglob
 for test in "$here"/*.test; do
   echo "== $(basename "$test")"
+  if [ "$(basename "$test")" = models-gpu.test ]; then
+    record SKIP "models-gpu.test" "run as step 7, from prepared programs"
+    continue
+  fi
   run_test "$test"
 done
 
@@ -191,6 +223,52 @@ for mode in "" --graph; do
   "$bin/moma-run" "$data/vadd.momaprog" "${run_args[@]}" $mode \
     --warmup 20 --repeat 200 2>&1 | grep -E "ran |error:" | sed 's/^/   /'
 done
+
+# 7. Every tiny example model on this GPU against the CPU.
+models="${MOMA_GPU_MODELS:-$build/gpu-models}"
+if [ ! -f "$models/cases.json" ] && "$bin/momac" --help >/dev/null 2>&1; then
+  echo "== compiling the tiny example models here (no $models/cases.json)"
+  models="$work/models"
+  if ! "$python" "$here/models_gpu.py" prepare --dir "$models" \
+      --arch sm_80 --arch sm_90 --momac "$bin/momac" >"$work/prepare.log" 2>&1; then
+    cat "$work/prepare.log"
+    record FAIL "models: prepare" "momac failed, log above"
+  fi
+fi
+model_archs=(sm_80)
+[ "$cc" = 90 ] && model_archs=(sm_90 sm_80)
+if [ -f "$models/cases.json" ]; then
+  for arch in "${model_archs[@]}"; do
+    echo "== models on the GPU ($arch) against the CPU"
+    "$python" "$here/models_gpu.py" check --dir "$models" --arch "$arch" \
+      --moma-run "$bin/moma-run" --moma-pack "$bin/moma-pack" --verbose \
+      >"$work/models-$arch.log" 2>&1
+    status=$?
+    sed 's/^/   /' "$work/models-$arch.log" | head -n 200
+    summary="$(grep '^summary:' "$work/models-$arch.log" | tail -n1)"
+    if [ "$status" = 0 ]; then
+      record PASS "models $arch vs cpu" "${summary#summary: }"
+    else
+      record FAIL "models $arch vs cpu" "${summary:-see log above}"
+    fi
+  done
+  # 8. compute-sanitizer on one compiled model.
+  if [ -n "$sanitizer" ]; then
+    echo "== compute-sanitizer --tool memcheck on one compiled model"
+    if "$python" "$here/models_gpu.py" sanitize --dir "$models" \
+        --arch "${model_archs[0]}" --moma-run "$bin/moma-run" \
+        --sanitizer "$sanitizer" >"$work/models-sanitizer.log" 2>&1; then
+      record PASS "compute-sanitizer model" "$(head -n1 "$work/models-sanitizer.log")"
+    else
+      record FAIL "compute-sanitizer model" "log below"
+      cat "$work/models-sanitizer.log"
+    fi
+  else
+    record SKIP "compute-sanitizer model" "not installed"
+  fi
+else
+  record FAIL "models vs cpu" "no prepared programs in $models and momac does not run here: run 'bash test/Integration/run-on-gpu.sh --prepare' on the build machine and carry build/gpu-models"
+fi
 
 echo
 echo "== summary"

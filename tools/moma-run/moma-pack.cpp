@@ -12,31 +12,75 @@
 // moma-pack --manifest PROGRAM.momaprog
 //   Validates a program and prints its manifest as indented JSON.
 //
+// moma-pack --extract DIR PROGRAM.momaprog
+//   Validates a program and writes the bytes of each kernel module to
+//   DIR/<index>-<name>.<ptx|cubin|so> (one line per file on stdout), e.g. to
+//   run ptxas on the PTX of a compiled model.
+//
 //===----------------------------------------------------------------------===//
 
 #include "moma/Runtime/Program.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <sys/stat.h>
 
 using namespace moma::runtime;
 
 namespace {
 
-constexpr const char *kUsage = "usage: moma-pack SPEC.json -o OUT.momaprog\n"
-                               "       moma-pack --manifest PROGRAM.momaprog\n";
+constexpr const char *kUsage =
+    "usage: moma-pack SPEC.json -o OUT.momaprog\n"
+    "       moma-pack --manifest PROGRAM.momaprog\n"
+    "       moma-pack --extract DIR PROGRAM.momaprog\n";
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "moma-pack: error: %s\n", message.c_str());
   return 1;
 }
 
+/// Writes every module of \p program into \p dir; returns the exit status.
+int extractModules(const Program &program, const std::string &dir) {
+  struct stat info;
+  if (::stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
+    return fail(dir + ": not a directory");
+  for (size_t i = 0; i < program.modules.size(); ++i) {
+    const KernelModule &module = program.modules[i];
+    const char *extension = module.format == ModuleFormat::Ptx     ? "ptx"
+                            : module.format == ModuleFormat::Cubin ? "cubin"
+                                                                   : "so";
+    // Module names are printable ASCII; keep only what is safe in a path.
+    std::string name;
+    for (char c : module.name)
+      name += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+               c == '_' || c == '.')
+                  ? c
+                  : '_';
+    std::string path = dir + "/" + std::to_string(i) +
+                       (name.empty() ? "" : "-" + name) + "." + extension;
+    FILE *file = std::fopen(path.c_str(), "wb");
+    if (!file)
+      return fail(path + ": cannot create: " + std::strerror(errno));
+    size_t written =
+        std::fwrite(module.bytes.data(), 1, module.bytes.size(), file);
+    if (std::fclose(file) != 0 || written != module.bytes.size()) {
+      std::remove(path.c_str());
+      return fail(path + ": cannot write");
+    }
+    std::printf("%s\t%s\t%zu kernel(s)\t%zu bytes\n", path.c_str(),
+                std::string(moduleFormatName(module.format)).c_str(),
+                module.functions.size(), module.bytes.size());
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
-  std::string spec, output, manifest;
+  std::string spec, output, manifest, extract;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") {
@@ -45,6 +89,8 @@ int main(int argc, char **argv) {
     }
     if ((arg == "-o" || arg == "--manifest") && i + 1 < argc) {
       (arg == "-o" ? output : manifest) = argv[++i];
+    } else if (arg == "--extract" && i + 1 < argc && extract.empty()) {
+      extract = argv[++i];
     } else if (!arg.empty() && arg[0] != '-' && spec.empty()) {
       spec = arg;
     } else {
@@ -52,6 +98,17 @@ int main(int argc, char **argv) {
                    arg.c_str(), kUsage);
       return 2;
     }
+  }
+
+  if (!extract.empty()) {
+    if (spec.empty() || !output.empty() || !manifest.empty()) {
+      std::fputs(kUsage, stderr);
+      return 2;
+    }
+    absl::StatusOr<Program> program = readProgram(spec);
+    if (!program.ok())
+      return fail(std::string(program.status().message()));
+    return extractModules(*program, extract);
   }
 
   if (!manifest.empty()) {

@@ -2,9 +2,11 @@
 //
 // momac MODEL.json [--emit=moma|flops] [-o OUT] [--batch=B --seq-len=L]
 //       [--routing=batch|aux] [--init-weights=W.safetensors --seed=N]
+//       [--target=cpu|sm_80|sm_90|sm_90a [--scratch-reuse=false]]
 //
 // Reads a model definition (examples/README.md), builds its moma IR and
-// writes it, or its FLOP table; optionally writes seeded initial weights.
+// writes it, or its FLOP table, or compiles it into a program (.momaprog)
+// for the CPU or an NVIDIA GPU; optionally writes seeded initial weights.
 // Errors name the file, the JSON path and the rule, exit non-zero and leave
 // no output file behind.
 //
@@ -13,6 +15,7 @@
 #include "moma/Frontend/ModelBuilder.h"
 #include "moma/Frontend/ModelConfig.h"
 #include "moma/Runtime/Program.h"
+#include "moma/Target/GpuProgram.h"
 #include "moma/Target/ProgramCompiler.h"
 #include "passes/Transforms/FlopCount.h"
 
@@ -62,8 +65,13 @@ cl::opt<uint64_t> seed("seed", cl::desc("Seed of --init-weights"), cl::init(0),
 cl::opt<std::string>
     target("target",
            cl::desc("Compile a program (.momaprog) for this target instead of "
-                    "emitting text: cpu (sm_80, sm_90, sm_90a: not yet)"),
+                    "emitting text: cpu, sm_80, sm_90 or sm_90a"),
            cl::value_desc("target"), cl::cat(category));
+cl::opt<bool> scratchReuse(
+    "scratch-reuse",
+    cl::desc("GPU targets: let scratch buffers whose launches do not overlap "
+             "share arena bytes (default on; off for debugging)"),
+    cl::init(true), cl::cat(category));
 
 int fail(const Twine &message) {
   WithColor::error(errs(), "momac") << message << "\n";
@@ -80,7 +88,9 @@ int main(int argc, char **argv) {
       "  momac MODEL.json --emit=moma -o model.mlir\n"
       "  momac MODEL.json --emit=flops\n"
       "  momac MODEL.json --init-weights=w.safetensors --seed=1\n"
-      "  momac MODEL.json --target=cpu --batch=2 --seq-len=16 -o m.momaprog\n");
+      "  momac MODEL.json --target=cpu --batch=2 --seq-len=16 -o m.momaprog\n"
+      "  momac MODEL.json --target=sm_90 --batch=2 --seq-len=16 -o m.momaprog"
+      "\n");
 
   Expected<moma::ModelConfig> config = moma::loadModelConfig(inputFile);
   if (!config)
@@ -108,12 +118,13 @@ int main(int argc, char **argv) {
   std::string text;
   raw_string_ostream os(text);
   if (!target.empty()) {
-    if (target != "cpu")
+    if (target != "cpu" && !moma::parseGpuTarget(target))
       return fail("--target=" + target +
-                  ": GPU code generation is not implemented yet; use "
-                  "--target=cpu");
+                  ": unknown target (expected cpu, sm_80, sm_90 or sm_90a)");
     Expected<moma::runtime::Program> program =
-        moma::compileCpuProgram(**module);
+        target == "cpu"
+            ? moma::compileCpuProgram(**module)
+            : moma::compileGpuProgram(**module, target, scratchReuse);
     if (!program)
       return fail(options.fileName + ": " + toString(program.takeError()));
     if (outputFile == "-")

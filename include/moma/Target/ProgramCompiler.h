@@ -11,6 +11,7 @@
 
 #include "moma/Runtime/Program.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 
@@ -22,6 +23,22 @@ namespace moma {
 /// `moma_forward(void **args)` in a shared object, and a one-launch schedule
 /// over an arena of inputs, weights and outputs. `module` is consumed.
 llvm::Expected<runtime::Program> compileCpuProgram(mlir::ModuleOp module);
+
+/// One argument or result of `@forward` as a program buffer.
+struct ProgramArgument {
+  std::string name;
+  runtime::BufferRole role;
+  mlir::RankedTensorType type;
+};
+
+/// The buffers of `@forward` in the order of its lowered out-parameter
+/// signature: the named inputs and weights, then the named outputs. Both
+/// back ends lay their arenas out from this list.
+llvm::Expected<std::vector<ProgramArgument>>
+collectProgramArguments(mlir::func::FuncOp forward);
+
+/// The runtime element type of an MLIR element type (index is i64).
+llvm::Expected<runtime::ElementType> runtimeElementType(mlir::Type type);
 
 /// Records the model's name and modalities (`model`, `modalities`,
 /// `modality_ranges`) from `module` in the program's metadata, so that

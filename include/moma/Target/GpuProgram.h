@@ -1,0 +1,61 @@
+//===- GpuProgram.h - moma IR to GPU programs (PTX + launches) --*- C++ -*-===//
+//
+// The GPU back end: turns the `@forward` function that momac builds into a
+// compiled program (.momaprog, lib/Runtime/ProgramFormat.md) for an NVIDIA
+// GPU: one PTX module from MLIR's NVVM/NVPTX path, one arena holding every
+// input, weight, output and scratch buffer, and a static list of launches.
+// Nothing runs on the host at run time: the runtime only executes launches.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOMA_TARGET_GPUPROGRAM_H
+#define MOMA_TARGET_GPUPROGRAM_H
+
+#include "moma/Runtime/Program.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+namespace moma {
+
+/// Returns the program target of a GPU chip name (`sm_80`, `sm_90`,
+/// `sm_90a`), or std::nullopt for any other name.
+std::optional<runtime::Target> parseGpuTarget(llvm::StringRef chip);
+
+/// Compiles `module` (moma IR with a `@forward` whose arguments and results
+/// carry `moma.input` / `moma.weight` / `moma.output` names) for the NVIDIA
+/// architecture `chip` (`sm_80`, `sm_90` or `sm_90a`):
+///
+/// - marks the arguments of `@forward` `bufferization.writable = false`, so
+///   that no kernel writes into an input or a weight (a schedule may run
+///   many times on the same inputs: repeats, CUDA graph replay);
+/// - runs `moma-to-gpu` (passes/Pipelines/Pipelines.h): every kernel is an
+///   outlined `gpu.func` of one `gpu.module`, compiled to PTX (ISA 8.0) by
+///   MLIR's NVVM target with CUDA's libdevice for the math functions (from
+///   the toolkit CUDA_ROOT / CUDA_HOME / CUDA_PATH names, else that of the
+///   `ptxas` on PATH, /usr/local/cuda or /usr/lib/cuda; an error names the
+///   paths tried when there is none);
+/// - reads the host function that is left (`memref.alloc`, constants,
+///   `gpu.launch_func`) into a program: the inputs, weights and outputs are
+///   named buffers in the CPU back end's order and with its names
+///   (compileCpuProgram), each allocation is a `scratch.N` buffer placed by
+///   a liveness-based first-fit planner (scratch buffers whose launches do
+///   not overlap share bytes), and each `gpu.launch_func` is a launch with
+///   constant grid, block and dynamic shared memory whose buffer arguments
+///   are arena offsets and whose scalar arguments are constants;
+/// - stores the PTX text as one `ptx` module named `kernels` (no cubin: the
+///   driver compiles the PTX for the GPU it runs on, so an sm_80 program
+///   also runs on Hopper).
+///
+/// Anything else on the host (a non-constant launch size or argument, a
+/// host op other than those above) is an error naming the op. With
+/// `reuseScratch` false every scratch buffer gets its own bytes (a bump
+/// allocator: a bigger arena, for debugging). `module` is consumed.
+llvm::Expected<runtime::Program> compileGpuProgram(mlir::ModuleOp module,
+                                                   llvm::StringRef chip,
+                                                   bool reuseScratch = true);
+
+} // namespace moma
+
+#endif // MOMA_TARGET_GPUPROGRAM_H

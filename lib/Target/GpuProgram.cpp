@@ -1,0 +1,485 @@
+//===- GpuProgram.cpp - moma IR to GPU programs (PTX + launches) ----------===//
+//
+// Runs moma-to-gpu, then reads the host function it leaves (allocations,
+// constants, gpu.launch_func) into a program: an arena plan and a launch
+// list, with the PTX of the one gpu.module as the program's module.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moma/Target/GpuProgram.h"
+#include "moma/Target/ProgramCompiler.h"
+
+#include "dialects/moma/MomaDialect.h"
+#include "passes/Pipelines/Pipelines.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <limits>
+#include <map>
+
+using namespace mlir;
+using ::moma::runtime::BufferRole;
+using ::moma::runtime::ElementType;
+using ::moma::runtime::LaunchArg;
+namespace runtime = ::moma::runtime;
+
+namespace {
+/// One memref.alloc of the host function: a scratch buffer.
+struct ScratchBuffer {
+  std::string name;
+  ElementType type;
+  std::vector<int64_t> shape;
+  uint64_t byteSize = 0;
+  /// Launch indices of the first and last use; first > last when unused.
+  size_t first = std::numeric_limits<size_t>::max();
+  size_t last = 0;
+  uint64_t offset = 0;
+};
+
+/// A launch whose buffer arguments still name buffers.
+struct PendingLaunch {
+  std::string kernel;
+  runtime::Dim3 grid, block;
+  uint32_t sharedMemBytes = 0;
+  /// Per argument: a buffer (function argument i, or scratch i), or a
+  /// scalar.
+  struct Arg {
+    enum Kind { Argument, Scratch, Scalar } kind;
+    size_t index = 0;
+    LaunchArg scalar;
+  };
+  std::vector<Arg> args;
+};
+
+llvm::Error errorAt(Operation *op, const Twine &message) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << op->getLoc() << ": '" << op->getName() << "' " << message;
+  return llvm::createStringError(text);
+}
+
+/// Describes the buffer of an allocation. Element types the runtime has no
+/// name for (i1 and other narrow integers, stored one byte per element by
+/// NVPTX) are described as the i32 words that cover their bytes: scratch
+/// buffers are never read or written by the caller.
+llvm::Expected<ScratchBuffer> describeScratch(Operation *alloc, MemRefType type,
+                                              size_t index) {
+  if (!type.hasStaticShape() || !type.getLayout().isIdentity())
+    return errorAt(alloc, "allocates a buffer without a static shape and an "
+                          "identity layout; the arena plan needs both");
+  if (type.getMemorySpace())
+    return errorAt(alloc, "allocates in a memory space; the arena is global "
+                          "memory");
+  Type element = type.getElementType();
+  uint64_t elementBytes;
+  if (element.isIndex())
+    elementBytes = 8;
+  else if (element.isIntOrFloat())
+    elementBytes = (element.getIntOrFloatBitWidth() + 7) / 8;
+  else
+    return errorAt(alloc, "allocates a buffer of a non-scalar element type");
+  ScratchBuffer scratch;
+  scratch.name = "scratch." + std::to_string(index);
+  uint64_t count = type.getNumElements();
+  if (elementBytes != 0 &&
+      count > std::numeric_limits<uint64_t>::max() / elementBytes)
+    return errorAt(alloc, "allocates more bytes than fit in 64 bits");
+  scratch.byteSize = count * elementBytes;
+  llvm::Expected<ElementType> known = ::moma::runtimeElementType(element);
+  if (known) {
+    scratch.type = *known;
+    scratch.shape.assign(type.getShape().begin(), type.getShape().end());
+  } else {
+    llvm::consumeError(known.takeError());
+    scratch.type = ElementType::I32;
+    scratch.shape = {int64_t((scratch.byteSize + 3) / 4)};
+    scratch.byteSize = uint64_t(scratch.shape[0]) * 4;
+  }
+  return scratch;
+}
+
+/// Reads one constant launch dimension.
+llvm::Expected<uint32_t> constantDim(gpu::LaunchFuncOp launch, Value value,
+                                     StringRef what, uint64_t limit) {
+  std::optional<int64_t> constant = getConstantIntValue(value);
+  if (!constant)
+    return errorAt(launch, "launches " + launch.getKernelName().getValue() +
+                               " with a " + what +
+                               " that is not a constant; the schedule is "
+                               "static");
+  if (*constant < 1 || uint64_t(*constant) > limit)
+    return errorAt(launch, "launches " + launch.getKernelName().getValue() +
+                               " with " + what + " " +
+                               std::to_string(*constant) + ", outside [1, " +
+                               std::to_string(limit) + "]");
+  return uint32_t(*constant);
+}
+
+/// A scalar launch argument from a constant.
+llvm::Expected<LaunchArg> scalarArgument(gpu::LaunchFuncOp launch, Value value,
+                                         unsigned position) {
+  Attribute attr;
+  if (!matchPattern(value, m_Constant(&attr)))
+    return errorAt(launch, "passes argument " + std::to_string(position) +
+                               " to " + launch.getKernelName().getValue() +
+                               ", which is neither a buffer nor a constant");
+  Type type = value.getType();
+  if (auto integer = dyn_cast<IntegerAttr>(attr)) {
+    if (type.isIndex() || type.isInteger(64))
+      return LaunchArg::i64(integer.getValue().getSExtValue());
+    if (type.isInteger(32))
+      return LaunchArg::i32(int32_t(integer.getValue().getSExtValue()));
+  }
+  if (auto real = dyn_cast<FloatAttr>(attr)) {
+    if (type.isF32())
+      return LaunchArg::f32(real.getValue().convertToFloat());
+    if (type.isF64())
+      return LaunchArg::f64(real.getValue().convertToDouble());
+  }
+  std::string text;
+  llvm::raw_string_ostream(text) << type;
+  return errorAt(launch, "passes argument " + std::to_string(position) +
+                             " to " + launch.getKernelName().getValue() +
+                             " of type " + text +
+                             ", which the runtime cannot pass (i32, i64, "
+                             "f32, f64 and index only)");
+}
+
+/// Places the scratch buffers above `base`. With `reuse`, a buffer takes the
+/// lowest aligned gap among the buffers still live at its first launch
+/// (first fit, in order of first use); otherwise buffers are laid out one
+/// after the other. Returns the end of the scratch region.
+uint64_t planScratch(std::vector<ScratchBuffer> &scratch, uint64_t base,
+                     uint64_t alignment, bool reuse) {
+  auto alignUp = [&](uint64_t v) {
+    return (v + alignment - 1) / alignment * alignment;
+  };
+  std::vector<size_t> order;
+  for (size_t i = 0; i < scratch.size(); ++i)
+    if (scratch[i].first <= scratch[i].last)
+      order.push_back(i);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return std::make_pair(scratch[a].first, a) <
+           std::make_pair(scratch[b].first, b);
+  });
+  uint64_t end = base;
+  // Live buffers by offset: offset -> (end, last use).
+  std::multimap<uint64_t, std::pair<uint64_t, size_t>> live;
+  for (size_t i : order) {
+    ScratchBuffer &buffer = scratch[i];
+    uint64_t size = alignUp(std::max<uint64_t>(buffer.byteSize, 1));
+    if (!reuse) {
+      buffer.offset = alignUp(end);
+      end = buffer.offset + size;
+      continue;
+    }
+    for (auto it = live.begin(); it != live.end();)
+      it = it->second.second < buffer.first ? live.erase(it) : std::next(it);
+    uint64_t candidate = base;
+    for (const auto &[offset, entry] : live) {
+      if (candidate + size <= offset)
+        break;
+      candidate = std::max(candidate, alignUp(entry.first));
+    }
+    buffer.offset = candidate;
+    live.insert({candidate, {candidate + size, buffer.last}});
+    end = std::max(end, candidate + size);
+  }
+  return alignUp(end);
+}
+
+/// The CUDA toolkit whose libdevice MLIR's NVVM target links for the math
+/// functions: the one CUDA_ROOT, CUDA_HOME or CUDA_PATH names (strictly),
+/// else the first of the toolkit of the `ptxas` on PATH, /usr/local/cuda and
+/// /usr/lib/cuda (Debian's layout) that has nvvm/libdevice/libdevice.10.bc.
+llvm::Expected<std::string> findToolkit() {
+  auto libdeviceOf = [](StringRef toolkit) {
+    llvm::SmallString<256> path(toolkit);
+    llvm::sys::path::append(path, "nvvm", "libdevice", "libdevice.10.bc");
+    return std::string(path);
+  };
+  for (const char *variable : {"CUDA_ROOT", "CUDA_HOME", "CUDA_PATH"}) {
+    const char *value = std::getenv(variable);
+    if (!value || !*value)
+      continue;
+    std::string libdevice = libdeviceOf(value);
+    if (!llvm::sys::fs::is_regular_file(libdevice))
+      return llvm::createStringError(
+          "the GPU back end links CUDA's libdevice for the math functions, "
+          "and " +
+          libdevice + " does not exist (" + variable + "=" + value +
+          "); install the CUDA toolkit or point " + variable + " at one");
+    return std::string(value);
+  }
+  std::vector<std::string> candidates;
+  if (llvm::ErrorOr<std::string> ptxas =
+          llvm::sys::findProgramByName("ptxas")) {
+    llvm::SmallString<256> real;
+    if (!llvm::sys::fs::real_path(*ptxas, real))
+      candidates.push_back(
+          llvm::sys::path::parent_path(llvm::sys::path::parent_path(real))
+              .str());
+  }
+  candidates.push_back("/usr/local/cuda");
+  candidates.push_back("/usr/lib/cuda");
+  for (const std::string &toolkit : candidates)
+    if (llvm::sys::fs::is_regular_file(libdeviceOf(toolkit)))
+      return toolkit;
+  std::string tried;
+  for (const std::string &toolkit : candidates)
+    tried += (tried.empty() ? "" : ", ") + libdeviceOf(toolkit);
+  return llvm::createStringError(
+      "the GPU back end links CUDA's libdevice for the math functions, and "
+      "none was found (tried " +
+      tried + "); install the CUDA toolkit or point CUDA_HOME at one");
+}
+} // namespace
+
+namespace moma {
+std::optional<runtime::Target> parseGpuTarget(StringRef chip) {
+  if (chip == "sm_80")
+    return runtime::Target::Sm80;
+  if (chip == "sm_90")
+    return runtime::Target::Sm90;
+  if (chip == "sm_90a")
+    return runtime::Target::Sm90a;
+  return std::nullopt;
+}
+
+llvm::Expected<runtime::Program>
+compileGpuProgram(ModuleOp module, StringRef chip, bool reuseScratch) {
+  std::optional<runtime::Target> target = parseGpuTarget(chip);
+  if (!target)
+    return llvm::createStringError("unknown GPU target '" + chip +
+                                   "' (expected sm_80, sm_90 or sm_90a)");
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  if (!forward)
+    return llvm::createStringError("the module has no @forward function");
+  llvm::Expected<std::vector<ProgramArgument>> buffers =
+      collectProgramArguments(forward);
+  if (!buffers)
+    return buffers.takeError();
+  llvm::Expected<std::string> toolkit = findToolkit();
+  if (!toolkit)
+    return toolkit.takeError();
+  runtime::ProgramBuilder builder(*target);
+  recordModelMetadata(module, builder);
+  // Inputs and weights are set once and the schedule may run many times
+  // (repeats, CUDA graph replay): bufferization must not write into them.
+  for (unsigned i = 0, e = forward.getNumArguments(); i < e; ++i)
+    forward.setArgAttr(i, "bufferization.writable",
+                       BoolAttr::get(module.getContext(), false));
+
+  MLIRContext *ctx = module.getContext();
+  DialectRegistry registry;
+  mlir::moma::registerPipelineDialects(registry);
+  ctx->appendDialectRegistry(registry);
+
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &diag) {
+    llvm::raw_string_ostream os(diagnostics);
+    os << diag.getLocation() << ": " << diag << "\n";
+    for (const Diagnostic &note : diag.getNotes())
+      if (note.getSeverity() == DiagnosticSeverity::Note &&
+          !StringRef(note.str()).starts_with("see current operation"))
+        os << note.getLocation() << ": note: " << note << "\n";
+    return success();
+  });
+  PassManager pm(ctx);
+  mlir::moma::GpuPipelineOptions options;
+  options.chip = chip.str();
+  options.toolkit = *toolkit;
+  mlir::moma::buildMomaToGpuPipeline(pm, options);
+  if (failed(pm.run(module)))
+    return llvm::createStringError("lowering for the GPU (" + chip +
+                                   ") failed:\n" + diagnostics);
+
+  // The PTX of the one gpu.module.
+  std::string ptx;
+  for (auto binary : module.getOps<gpu::BinaryOp>()) {
+    if (!ptx.empty())
+      return errorAt(binary, "is a second GPU binary; moma-to-gpu makes one");
+    for (Attribute attr : binary.getObjects()) {
+      auto object = dyn_cast<gpu::ObjectAttr>(attr);
+      if (!object || object.getFormat() != gpu::CompilationTarget::Assembly)
+        return errorAt(binary, "does not hold PTX text");
+      ptx = object.getObject().getValue().str();
+    }
+  }
+
+  // The host function: arguments are the buffers, in order.
+  forward = module.lookupSymbol<func::FuncOp>("forward");
+  if (!forward || forward.getNumArguments() != buffers->size() ||
+      forward.getNumResults() != 0)
+    return llvm::createStringError(
+        "internal error: @forward does not take one buffer per input, "
+        "weight and output after moma-to-gpu");
+  for (auto [arg, buffer] : llvm::zip_equal(forward.getArguments(), *buffers)) {
+    auto type = dyn_cast<MemRefType>(arg.getType());
+    if (!type || type.getShape() != buffer.type.getShape() ||
+        type.getElementType() != buffer.type.getElementType())
+      return llvm::createStringError("internal error: @forward's buffer '" +
+                                     buffer.name +
+                                     "' changed type in moma-to-gpu");
+  }
+
+  std::vector<ScratchBuffer> scratch;
+  llvm::DenseMap<Value, size_t> scratchOf;
+  std::vector<PendingLaunch> launches;
+  std::vector<std::string> kernels;
+  llvm::StringSet<> kernelSet;
+  for (Operation &op : forward.getBody().front()) {
+    if (isa<func::ReturnOp, memref::DeallocOp>(op) ||
+        op.hasTrait<OpTrait::ConstantLike>())
+      continue;
+    if (isa<memref::AllocOp, memref::AllocaOp>(op)) {
+      auto type = cast<MemRefType>(op.getResult(0).getType());
+      llvm::Expected<ScratchBuffer> buffer =
+          describeScratch(&op, type, scratch.size());
+      if (!buffer)
+        return buffer.takeError();
+      scratchOf[op.getResult(0)] = scratch.size();
+      scratch.push_back(std::move(*buffer));
+      continue;
+    }
+    auto launchOp = dyn_cast<gpu::LaunchFuncOp>(op);
+    if (!launchOp)
+      return errorAt(&op, "is left on the host by moma-to-gpu; GPU programs "
+                          "only allocate and launch");
+    if (launchOp.getKernelModuleName().getValue() != "kernels")
+      return errorAt(&op, "launches a kernel outside the 'kernels' module");
+    PendingLaunch launch;
+    launch.kernel = launchOp.getKernelName().getValue().str();
+    if (kernelSet.insert(launch.kernel).second)
+      kernels.push_back(launch.kernel);
+    constexpr uint64_t kGridX = (uint64_t(1) << 31) - 1, kGridYZ = 65535;
+    gpu::KernelDim3 grid = launchOp.getGridSizeOperandValues();
+    gpu::KernelDim3 block = launchOp.getBlockSizeOperandValues();
+    struct {
+      Value value;
+      const char *what;
+      uint64_t limit;
+      uint32_t *out;
+    } dims[] = {{grid.x, "grid x", kGridX, &launch.grid.x},
+                {grid.y, "grid y", kGridYZ, &launch.grid.y},
+                {grid.z, "grid z", kGridYZ, &launch.grid.z},
+                {block.x, "block x", 1024, &launch.block.x},
+                {block.y, "block y", 1024, &launch.block.y},
+                {block.z, "block z", 64, &launch.block.z}};
+    for (auto &dim : dims) {
+      llvm::Expected<uint32_t> value =
+          constantDim(launchOp, dim.value, dim.what, dim.limit);
+      if (!value)
+        return value.takeError();
+      *dim.out = *value;
+    }
+    if (Value shared = launchOp.getDynamicSharedMemorySize()) {
+      std::optional<int64_t> bytes = getConstantIntValue(shared);
+      if (!bytes || *bytes < 0 || *bytes > std::numeric_limits<int32_t>::max())
+        return errorAt(&op, "has a dynamic shared memory size that is not a "
+                            "non-negative constant");
+      launch.sharedMemBytes = uint32_t(*bytes);
+    }
+    size_t index = launches.size();
+    for (auto [position, value] :
+         llvm::enumerate(launchOp.getKernelOperands())) {
+      PendingLaunch::Arg arg;
+      if (auto blockArg = dyn_cast<BlockArgument>(value);
+          blockArg && blockArg.getOwner()->getParentOp() == forward) {
+        arg.kind = PendingLaunch::Arg::Argument;
+        arg.index = blockArg.getArgNumber();
+      } else if (auto it = scratchOf.find(value); it != scratchOf.end()) {
+        arg.kind = PendingLaunch::Arg::Scratch;
+        arg.index = it->second;
+        ScratchBuffer &buffer = scratch[arg.index];
+        buffer.first = std::min(buffer.first, index);
+        buffer.last = std::max(buffer.last, index);
+      } else if (isa<MemRefType>(value.getType())) {
+        return errorAt(&op, "passes argument " + std::to_string(position) +
+                                " to " + launch.kernel +
+                                ", a buffer that is neither an argument of "
+                                "@forward nor an allocation");
+      } else {
+        llvm::Expected<LaunchArg> scalar =
+            scalarArgument(launchOp, value, position);
+        if (!scalar)
+          return scalar.takeError();
+        arg.kind = PendingLaunch::Arg::Scalar;
+        arg.scalar = *scalar;
+      }
+      launch.args.push_back(arg);
+    }
+    launches.push_back(std::move(launch));
+  }
+  if (launches.empty() || ptx.empty())
+    return llvm::createStringError(
+        "internal error: moma-to-gpu produced no kernels");
+
+  // The arena: inputs, weights and outputs in order, then scratch space.
+  std::vector<uint64_t> argumentOffsets;
+  uint64_t end = 0;
+  for (const ProgramArgument &buffer : *buffers) {
+    llvm::Expected<ElementType> type =
+        runtimeElementType(buffer.type.getElementType());
+    if (!type)
+      return type.takeError();
+    std::vector<int64_t> shape(buffer.type.getShape().begin(),
+                               buffer.type.getShape().end());
+    uint64_t offset = builder.addBuffer(buffer.name, buffer.role, *type, shape);
+    argumentOffsets.push_back(offset);
+    uint64_t count = 1;
+    for (int64_t dim : shape)
+      count *= uint64_t(dim);
+    end = std::max(end, offset + count * runtime::elementTypeSize(*type));
+  }
+  constexpr uint64_t kAlignment = 256;
+  uint64_t base = (end + kAlignment - 1) / kAlignment * kAlignment;
+  uint64_t arenaEnd = planScratch(scratch, base, kAlignment, reuseScratch);
+  for (const ScratchBuffer &buffer : scratch)
+    if (buffer.first <= buffer.last)
+      builder.addBufferAt(buffer.name, BufferRole::Scratch, buffer.type,
+                          buffer.shape, buffer.offset);
+  builder.setArenaSize(std::max(arenaEnd, base));
+
+  uint32_t module_ = builder.addModule(runtime::ModuleFormat::Ptx,
+                                       std::move(ptx), kernels, "kernels");
+  for (PendingLaunch &launch : launches) {
+    std::vector<LaunchArg> args;
+    for (const PendingLaunch::Arg &arg : launch.args) {
+      switch (arg.kind) {
+      case PendingLaunch::Arg::Argument:
+        args.push_back(LaunchArg::buffer(argumentOffsets[arg.index]));
+        break;
+      case PendingLaunch::Arg::Scratch:
+        args.push_back(LaunchArg::buffer(scratch[arg.index].offset));
+        break;
+      case PendingLaunch::Arg::Scalar:
+        args.push_back(arg.scalar);
+        break;
+      }
+    }
+    builder.addLaunch(module_, launch.kernel, launch.grid, launch.block,
+                      std::move(args), launch.sharedMemBytes);
+  }
+  absl::StatusOr<runtime::Program> program = builder.build();
+  if (!program.ok())
+    return llvm::createStringError("internal error: invalid program: " +
+                                   std::string(program.status().message()));
+  return std::move(*program);
+}
+} // namespace moma
