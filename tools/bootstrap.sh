@@ -8,7 +8,8 @@
 #   test   build, then run the whole suite (lit + gtest) with a summary line
 #   run    build, then compile the bundled default model (or the model file
 #          given after `run`): its moma IR, its FLOP table, seeded weights, a
-#          CPU program run on the sample tokens (per-modality loss), and the
+#          program run on the sample tokens (per-modality loss; on the GPU
+#          when one is present, otherwise on the CPU), and the
 #          PyTorch reference's loss on the same weights and tokens
 #
 # Environment: MOMA_BUILD_DIR (default: build), MOMA_JOBS (default: nproc).
@@ -72,9 +73,21 @@ run_default() {
   "$build/bin/momac" "$model" "${shape[@]}" -o "$out/model.mlir"
   "$build/bin/momac" "$model" "${shape[@]}" --emit=flops
   "$build/bin/momac" "$model" --init-weights="$out/weights.safetensors" --seed=1
-  "$build/bin/momac" "$model" "${shape[@]}" --target=cpu -o "$out/model.momaprog"
-  echo "== compiled program on the CPU"
-  "$build/bin/moma-run" "$out/model.momaprog" \
+  # On the GPU when one answers (its compute capability picks the target),
+  # otherwise on the CPU.
+  local target=cpu device=cpu cc=""
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    cc="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null |
+          head -n1 | tr -d ' .')"
+  fi
+  case "$cc" in
+    8*) target=sm_80 device=cuda ;;
+    9*) target=sm_90 device=cuda ;;
+  esac
+  "$build/bin/momac" "$model" "${shape[@]}" --target="$target" \
+    -o "$out/model.momaprog"
+  echo "== compiled program ($target) on the $device"
+  "$build/bin/moma-run" "$out/model.momaprog" --device "$device" \
     --weights "$out/weights.safetensors" --tokens "$tokens"
   echo "== PyTorch reference (float32)"
   /usr/bin/python3 "$root/tools/moma-reference/moma_reference.py" run "$model" \
