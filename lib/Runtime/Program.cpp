@@ -749,9 +749,9 @@ ManifestReader::readArg(const OrderedJson &entry, const std::string &where,
 absl::StatusOr<Program> ManifestReader::read(const OrderedJson &root) {
   Program program;
   const std::string top = "manifest";
-  MOMA_RETURN_IF_ERROR(checkKeys(root, top,
-                                 {"target", "arena", "modules", "buffers",
-                                  "launches", "metadata"}));
+  MOMA_RETURN_IF_ERROR(checkKeys(
+      root, top,
+      {"target", "arena", "modules", "buffers", "launches", "metadata"}));
   if (root.contains("metadata")) {
     const OrderedJson &metadata = root["metadata"];
     if (!metadata.is_object())

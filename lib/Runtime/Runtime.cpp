@@ -207,8 +207,7 @@ const char *moma_program_metadata(moma_program program, const char *key) {
   if (!program || !key)
     return nullptr;
   auto it = program->program->metadata.find(key);
-  return it == program->program->metadata.end() ? nullptr
-                                                : it->second.c_str();
+  return it == program->program->metadata.end() ? nullptr : it->second.c_str();
 }
 
 uint64_t moma_program_arena_size(moma_program program) {

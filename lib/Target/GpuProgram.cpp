@@ -285,29 +285,16 @@ compileGpuProgram(ModuleOp module, StringRef chip, bool reuseScratch) {
     forward.setArgAttr(i, "bufferization.writable",
                        BoolAttr::get(module.getContext(), false));
 
-  MLIRContext *ctx = module.getContext();
-  DialectRegistry registry;
-  mlir::moma::registerPipelineDialects(registry);
-  ctx->appendDialectRegistry(registry);
-
-  std::string diagnostics;
-  ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &diag) {
-    llvm::raw_string_ostream os(diagnostics);
-    os << diag.getLocation() << ": " << diag << "\n";
-    for (const Diagnostic &note : diag.getNotes())
-      if (note.getSeverity() == DiagnosticSeverity::Note &&
-          !StringRef(note.str()).starts_with("see current operation"))
-        os << note.getLocation() << ": note: " << note << "\n";
-    return success();
-  });
-  PassManager pm(ctx);
-  mlir::moma::GpuPipelineOptions options;
-  options.chip = chip.str();
-  options.toolkit = *toolkit;
-  mlir::moma::buildMomaToGpuPipeline(pm, options);
-  if (failed(pm.run(module)))
-    return llvm::createStringError("lowering for the GPU (" + chip +
-                                   ") failed:\n" + diagnostics);
+  if (llvm::Error err = runLoweringPipeline(
+          module,
+          [&](OpPassManager &pm) {
+            mlir::moma::GpuPipelineOptions options;
+            options.chip = chip.str();
+            options.toolkit = *toolkit;
+            mlir::moma::buildMomaToGpuPipeline(pm, options);
+          },
+          "the GPU (" + chip.str() + ")"))
+    return std::move(err);
 
   // The PTX of the one gpu.module.
   std::string ptx;

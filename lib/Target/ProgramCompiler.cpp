@@ -99,6 +99,32 @@ void recordModelMetadata(ModuleOp module, runtime::ProgramBuilder &builder) {
   }
 }
 
+llvm::Error runLoweringPipeline(ModuleOp module,
+                                llvm::function_ref<void(OpPassManager &)> build,
+                                StringRef what) {
+  MLIRContext *ctx = module.getContext();
+  DialectRegistry registry;
+  mlir::moma::registerPipelineDialects(registry);
+  ctx->appendDialectRegistry(registry);
+
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &diag) {
+    llvm::raw_string_ostream os(diagnostics);
+    os << diag.getLocation() << ": " << diag << "\n";
+    for (const Diagnostic &note : diag.getNotes())
+      if (note.getSeverity() == DiagnosticSeverity::Note &&
+          !StringRef(note.str()).starts_with("see current operation"))
+        os << note.getLocation() << ": note: " << note << "\n";
+    return success();
+  });
+  PassManager pm(ctx);
+  build(pm);
+  if (failed(pm.run(module)))
+    return llvm::createStringError("lowering for " + what + " failed:\n" +
+                                   diagnostics);
+  return llvm::Error::success();
+}
+
 llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
   auto forward = module.lookupSymbol<func::FuncOp>("forward");
   if (!forward)
@@ -110,25 +136,16 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
   runtime::ProgramBuilder builder(runtime::Target::Cpu);
   recordModelMetadata(module, builder);
 
-  MLIRContext *ctx = module.getContext();
-  DialectRegistry registry;
-  mlir::moma::registerPipelineDialects(registry);
-  ctx->appendDialectRegistry(registry);
-
-  std::string diagnostics;
-  ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &diag) {
-    llvm::raw_string_ostream os(diagnostics);
-    os << diag.getLocation() << ": " << diag << "\n";
-    return success();
-  });
-  PassManager pm(ctx);
-  mlir::moma::CpuPipelineOptions options;
-  options.outParams = true;
-  options.barePointers = true;
-  mlir::moma::buildMomaToCpuPipeline(pm, options);
-  if (failed(pm.run(module)))
-    return llvm::createStringError("lowering for the CPU failed:\n" +
-                                   diagnostics);
+  if (llvm::Error err = runLoweringPipeline(
+          module,
+          [](OpPassManager &pm) {
+            mlir::moma::CpuPipelineOptions options;
+            options.outParams = true;
+            options.barePointers = true;
+            mlir::moma::buildMomaToCpuPipeline(pm, options);
+          },
+          "the CPU"))
+    return std::move(err);
   stripMomaAttributes(module);
   if (llvm::Error err =
           addPointerArrayWrapper(module, "forward", "moma_forward"))

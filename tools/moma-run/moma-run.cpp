@@ -54,8 +54,10 @@ constexpr const char *kUsage =
     "  --warmup N                untimed runs before the timed ones "
     "(default 0)\n"
     "  --repeat N                timed runs (default 1)\n"
-    "  --tokens FILE             set a model's inputs (ids, modality, targets,\n"
-    "                            target_modality) from a moma-tokens/1 file and\n"
+    "  --tokens FILE             set a model's inputs (ids, modality, "
+    "targets,\n"
+    "                            target_modality) from a moma-tokens/1 file "
+    "and\n"
     "                            print its per-modality losses after the runs\n"
     "  --dump NAME=FILE          write buffer NAME to FILE after the runs\n"
     "  --print NAME[:COUNT]      print the first COUNT (default 8) elements\n"
@@ -447,8 +449,8 @@ int main(int argc, char **argv) {
         fatal("--tokens: " + options.tokens + " holds " +
               std::to_string(tokens.batch) + " x " +
               std::to_string(tokens.length) +
-              " tokens, but the program was compiled for " +
-              shapeString(info) + " (momac --batch/--seq-len)");
+              " tokens, but the program was compiled for " + shapeString(info) +
+              " (momac --batch/--seq-len)");
       check(moma_session_set_buffer(session, name, values->data(), bytes),
             "--tokens");
       given.push_back(name);
@@ -576,9 +578,9 @@ int main(int argc, char **argv) {
                 static_cast<long long>(tokens.length));
     size_t all = 0;
     for (size_t m = 0; m < modalities.size(); ++m) {
-      size_t count = std::count(tokens.targetModality.begin(),
-                                tokens.targetModality.end(),
-                                static_cast<int32_t>(m));
+      size_t count =
+          std::count(tokens.targetModality.begin(), tokens.targetModality.end(),
+                     static_cast<int32_t>(m));
       all += count;
       std::printf("ce.%s %.9g targets %zu\n", modalities[m].name.c_str(),
                   scalar("ce_per_modality", m), count);

@@ -13,6 +13,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
 #include "llvm/Support/Error.h"
 
 namespace moma {
@@ -39,6 +40,15 @@ collectProgramArguments(mlir::func::FuncOp forward);
 
 /// The runtime element type of an MLIR element type (index is i64).
 llvm::Expected<runtime::ElementType> runtimeElementType(mlir::Type type);
+
+/// Runs the pass pipeline `build` adds on `module`, with the dialects the
+/// pipelines need registered. On failure the error is "lowering for
+/// <what> failed:" followed by every diagnostic (and its notes) with its
+/// location.
+llvm::Error
+runLoweringPipeline(mlir::ModuleOp module,
+                    llvm::function_ref<void(mlir::OpPassManager &)> build,
+                    llvm::StringRef what);
 
 /// Records the model's name and modalities (`model`, `modalities`,
 /// `modality_ranges`) from `module` in the program's metadata, so that
