@@ -1,6 +1,6 @@
 //===- GpuProgram.cpp - moma IR to GPU programs (PTX + launches) ----------===//
 //
-// Runs moma-to-gpu, then reads the host function it leaves (allocations,
+// Runs moma-to-ptx, then reads the host function it leaves (allocations,
 // constants, gpu.launch_func) into a program: an arena plan and a launch
 // list, with the PTX of the one gpu.module as the program's module.
 //
@@ -300,7 +300,7 @@ compileGpuProgram(ModuleOp module, StringRef chip, bool reuseScratch) {
   std::string ptx;
   for (auto binary : module.getOps<gpu::BinaryOp>()) {
     if (!ptx.empty())
-      return errorAt(binary, "is a second GPU binary; moma-to-gpu makes one");
+      return errorAt(binary, "is a second GPU binary; moma-to-ptx makes one");
     for (Attribute attr : binary.getObjects()) {
       auto object = dyn_cast<gpu::ObjectAttr>(attr);
       if (!object || object.getFormat() != gpu::CompilationTarget::Assembly)
@@ -315,14 +315,14 @@ compileGpuProgram(ModuleOp module, StringRef chip, bool reuseScratch) {
       forward.getNumResults() != 0)
     return llvm::createStringError(
         "internal error: @forward does not take one buffer per input, "
-        "weight and output after moma-to-gpu");
+        "weight and output after moma-to-ptx");
   for (auto [arg, buffer] : llvm::zip_equal(forward.getArguments(), *buffers)) {
     auto type = dyn_cast<MemRefType>(arg.getType());
     if (!type || type.getShape() != buffer.type.getShape() ||
         type.getElementType() != buffer.type.getElementType())
       return llvm::createStringError("internal error: @forward's buffer '" +
                                      buffer.name +
-                                     "' changed type in moma-to-gpu");
+                                     "' changed type in moma-to-ptx");
   }
 
   std::vector<ScratchBuffer> scratch;
@@ -346,7 +346,7 @@ compileGpuProgram(ModuleOp module, StringRef chip, bool reuseScratch) {
     }
     auto launchOp = dyn_cast<gpu::LaunchFuncOp>(op);
     if (!launchOp)
-      return errorAt(&op, "is left on the host by moma-to-gpu; GPU programs "
+      return errorAt(&op, "is left on the host by moma-to-ptx; GPU programs "
                           "only allocate and launch");
     if (launchOp.getKernelModuleName().getValue() != "kernels")
       return errorAt(&op, "launches a kernel outside the 'kernels' module");
@@ -415,7 +415,7 @@ compileGpuProgram(ModuleOp module, StringRef chip, bool reuseScratch) {
   }
   if (launches.empty() || ptx.empty())
     return llvm::createStringError(
-        "internal error: moma-to-gpu produced no kernels");
+        "internal error: moma-to-ptx produced no kernels");
 
   // The arena: inputs, weights and outputs in order, then scratch space.
   std::vector<uint64_t> argumentOffsets;

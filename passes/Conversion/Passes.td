@@ -30,7 +30,7 @@ def ConvertMomaToLinalg : Pass<"convert-moma-to-linalg", "::mlir::ModuleOp"> {
 }
 
 //===----------------------------------------------------------------------===//
-// Buffers and loops to GPU launches (the moma-to-gpu pipeline)
+// Buffers and loops to GPU launches (the moma-to-ptx pipeline)
 //===----------------------------------------------------------------------===//
 
 def MomaGpuPrepareLoops : Pass<"moma-gpu-prepare-loops", "::mlir::func::FuncOp"> {

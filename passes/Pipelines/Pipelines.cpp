@@ -162,7 +162,7 @@ void mlir::moma::registerMomaPipelines() {
       "bufferization, loops)",
       buildMomaToCpuPipeline);
   PassPipelineRegistration<GpuPipelineOptions>(
-      "moma-to-gpu",
+      "moma-to-ptx",
       "Lower moma IR to kernels (PTX in a gpu.binary) and a host function "
       "of allocations and gpu.launch_func ops (linalg, one-shot "
       "bufferization, parallel loops, NVVM)",

@@ -36,7 +36,7 @@ struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
 void buildMomaToCpuPipeline(OpPassManager &pm,
                             const CpuPipelineOptions &options);
 
-/// Options of `moma-to-gpu`.
+/// Options of `moma-to-ptx`.
 struct GpuPipelineOptions : public PassPipelineOptions<GpuPipelineOptions> {
   PassOptions::Option<std::string> chip{
       *this, "chip",
@@ -80,7 +80,7 @@ struct GpuPipelineOptions : public PassPipelineOptions<GpuPipelineOptions> {
 void buildMomaToGpuPipeline(OpPassManager &pm,
                             const GpuPipelineOptions &options);
 
-/// Registers `moma-to-cpu` and `moma-to-gpu`.
+/// Registers `moma-to-cpu` and `moma-to-ptx`.
 void registerMomaPipelines();
 
 /// Adds the dialects and external interface models (bufferization,

@@ -30,7 +30,7 @@ std::optional<runtime::Target> parseGpuTarget(llvm::StringRef chip);
 /// - marks the arguments of `@forward` `bufferization.writable = false`, so
 ///   that no kernel writes into an input or a weight (a schedule may run
 ///   many times on the same inputs: repeats, CUDA graph replay);
-/// - runs `moma-to-gpu` (passes/Pipelines/Pipelines.h): every kernel is an
+/// - runs `moma-to-ptx` (passes/Pipelines/Pipelines.h): every kernel is an
 ///   outlined `gpu.func` of one `gpu.module`, compiled to PTX (ISA 8.0) by
 ///   MLIR's NVVM target with CUDA's libdevice for the math functions (from
 ///   the toolkit CUDA_ROOT / CUDA_HOME / CUDA_PATH names, else that of the

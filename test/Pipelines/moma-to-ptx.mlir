@@ -1,9 +1,9 @@
-// moma-to-gpu up to the NVVM dialect (format=nvvm: no CUDA toolkit needed):
+// moma-to-ptx up to the NVVM dialect (format=nvvm: no CUDA toolkit needed):
 // the host function keeps only allocations, constants and launches of
 // kernels of one gpu.module that take root buffers as bare pointers.
-// RUN: moma-opt %s --moma-to-gpu="chip=sm_90 format=nvvm" | FileCheck %s
+// RUN: moma-opt %s --moma-to-ptx="chip=sm_90 format=nvvm" | FileCheck %s
 // The same with 128-thread blocks for sm_80.
-// RUN: moma-opt %s --moma-to-gpu="chip=sm_80 block-size=128 format=nvvm" | FileCheck %s --check-prefix=SM80
+// RUN: moma-opt %s --moma-to-ptx="chip=sm_80 block-size=128 format=nvvm" | FileCheck %s --check-prefix=SM80
 
 // CHECK-LABEL: func.func @forward
 // CHECK-SAME: %[[X:[^:]*]]: memref<2x8x16xf32> {moma.input = "x"}
