@@ -135,6 +135,11 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
     return buffers.takeError();
   runtime::ProgramBuilder builder(runtime::Target::Cpu);
   recordModelMetadata(module, builder);
+  // Inputs and weights keep their values across runs: bufferization must
+  // not compute in place into them.
+  for (unsigned i = 0, e = forward.getNumArguments(); i < e; ++i)
+    forward.setArgAttr(i, "bufferization.writable",
+                       BoolAttr::get(module.getContext(), false));
 
   if (llvm::Error err = runLoweringPipeline(
           module,
