@@ -26,16 +26,6 @@ using namespace mlir::moma;
 
 using utils::IteratorType;
 
-/// Whether the i32 scalar `index` is a position of a sequence of length
-/// `seq`, i.e. `0 <= index < seq`.
-static Value isInRange(OpBuilder &b, Location loc, Value index, int64_t seq) {
-  Value low = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, index,
-                                    constantI32(b, loc, 0));
-  Value high = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, index,
-                                     constantI32(b, loc, seq));
-  return arith::AndIOp::create(b, loc, low, high);
-}
-
 //===----------------------------------------------------------------------===//
 // moma.depth_route
 //===----------------------------------------------------------------------===//

@@ -86,6 +86,15 @@ Value mlir::moma::expandTokens(OpBuilder &b, Location loc, Value x,
   return tensor::ExpandShapeOp::create(b, loc, resultType, x, reassociation);
 }
 
+Value mlir::moma::isInRange(OpBuilder &b, Location loc, Value i32Value,
+                            int64_t size) {
+  Value low = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, i32Value,
+                                    constantI32(b, loc, 0));
+  Value high = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                     i32Value, constantI32(b, loc, size));
+  return arith::AndIOp::create(b, loc, low, high);
+}
+
 Value mlir::moma::clampedIndex(OpBuilder &b, Location loc, Value i32Value,
                                int64_t size) {
   Value zero = constantI32(b, loc, 0);

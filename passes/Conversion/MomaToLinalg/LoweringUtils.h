@@ -54,6 +54,11 @@ Value collapseTokens(OpBuilder &b, Location loc, Value x);
 Value expandTokens(OpBuilder &b, Location loc, Value x, int64_t batch,
                    int64_t seq);
 
+/// `0 <= value < size` for an i32 `value` (an i1): whether a token,
+/// position or slot index names a real entry (padding and empty slots use
+/// -1; anything else out of range is treated the same).
+Value isInRange(OpBuilder &b, Location loc, Value i32Value, int64_t size);
+
 /// Converts an i32 id read from a tensor to an index clamped to
 /// `[0, size)`: ids outside the range (padding rows use -1) read row 0
 /// instead of out of bounds. Callers rely on Semantics.md, which leaves the

@@ -74,15 +74,6 @@ static Value andi(OpBuilder &b, Location loc, Value lhs, Value rhs) {
   return arith::AndIOp::create(b, loc, lhs, rhs);
 }
 
-/// `0 <= value < size` for an i32 `value`.
-static Value inRange(OpBuilder &b, Location loc, Value value, int64_t size) {
-  Value nonNegative =
-      cmpi(b, loc, arith::CmpIPredicate::sge, value, constantI32(b, loc, 0));
-  Value below =
-      cmpi(b, loc, arith::CmpIPredicate::slt, value, constantI32(b, loc, size));
-  return andi(b, loc, nonNegative, below);
-}
-
 /// The group (index) of global expert `expert` (index): the number of groups
 /// after the first whose first expert is at most `expert`.
 static Value groupOfExpert(OpBuilder &b, Location loc, Value expert,
@@ -516,7 +507,7 @@ struct DispatchLowering : OpRewritePattern<DispatchOp> {
     Value result = mapElementwise(
         rewriter, loc, resultType, ValueRange{op.getSlotToken()},
         [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-          Value valid = inRange(nb, nl, args[0], numTokens);
+          Value valid = isInRange(nb, nl, args[0], numTokens);
           Value row = clampedIndex(nb, nl, args[0], numTokens);
           Value column = linalg::IndexOp::create(nb, nl, 1);
           Value value = extractAt(nb, nl, x, {row, column});
@@ -645,7 +636,7 @@ struct CombineLowering : OpRewritePattern<CombineOp> {
         ValueRange{base},
         [&](OpBuilder &b, Location loc, Value s, ValueRange iter) {
           Value token = extractAt(b, loc, slotToken, s);
-          Value valid = inRange(b, loc, token, numTokens);
+          Value valid = isInRange(b, loc, token, numTokens);
           auto ifOp = scf::IfOp::create(b, loc, iter.getTypes(), valid,
                                         /*withElseRegion=*/true);
           {
@@ -766,7 +757,7 @@ struct RouteMaskLowering : OpRewritePattern<RouteMaskOp> {
                       cmpi(b, loc, arith::CmpIPredicate::eq,
                            extractAt(b, loc, groupIds, row), groupI32);
                   Value valid =
-                      andi(b, loc, inRange(b, loc, token, numTokens), member);
+                      andi(b, loc, isInRange(b, loc, token, numTokens), member);
                   Value old = extractAt(b, loc, state[0], {row, j});
                   Value value = arith::SelectOp::create(
                       b, loc, valid, constantFloat(b, loc, elementType, 1.0),
