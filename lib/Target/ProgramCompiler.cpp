@@ -19,24 +19,6 @@ using namespace mlir;
 using ::moma::runtime::BufferRole;
 using ::moma::runtime::ElementType;
 
-namespace {
-/// Removes the moma attributes the LLVM translation does not know.
-void stripMomaAttributes(ModuleOp module) {
-  module->removeAttr(mlir::moma::MomaDialect::getModalitiesAttrName());
-  module.walk([](LLVM::LLVMFuncOp func) {
-    for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
-      func.removeArgAttr(i, mlir::moma::MomaDialect::getInputAttrName());
-      func.removeArgAttr(i, mlir::moma::MomaDialect::getWeightAttrName());
-      func.removeArgAttr(i, mlir::moma::MomaDialect::getOutputAttrName());
-    }
-    for (unsigned i = 0, e = func.getNumResults(); i < e; ++i)
-      func.removeResultAttr(
-          i, StringAttr::get(func.getContext(),
-                             mlir::moma::MomaDialect::getOutputAttrName()));
-  });
-}
-} // namespace
-
 namespace moma {
 llvm::Expected<ElementType> runtimeElementType(Type type) {
   if (type.isF32())
@@ -151,7 +133,6 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
           },
           "the CPU"))
     return std::move(err);
-  stripMomaAttributes(module);
   if (llvm::Error err =
           addPointerArrayWrapper(module, "forward", "moma_forward"))
     return std::move(err);

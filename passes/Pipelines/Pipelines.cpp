@@ -2,6 +2,7 @@
 
 #include "passes/Pipelines/Pipelines.h"
 #include "passes/Conversion/Passes.h"
+#include "passes/Transforms/Passes.h"
 
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
@@ -98,6 +99,7 @@ void mlir::moma::buildMomaToCpuPipeline(OpPassManager &pm,
   funcOptions.useBarePtrCallConv = options.barePointers;
   pm.addPass(createConvertFuncToLLVMPass(funcOptions));
   pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createMomaStripAttributes());
 }
 
 void mlir::moma::buildMomaToGpuPipeline(OpPassManager &pm,

@@ -44,4 +44,18 @@ def MomaFlopCount : Pass<"moma-flop-count", "::mlir::ModuleOp"> {
   ];
 }
 
+def MomaStripAttributes : Pass<"moma-strip-attributes", "::mlir::ModuleOp"> {
+  let summary = "Drop moma's discardable attributes once no moma op is left";
+  let description = [{
+    Removes `moma.modalities` from the module and `moma.input`,
+    `moma.weight` and `moma.output` from function arguments and results
+    (func.func and llvm.func). After lowering they mean nothing, and tools
+    that do not load the moma dialect (mlir-translate, mlir-runner) reject
+    them. Back ends read the names they need before lowering. The last step
+    of `moma-to-cpu`.
+
+    Example: `moma-opt lowered.mlir --moma-strip-attributes`.
+  }];
+}
+
 #endif // MOMA_PASSES_TRANSFORMS_PASSES_TD

@@ -130,18 +130,13 @@ class Runner:
                 capture_output=True, text=True)
             if lowered.returncode != 0:
                 raise RuntimeError(f"moma-opt failed:\n{lowered.stderr}")
-            # mlir-runner does not know the moma dialect: drop the (now
-            # unused) modality declaration from the lowered module.
-            llvm_ir = re.sub(r"moma\.modalities = \[[^\]]*\],?\s*", "",
-                             lowered.stdout)
-            llvm_ir = llvm_ir.replace("module attributes {} {", "module {")
             libs = ",".join(os.path.join(LLVM_LIB, lib) for lib in
                             ("libmlir_runner_utils.so",
                              "libmlir_c_runner_utils.so"))
             ran = subprocess.run(
                 [self.runner, "-e", "main", "-entry-point-result=void",
                  f"-shared-libs={libs}"],
-                input=llvm_ir, capture_output=True, text=True)
+                input=lowered.stdout, capture_output=True, text=True)
             if ran.returncode != 0:
                 raise RuntimeError(f"mlir-runner failed:\n{ran.stderr}")
         return self._parse(ran.stdout, result_types)
