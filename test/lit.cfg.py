@@ -37,6 +37,11 @@ config.substitutions.append(("%torch_python", torch_python))
 
 if os.path.exists(os.path.join(config.cuda_bin_dir, "ptxas")):
     config.available_features.add("ptxas")
+# The toolkit's libdevice, for tests that build a toolkit without ptxas.
+config.substitutions.append(
+    ("%cuda_libdevice",
+     os.path.join(os.path.dirname(config.cuda_bin_dir), "nvvm", "libdevice",
+                  "libdevice.10.bc")))
 
 # A CUDA driver that initialises (a GPU machine): enables test/Integration.
 # Probed in a child process, so that lit itself never initialises CUDA.

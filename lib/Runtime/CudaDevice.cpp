@@ -5,7 +5,8 @@
 //===----------------------------------------------------------------------===//
 //
 // One CUDA session: the device's primary context, one non-blocking stream,
-// the program's modules (PTX JIT-compiled by the driver, or cubins), one
+// the program's modules (for each, a cubin when one runs on this GPU, else
+// the PTX, JIT-compiled by the driver), one
 // device allocation for the arena (zero-filled), and the packed arguments of
 // every launch. A run enqueues the launches in order (or replays the CUDA
 // graph captured from them at the first graph run) between two events, and
@@ -21,6 +22,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 namespace moma::runtime {
 namespace {
@@ -30,8 +32,9 @@ constexpr uint32_t kDefaultSharedMemLimit = 48 * 1024;
 
 class CudaDevice final : public Device {
 public:
-  CudaDevice(std::shared_ptr<const Program> program, const CudaDriver &cu)
-      : program(std::move(program)), cu(cu) {}
+  CudaDevice(std::shared_ptr<const Program> program, const CudaDriver &cu,
+             ImagePreference preference)
+      : program(std::move(program)), cu(cu), preference(preference) {}
   ~CudaDevice() override;
 
   absl::Status initialize(int ordinal);
@@ -58,13 +61,17 @@ private:
   absl::Status makeCurrent() const {
     return check(cu.ctxSetCurrent(context), "cuCtxSetCurrent");
   }
-  absl::Status checkTarget(int major, int minor) const;
+  /// Checks that every module has an image this GPU can run under
+  /// `preference`.
+  absl::Status checkTarget() const;
   absl::Status loadModules();
   absl::Status enqueueLaunches();
   absl::Status captureGraph();
 
   std::shared_ptr<const Program> program;
   const CudaDriver &cu;
+  ImagePreference preference;
+  int major = 0, minor = 0;
   std::string name;
   CUdevice device = 0;
   CUcontext context = nullptr;
@@ -104,27 +111,56 @@ CudaDevice::~CudaDevice() {
   cu.primaryCtxRelease(device);
 }
 
-absl::Status CudaDevice::checkTarget(int major, int minor) const {
-  int want = program->target == Target::Sm80 ? 80 : 90;
-  int have = major * 10 + minor;
-  bool archSpecific = program->target == Target::Sm90a;
-  bool anyCubin = std::any_of(
-      program->modules.begin(), program->modules.end(),
-      [](const KernelModule &m) { return m.format == ModuleFormat::Cubin; });
-  bool ok = archSpecific ? have == want
-            : anyCubin   ? major == want / 10 && have >= want
-                         : have >= want;
-  if (ok)
-    return absl::OkStatus();
-  return makeError(MOMA_STATUS_UNSUPPORTED,
-                   cat("the program targets ", targetName(program->target),
-                       anyCubin ? " (cubin)" : " (ptx)", ", but ", name,
-                       " cannot run it",
-                       archSpecific ? " (sm_90a needs compute capability 9.0)"
-                       : anyCubin ? " (a cubin needs the same major compute "
-                                    "capability)"
-                                  : " (PTX needs at least the target's compute "
-                                    "capability)"));
+/// The formats of a module's images, e.g. "ptx" or "ptx, cubin".
+std::string imageFormats(const KernelModule &module) {
+  std::string formats(moduleFormatName(module.format));
+  for (const ModuleImage &image : module.alternatives)
+    formats += cat(", ", moduleFormatName(image.format));
+  return formats;
+}
+
+absl::Status CudaDevice::checkTarget() const {
+  for (size_t i = 0; i < program->modules.size(); ++i) {
+    const KernelModule &module = program->modules[i];
+    if (!selectModuleImages(module, program->target, major, minor, preference)
+             .empty())
+      continue;
+    if (preference != ImagePreference::Auto) {
+      ModuleFormat wanted = preference == ImagePreference::Ptx
+                                ? ModuleFormat::Ptx
+                                : ModuleFormat::Cubin;
+      if (!selectModuleImages(module, program->target, major, minor,
+                              ImagePreference::Auto)
+               .empty() ||
+          (module.format != wanted &&
+           std::none_of(module.alternatives.begin(), module.alternatives.end(),
+                        [&](const ModuleImage &image) {
+                          return image.format == wanted;
+                        })))
+        return makeError(MOMA_STATUS_UNSUPPORTED,
+                         cat("module ", i, " has no ", moduleFormatName(wanted),
+                             " image that ", name, " can run (it has ",
+                             imageFormats(module), "), and only ",
+                             moduleFormatName(wanted), " was asked for"));
+    }
+    bool archSpecific = program->target == Target::Sm90a;
+    bool cubinOnly =
+        module.format == ModuleFormat::Cubin &&
+        std::all_of(module.alternatives.begin(), module.alternatives.end(),
+                    [](const ModuleImage &image) {
+                      return image.format == ModuleFormat::Cubin;
+                    });
+    return makeError(MOMA_STATUS_UNSUPPORTED,
+                     cat("the program targets ", targetName(program->target),
+                         " (", imageFormats(module), "), but ", name,
+                         " cannot run it",
+                         archSpecific ? " (sm_90a needs compute capability 9.0)"
+                         : cubinOnly ? " (a cubin needs the same major compute "
+                                       "capability)"
+                                     : " (PTX needs at least the target's "
+                                       "compute capability)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CudaDevice::initialize(int ordinal) {
@@ -147,7 +183,7 @@ absl::Status CudaDevice::initialize(int ordinal) {
       !s.ok())
     return s;
   char deviceName[256] = {0};
-  int major = 0, minor = 0, driverVersion = 0;
+  int driverVersion = 0;
   if (absl::Status s =
           check(cu.deviceGetName(deviceName, sizeof(deviceName) - 1, device),
                 "cuDeviceGetName");
@@ -169,7 +205,7 @@ absl::Status CudaDevice::initialize(int ordinal) {
   name = cat("cuda:", ordinal, " (", deviceName, ", sm_", major, minor,
              ", driver ", driverVersion / 1000, ".", driverVersion % 1000 / 10,
              ")");
-  if (absl::Status s = checkTarget(major, minor); !s.ok())
+  if (absl::Status s = checkTarget(); !s.ok())
     return s;
 
   if (absl::Status s = check(cu.primaryCtxRetain(&context, device),
@@ -217,35 +253,47 @@ absl::Status CudaDevice::initialize(int ordinal) {
 
 absl::Status CudaDevice::loadModules() {
   std::vector<std::map<std::string, CUfunction>> functions;
+  std::set<ModuleFormat> loadedFormats;
   for (size_t i = 0; i < program->modules.size(); ++i) {
     const KernelModule &module = program->modules[i];
     std::string what = cat("module ", i);
     if (!module.name.empty())
       what += cat(" ('", module.name, "')");
-    std::string image = module.bytes;
-    if (module.format == ModuleFormat::Ptx)
-      image.push_back('\0'); // the driver reads PTX as a C string
-    std::string errorLog(16384, '\0');
-    CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER,
-                              CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
-    void *values[] = {errorLog.data(),
-                      reinterpret_cast<void *>(errorLog.size() - 1)};
+    // The images this GPU can run, best first (checkTarget made sure there
+    // is one): a driver that rejects a cubin (say, one older than the ptxas
+    // that made it) gets the PTX next.
     CUmodule loaded = nullptr;
-    CUresult result =
-        cu.moduleLoadDataEx(&loaded, image.data(), 2, options, values);
-    if (result != CUDA_SUCCESS) {
+    std::string failures;
+    for (const ImageChoice &choice : selectModuleImages(
+             module, program->target, major, minor, preference)) {
+      std::string image = *choice.bytes;
+      if (choice.format == ModuleFormat::Ptx)
+        image.push_back('\0'); // the driver reads PTX as a C string
+      std::string errorLog(16384, '\0');
+      CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER,
+                                CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+      void *values[] = {errorLog.data(),
+                        reinterpret_cast<void *>(errorLog.size() - 1)};
+      CUresult result =
+          cu.moduleLoadDataEx(&loaded, image.data(), 2, options, values);
+      if (result == CUDA_SUCCESS) {
+        loadedFormats.insert(choice.format);
+        break;
+      }
+      loaded = nullptr;
       errorLog.resize(std::strlen(errorLog.c_str()));
-      return makeError(MOMA_STATUS_DEVICE_ERROR,
-                       cat(name, ": ", what, " (",
-                           moduleFormatName(module.format),
-                           ") does not load: ", cu.describe(result),
-                           errorLog.empty() ? "" : ": ", errorLog));
+      failures += cat(failures.empty() ? "" : "; ", what, " (",
+                      moduleFormatName(choice.format),
+                      ") does not load: ", cu.describe(result),
+                      errorLog.empty() ? "" : ": ", errorLog);
     }
+    if (!loaded)
+      return makeError(MOMA_STATUS_DEVICE_ERROR, cat(name, ": ", failures));
     modules.push_back(loaded);
     functions.emplace_back();
     for (const std::string &function : module.functions) {
       CUfunction handle = nullptr;
-      result = cu.moduleGetFunction(&handle, loaded, function.c_str());
+      CUresult result = cu.moduleGetFunction(&handle, loaded, function.c_str());
       if (result != CUDA_SUCCESS)
         return makeError(MOMA_STATUS_DEVICE_ERROR,
                          cat(name, ": ", what, ": kernel '", function,
@@ -253,6 +301,11 @@ absl::Status CudaDevice::loadModules() {
       functions.back()[function] = handle;
     }
   }
+  // Say in the device's description which images run.
+  std::string formats;
+  for (ModuleFormat format : loadedFormats)
+    formats += cat(formats.empty() ? "" : "+", moduleFormatName(format));
+  name.insert(name.size() - 1, cat("; ", formats));
   // Resolve each launch and opt in to large dynamic shared memory.
   std::map<CUfunction, uint32_t> sharedMem;
   for (const Launch &launch : program->launches) {
@@ -366,11 +419,13 @@ absl::StatusOr<double> CudaDevice::run() {
 } // namespace
 
 absl::StatusOr<std::unique_ptr<Device>>
-createCudaDevice(std::shared_ptr<const Program> program, int ordinal) {
+createCudaDevice(std::shared_ptr<const Program> program, int ordinal,
+                 ImagePreference preference) {
   absl::StatusOr<const CudaDriver *> driver = loadCudaDriver();
   if (!driver.ok())
     return driver.status();
-  auto device = std::make_unique<CudaDevice>(std::move(program), **driver);
+  auto device =
+      std::make_unique<CudaDevice>(std::move(program), **driver, preference);
   if (absl::Status status = device->initialize(ordinal); !status.ok())
     return status;
   return std::unique_ptr<Device>(std::move(device));

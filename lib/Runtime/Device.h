@@ -59,10 +59,13 @@ public:
 absl::StatusOr<std::unique_ptr<Device>>
 createCpuDevice(std::shared_ptr<const Program> program);
 
-/// Loads \p program on CUDA device \p ordinal. Fails with
+/// Loads \p program on CUDA device \p ordinal, each module from the first
+/// image of selectModuleImages() under \p preference that the driver
+/// accepts; the description names the formats loaded. Fails with
 /// MOMA_STATUS_NO_CUDA_DRIVER when there is no usable driver.
 absl::StatusOr<std::unique_ptr<Device>>
-createCudaDevice(std::shared_ptr<const Program> program, int ordinal);
+createCudaDevice(std::shared_ptr<const Program> program, int ordinal,
+                 ImagePreference preference = ImagePreference::Auto);
 
 /// The argument block of one launch: `pointers[i]` points at the value of
 /// argument i, stored in `slots[i]` (8 bytes each, little-endian, so a 4-byte

@@ -261,6 +261,37 @@ absl::Status invalid(std::string message) {
 
 } // namespace
 
+std::vector<ImageChoice> selectModuleImages(const KernelModule &module,
+                                            Target target, int major, int minor,
+                                            ImagePreference preference) {
+  if (!isGpu(target))
+    return {};
+  int want = target == Target::Sm80 ? 80 : 90;
+  int have = major * 10 + minor;
+  bool archSpecific = target == Target::Sm90a;
+  auto runs = [&](ModuleFormat format) {
+    if (archSpecific)
+      return have == want;
+    if (format == ModuleFormat::Cubin)
+      return major == want / 10 && have >= want;
+    return have >= want;
+  };
+  std::vector<ImageChoice> choices;
+  for (ModuleFormat format : {ModuleFormat::Cubin, ModuleFormat::Ptx}) {
+    if ((preference == ImagePreference::Ptx && format != ModuleFormat::Ptx) ||
+        (preference == ImagePreference::Cubin &&
+         format != ModuleFormat::Cubin) ||
+        !runs(format))
+      continue;
+    if (module.format == format)
+      choices.push_back({format, &module.bytes});
+    for (const ModuleImage &image : module.alternatives)
+      if (image.format == format)
+        choices.push_back({format, &image.bytes});
+  }
+  return choices;
+}
+
 absl::Status validateProgram(const Program &program) {
   // The arena.
   uint64_t align = program.arenaAlignment;
@@ -286,6 +317,25 @@ absl::Status validateProgram(const Program &program) {
               isGpu(program.target) ? "'ptx' or 'cubin'" : "'cpu-so'", ")"));
     if (module.bytes.empty())
       return invalid(cat(what, ": the module is empty"));
+    if (!module.alternatives.empty() && !isGpu(program.target))
+      return invalid(cat(what, ": only GPU modules carry alternative images"));
+    std::set<ModuleFormat> formats = {module.format};
+    for (size_t j = 0; j < module.alternatives.size(); ++j) {
+      const ModuleImage &image = module.alternatives[j];
+      std::string alternative = cat(what, ": alternative ", j);
+      if (image.format == ModuleFormat::CpuSo)
+        return invalid(cat(alternative,
+                           ": format 'cpu-so' cannot run on "
+                           "target '",
+                           targetName(program.target),
+                           "' (expected 'ptx' or 'cubin')"));
+      if (!formats.insert(image.format).second)
+        return invalid(cat(alternative, ": a second '",
+                           moduleFormatName(image.format),
+                           "' image (each format at most once per module)"));
+      if (image.bytes.empty())
+        return invalid(cat(alternative, ": the image is empty"));
+    }
     if (module.functions.empty())
       return invalid(cat(what, ": the module declares no kernels"));
     std::set<std::string_view> seen;
@@ -493,19 +543,30 @@ OrderedJson dimJson(const Dim3 &d) {
   return OrderedJson::array({d.x, d.y, d.z});
 }
 
-/// Builds the manifest; module i refers to section i + 1.
+/// Builds the manifest; the sections after the manifest hold the modules
+/// in order, each image followed by its alternatives (serializeProgram).
 OrderedJson manifestOf(const Program &program) {
   OrderedJson root = OrderedJson::object();
   root["target"] = std::string(targetName(program.target));
   root["arena"] = {{"size", program.arenaSize},
                    {"alignment", program.arenaAlignment}};
   OrderedJson modules = OrderedJson::array();
-  for (size_t i = 0; i < program.modules.size(); ++i) {
-    const KernelModule &module = program.modules[i];
-    modules.push_back({{"name", module.name},
-                       {"format", std::string(moduleFormatName(module.format))},
-                       {"section", i + 1},
-                       {"functions", module.functions}});
+  uint64_t section = 1;
+  for (const KernelModule &module : program.modules) {
+    OrderedJson entry = {
+        {"name", module.name},
+        {"format", std::string(moduleFormatName(module.format))},
+        {"section", section++},
+        {"functions", module.functions}};
+    if (!module.alternatives.empty()) {
+      OrderedJson alternatives = OrderedJson::array();
+      for (const ModuleImage &image : module.alternatives)
+        alternatives.push_back(
+            {{"format", std::string(moduleFormatName(image.format))},
+             {"section", section++}});
+      entry["alternatives"] = std::move(alternatives);
+    }
+    modules.push_back(std::move(entry));
   }
   root["modules"] = std::move(modules);
   OrderedJson buffers = OrderedJson::array();
@@ -608,6 +669,19 @@ private:
     if (!(*value)->is_string())
       return error(cat(where, ".", key), "expected a string");
     return (*value)->get<std::string>();
+  }
+
+  absl::StatusOr<ModuleFormat> formatField(const OrderedJson &object,
+                                           const std::string &where) {
+    absl::StatusOr<std::string> format = stringField(object, where, "format");
+    if (!format.ok())
+      return format.status();
+    std::optional<ModuleFormat> parsed = parseModuleFormat(*format);
+    if (!parsed)
+      return error(where + ".format",
+                   cat("unknown module format \"", *format,
+                       "\" (expected ptx, cubin or cpu-so)"));
+    return *parsed;
   }
 
   static absl::StatusOr<uint64_t>
@@ -793,21 +867,14 @@ absl::StatusOr<Program> ManifestReader::read(const OrderedJson &root) {
   for (size_t i = 0; i < modules->size(); ++i) {
     const OrderedJson &entry = (*modules)[i];
     std::string where = cat(top, ".modules[", i, "]");
-    MOMA_RETURN_IF_ERROR(
-        checkKeys(entry, where,
-                  {"name", "format", spec ? "path" : "section", "functions"}));
+    MOMA_RETURN_IF_ERROR(checkKeys(entry, where,
+                                   {"name", "format", spec ? "path" : "section",
+                                    "functions", "alternatives"}));
     KernelModule module;
     if (entry.contains("name")) {
       MOMA_ASSIGN_OR_RETURN(module.name, stringField(entry, where, "name"));
     }
-    MOMA_ASSIGN_OR_RETURN(std::string format,
-                          stringField(entry, where, "format"));
-    std::optional<ModuleFormat> parsedFormat = parseModuleFormat(format);
-    if (!parsedFormat)
-      return error(where + ".format",
-                   cat("unknown module format \"", format,
-                       "\" (expected ptx, cubin or cpu-so)"));
-    module.format = *parsedFormat;
+    MOMA_ASSIGN_OR_RETURN(module.format, formatField(entry, where));
     MOMA_ASSIGN_OR_RETURN(const OrderedJson *functions,
                           arrayField(entry, where, "functions"));
     for (size_t f = 0; f < functions->size(); ++f) {
@@ -816,6 +883,20 @@ absl::StatusOr<Program> ManifestReader::read(const OrderedJson &root) {
       module.functions.push_back((*functions)[f].get<std::string>());
     }
     MOMA_ASSIGN_OR_RETURN(module.bytes, loader(entry, where));
+    if (entry.contains("alternatives")) {
+      MOMA_ASSIGN_OR_RETURN(const OrderedJson *alternatives,
+                            arrayField(entry, where, "alternatives"));
+      for (size_t j = 0; j < alternatives->size(); ++j) {
+        const OrderedJson &alternative = (*alternatives)[j];
+        std::string at = cat(where, ".alternatives[", j, "]");
+        MOMA_RETURN_IF_ERROR(
+            checkKeys(alternative, at, {"format", spec ? "path" : "section"}));
+        ModuleImage image;
+        MOMA_ASSIGN_OR_RETURN(image.format, formatField(alternative, at));
+        MOMA_ASSIGN_OR_RETURN(image.bytes, loader(alternative, at));
+        module.alternatives.push_back(std::move(image));
+      }
+    }
     program.modules.push_back(std::move(module));
   }
 
@@ -983,8 +1064,11 @@ absl::StatusOr<std::string> serializeProgram(const Program &program) {
   std::string manifest = programManifestJson(program, /*pretty=*/false);
   std::vector<std::pair<uint32_t, std::string_view>> sections;
   sections.emplace_back(kSectionManifest, manifest);
-  for (const KernelModule &module : program.modules)
+  for (const KernelModule &module : program.modules) {
     sections.emplace_back(kSectionModule, module.bytes);
+    for (const ModuleImage &image : module.alternatives)
+      sections.emplace_back(kSectionModule, image.bytes);
+  }
 
   std::string out(kProgramMagic, sizeof(kProgramMagic));
   putU32(out, kProgramFormatVersion);
@@ -1135,6 +1219,12 @@ absl::StatusOr<Program> parseProgram(std::string_view bytes,
   for (size_t i = 0; i < used.size(); ++i)
     if (!used[i])
       return damaged(cat("section ", i, " is not used by any module"));
+  for (size_t i = 0; i < program->modules.size(); ++i)
+    if (version < 2 && !program->modules[i].alternatives.empty())
+      return damaged(cat("module ", i,
+                         " has alternative images, which program format "
+                         "version ",
+                         version, " does not have (they came with version 2)"));
   if (absl::Status status = validateProgram(*program); !status.ok())
     return damaged(cat("invalid program: ", status.message()));
   return program;
@@ -1273,11 +1363,21 @@ ProgramBuilder::ProgramBuilder(Target target, uint64_t arenaAlignment) {
   program.arenaAlignment = arenaAlignment;
 }
 
+void ProgramBuilder::addModuleAlternative(uint32_t module, ModuleFormat format,
+                                          std::string bytes) {
+  program.modules.at(module).alternatives.push_back(
+      ModuleImage{format, std::move(bytes)});
+}
+
 uint32_t ProgramBuilder::addModule(ModuleFormat format, std::string bytes,
                                    std::vector<std::string> functions,
                                    std::string name) {
-  program.modules.push_back(
-      {std::move(name), format, std::move(functions), std::move(bytes)});
+  KernelModule module;
+  module.name = std::move(name);
+  module.format = format;
+  module.functions = std::move(functions);
+  module.bytes = std::move(bytes);
+  program.modules.push_back(std::move(module));
   return static_cast<uint32_t>(program.modules.size() - 1);
 }
 

@@ -263,21 +263,42 @@ moma_status moma_program_find_buffer(moma_program program, const char *name,
 
 moma_status moma_session_create(moma_program program, moma_device_kind kind,
                                 int device_ordinal, moma_session *out_session) {
+  return moma_session_create_with_options(program, kind, device_ordinal,
+                                          nullptr, out_session);
+}
+
+moma_status moma_session_create_with_options(
+    moma_program program, moma_device_kind kind, int device_ordinal,
+    const moma_session_options *options, moma_session *out_session) {
   return guarded([&]() -> absl::Status {
     if (!out_session)
       return nullArgument("out_session");
     *out_session = nullptr;
     if (!program)
       return nullArgument("program");
+    // Enums come from C and may hold any value: no switch.
+    ImagePreference preference = ImagePreference::Auto;
+    moma_kernel_image image =
+        options ? options->kernel_image : MOMA_KERNEL_IMAGE_AUTO;
+    if (image == MOMA_KERNEL_IMAGE_PTX)
+      preference = ImagePreference::Ptx;
+    else if (image == MOMA_KERNEL_IMAGE_CUBIN)
+      preference = ImagePreference::Cubin;
+    else if (image != MOMA_KERNEL_IMAGE_AUTO)
+      return absl::InvalidArgumentError(
+          cat("unknown kernel image choice ", int(image)));
     absl::StatusOr<std::unique_ptr<Device>> device;
-    // `kind` comes from C and may hold any value: no switch.
     if (kind == MOMA_DEVICE_CPU) {
       if (device_ordinal != 0)
         return absl::InvalidArgumentError(
             cat("the cpu device has ordinal 0, not ", device_ordinal));
+      if (preference != ImagePreference::Auto)
+        return absl::InvalidArgumentError(
+            "a kernel image choice (ptx or cubin) applies to CUDA sessions "
+            "only; the cpu runs the program's shared object");
       device = createCpuDevice(program->program);
     } else if (kind == MOMA_DEVICE_CUDA) {
-      device = createCudaDevice(program->program, device_ordinal);
+      device = createCudaDevice(program->program, device_ordinal, preference);
     } else {
       return absl::InvalidArgumentError(cat("unknown device kind ", int(kind)));
     }

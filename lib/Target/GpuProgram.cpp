@@ -2,7 +2,8 @@
 //
 // Runs moma-to-ptx, then reads the host function it leaves (allocations,
 // constants, gpu.launch_func) into a program: an arena plan and a launch
-// list, with the PTX of the one gpu.module as the program's module.
+// list, with the PTX of the one gpu.module as the program's module and the
+// cubin ptxas assembles from it as that module's alternative image.
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,6 +24,8 @@
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
@@ -248,6 +251,77 @@ llvm::Expected<std::string> findToolkit() {
       "none was found (tried " +
       tried + "); install the CUDA toolkit or point CUDA_HOME at one");
 }
+/// The ptxas to assemble cubins with: `requested` if given (an error if it
+/// is not an executable), else `toolkit`/bin/ptxas, else the first on PATH;
+/// std::nullopt when there is none.
+llvm::Expected<std::optional<std::string>> findPtxas(StringRef requested,
+                                                     StringRef toolkit) {
+  if (!requested.empty()) {
+    if (!llvm::sys::fs::can_execute(requested))
+      return llvm::createStringError("--ptxas=" + requested +
+                                     ": not an executable file");
+    return std::optional<std::string>(requested.str());
+  }
+  llvm::SmallString<256> bundled(toolkit);
+  llvm::sys::path::append(bundled, "bin", "ptxas");
+  if (llvm::sys::fs::can_execute(bundled))
+    return std::optional<std::string>(std::string(bundled));
+  if (llvm::ErrorOr<std::string> onPath = llvm::sys::findProgramByName("ptxas"))
+    return std::optional<std::string>(*onPath);
+  return std::optional<std::string>();
+}
+
+/// Assembles `ptx` for `chip` with `ptxas` and returns the cubin's bytes.
+llvm::Expected<std::string> assembleCubin(StringRef ptxas, StringRef ptx,
+                                          StringRef chip) {
+  llvm::SmallString<128> input, output, log;
+  for (auto [path, suffix] :
+       {std::pair{&input, "ptx"}, std::pair{&output, "cubin"},
+        std::pair{&log, "log"}})
+    if (std::error_code ec =
+            llvm::sys::fs::createTemporaryFile("moma-kernels", suffix, *path))
+      return llvm::createStringError("cannot create a temporary file for "
+                                     "ptxas: " +
+                                     ec.message());
+  llvm::FileRemover removeInput(input), removeOutput(output), removeLog(log);
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(input, ec);
+    if (ec)
+      return llvm::createStringError(input + ": " + ec.message());
+    os << ptx;
+    os.close();
+    if (os.has_error())
+      return llvm::createStringError(input + ": write error");
+  }
+  std::string arch = ("-arch=" + chip).str();
+  llvm::SmallVector<StringRef> args = {ptxas, arch, "-O3", input, "-o", output};
+  std::optional<StringRef> redirects[] = {StringRef(""), log, log};
+  std::string message;
+  int status = llvm::sys::ExecuteAndWait(ptxas, args, /*Env=*/std::nullopt,
+                                         redirects, /*SecondsToWait=*/0,
+                                         /*MemoryLimit=*/0, &message);
+  auto slurp = [](StringRef path) -> std::string {
+    llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
+        llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                    /*RequiresNullTerminator=*/false);
+    return buffer ? (*buffer)->getBuffer().str() : std::string();
+  };
+  if (status != 0) {
+    std::string text = StringRef(slurp(log)).trim().str();
+    return llvm::createStringError(
+        ptxas + " " + arch + " failed" +
+        (status < 0 ? " to run (" + message + ")"
+                    : " with exit status " + std::to_string(status)) +
+        (text.empty() ? "" : ":\n" + text) +
+        "\n(momac --cubin=never writes the program with PTX only)");
+  }
+  std::string cubin = slurp(output);
+  if (!StringRef(cubin).starts_with("\x7f"
+                                    "ELF"))
+    return llvm::createStringError(ptxas + " " + arch + " wrote no ELF cubin");
+  return cubin;
+}
 } // namespace
 
 namespace moma {
@@ -262,7 +336,8 @@ std::optional<runtime::Target> parseGpuTarget(StringRef chip) {
 }
 
 llvm::Expected<runtime::Program>
-compileGpuProgram(ModuleOp module, StringRef chip, bool reuseScratch) {
+compileGpuProgram(ModuleOp module, StringRef chip,
+                  const GpuProgramOptions &options) {
   std::optional<runtime::Target> target = parseGpuTarget(chip);
   if (!target)
     return llvm::createStringError("unknown GPU target '" + chip +
@@ -277,6 +352,18 @@ compileGpuProgram(ModuleOp module, StringRef chip, bool reuseScratch) {
   llvm::Expected<std::string> toolkit = findToolkit();
   if (!toolkit)
     return toolkit.takeError();
+  std::optional<std::string> ptxas;
+  if (options.cubin != CubinPolicy::Never) {
+    llvm::Expected<std::optional<std::string>> found =
+        findPtxas(options.ptxas, *toolkit);
+    if (!found)
+      return found.takeError();
+    ptxas = std::move(*found);
+    if (!ptxas && options.cubin == CubinPolicy::Always)
+      return llvm::createStringError(
+          "--cubin=always needs ptxas, and there is none in " + *toolkit +
+          "/bin or on PATH (name one with --ptxas=PATH)");
+  }
   runtime::ProgramBuilder builder(*target);
   recordModelMetadata(module, builder);
   // Inputs and weights are set once and the schedule may run many times
@@ -288,10 +375,10 @@ compileGpuProgram(ModuleOp module, StringRef chip, bool reuseScratch) {
   if (llvm::Error err = runLoweringPipeline(
           module,
           [&](OpPassManager &pm) {
-            mlir::moma::GpuPipelineOptions options;
-            options.chip = chip.str();
-            options.toolkit = *toolkit;
-            mlir::moma::buildMomaToGpuPipeline(pm, options);
+            mlir::moma::GpuPipelineOptions pipeline;
+            pipeline.chip = chip.str();
+            pipeline.toolkit = *toolkit;
+            mlir::moma::buildMomaToGpuPipeline(pm, pipeline);
           },
           "the GPU (" + chip.str() + ")"))
     return std::move(err);
@@ -436,15 +523,26 @@ compileGpuProgram(ModuleOp module, StringRef chip, bool reuseScratch) {
   }
   constexpr uint64_t kAlignment = 256;
   uint64_t base = (end + kAlignment - 1) / kAlignment * kAlignment;
-  uint64_t arenaEnd = planScratch(scratch, base, kAlignment, reuseScratch);
+  uint64_t arenaEnd =
+      planScratch(scratch, base, kAlignment, options.reuseScratch);
   for (const ScratchBuffer &buffer : scratch)
     if (buffer.first <= buffer.last)
       builder.addBufferAt(buffer.name, BufferRole::Scratch, buffer.type,
                           buffer.shape, buffer.offset);
   builder.setArenaSize(std::max(arenaEnd, base));
 
+  std::string cubin;
+  if (ptxas) {
+    llvm::Expected<std::string> assembled = assembleCubin(*ptxas, ptx, chip);
+    if (!assembled)
+      return assembled.takeError();
+    cubin = std::move(*assembled);
+  }
   uint32_t module_ = builder.addModule(runtime::ModuleFormat::Ptx,
                                        std::move(ptx), kernels, "kernels");
+  if (!cubin.empty())
+    builder.addModuleAlternative(module_, runtime::ModuleFormat::Cubin,
+                                 std::move(cubin));
   for (PendingLaunch &launch : launches) {
     std::vector<LaunchArg> args;
     for (const PendingLaunch::Arg &arg : launch.args) {

@@ -12,15 +12,21 @@ different machines:
            token batch's inputs as raw int32 files, into DIR, described by
            DIR/cases.json.
   check    moma-run runs the CPU program (on the CPU) and the GPU program of
-           --arch (on the GPU) of every prepared case on the same weights and
+           --arch (on the GPU, loading the kernel images --kernel-image
+           chooses: by default the cubin momac carries when it runs on this
+           GPU, else the PTX) of every prepared case on the same weights and
            inputs; every output must agree: float outputs within
            |gpu - cpu| <= rtol * max(|cpu|) (scale-relative, rtol 1e-4 by
            default: elementwise relative error is undefined for logits near
            0), integer outputs exactly. Prints one line per case and a
            summary; exits 1 on any mismatch or failed run.
+  losses   moma-run --tokens runs the CPU and the GPU program of every case
+           whose tokens are an example file, and the per-modality losses it
+           prints must agree (rtol relative to max(1, |loss|)).
   sanitize runs the GPU program of the first case under compute-sanitizer
            (memcheck); exits 1 if it reports errors.
-  all      prepare into a temporary directory, then check (one machine).
+  all      prepare into a temporary directory, then check and losses (one
+           machine).
 
 Only the Python standard library is needed (the GPU machine may have no
 numpy).
@@ -198,8 +204,11 @@ def prepare(args):
         programs = {}
         for target in ["cpu"] + args.arch:
             path = os.path.join(case_dir, target + ".momaprog")
-            run([args.momac, model_file, "--target=" + target,
-                 "--batch=%d" % B, "--seq-len=%d" % L, "-o", path])
+            cmd = [args.momac, model_file, "--target=" + target,
+                   "--batch=%d" % B, "--seq-len=%d" % L, "-o", path]
+            if target in args.ptx_only:
+                cmd.append("--cubin=never")
+            run(cmd)
             programs[target] = os.path.relpath(path, out)
         input_files = {}
         for key, rows in inputs.items():
@@ -237,8 +246,9 @@ def read_buffer(path, dtype):
     return values
 
 
-def run_program(args, root, case, target, work, tag, log):
-    """Runs one program; returns {output name: (dtype, path)}."""
+def run_program(args, root, case, target, work, tag, log, images=None):
+    """Runs one program; returns {output name: (dtype, path)}, and adds the
+    formats of the kernel images a GPU run loaded to `images`."""
     program = os.path.join(root, case["programs"][target])
     outputs = {b["name"]: b["type"]
                for b in manifest(args.moma_pack, program)["buffers"]
@@ -246,6 +256,8 @@ def run_program(args, root, case, target, work, tag, log):
     cmd = [args.moma_run, program, "--device",
            "cpu" if target == "cpu" else "cuda",
            "--weights", os.path.join(root, case["weights"])]
+    if target != "cpu":
+        cmd += ["--kernel-image", args.kernel_image]
     for name, path in sorted(case["inputs"].items()):
         cmd += ["--input", "%s=%s" % (name, os.path.join(root, path))]
     dumps = {}
@@ -253,7 +265,13 @@ def run_program(args, root, case, target, work, tag, log):
         path = os.path.join(work, "%s.%s.out" % (tag, name))
         dumps[name] = (dtype, path)
         cmd += ["--dump", "%s=%s" % (name, path)]
-    run(cmd, log)
+    output = run(cmd, log)
+    # "moma-run: device cuda:0 (NAME, sm_90, driver 13.0; cubin)": the
+    # formats of the kernel images loaded.
+    for line in output.splitlines():
+        if (images is not None and line.startswith("moma-run: device ")
+                and "; " in line):
+            images.add(line.rsplit("; ", 1)[1].rstrip(")"))
     return dumps
 
 
@@ -310,6 +328,7 @@ def load_cases(args):
 def check(args):
     root, cases = load_cases(args)
     failures = 0
+    images = set()
     work = tempfile.mkdtemp(prefix="moma-gpu-check.")
     try:
         for case in cases:
@@ -317,7 +336,7 @@ def check(args):
             try:
                 cpu = run_program(args, root, case, "cpu", work, "cpu", log)
                 gpu = run_program(args, root, case, args.arch, work,
-                                  args.arch, log)
+                                  args.arch, log, images)
                 worst, problem = compare(cpu, gpu, args.rtol)
             except Failure as e:
                 worst, problem = 0.0, str(e)
@@ -333,9 +352,73 @@ def check(args):
             sys.stdout.flush()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("summary: %d of %d case(s) match the CPU on %s (rtol %g)" % (
-        len(cases) - failures, len(cases), args.arch, args.rtol))
+    print("summary: %d of %d case(s) match the CPU on %s (rtol %g; kernel "
+          "images loaded: %s, --kernel-image %s)" % (
+              len(cases) - failures, len(cases), args.arch, args.rtol,
+              "+".join(sorted(images)) or "none", args.kernel_image))
     return 1 if failures else 0
+
+
+def parse_losses(output):
+    """{name: value} from the loss report of `moma-run --tokens`: the lines
+    after "length N", each "NAME VALUE [targets N]"."""
+    losses = {}
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines)
+                  if line.startswith("length ")), None)
+    if start is None:
+        raise Failure("no loss report in the output of moma-run --tokens")
+    for line in lines[start + 1:]:
+        fields = line.split()
+        if len(fields) >= 2:
+            losses[fields[0]] = float(fields[1])
+    return losses
+
+
+def losses(args):
+    """The per-modality losses that `moma-run --tokens` prints, from the GPU
+    program against the CPU program, for every case whose token file is an
+    example file (the token-file path of moma-run, end to end)."""
+    root, cases = load_cases(args)
+    failures = checked = 0
+    for case in cases:
+        tokens = os.path.join(EXAMPLES, case["tokens"])
+        if not os.path.exists(tokens):
+            continue
+        checked += 1
+        report = {}
+        log = []
+        try:
+            for target in ["cpu", args.arch]:
+                cmd = [args.moma_run,
+                       os.path.join(root, case["programs"][target]),
+                       "--weights", os.path.join(root, case["weights"]),
+                       "--tokens", tokens]
+                if target != "cpu":
+                    cmd += ["--kernel-image", args.kernel_image]
+                report[target] = parse_losses(run(cmd, log))
+            cpu, gpu = report["cpu"], report[args.arch]
+            if sorted(cpu) != sorted(gpu):
+                raise Failure("different losses reported: cpu %s, gpu %s" % (
+                    sorted(cpu), sorted(gpu)))
+            bad = [name for name in cpu
+                   if abs(cpu[name] - gpu[name]) >
+                   args.rtol * max(1.0, abs(cpu[name]))]
+            if bad:
+                raise Failure(", ".join("%s: cpu %.9g, gpu %.9g" % (
+                    n, cpu[n], gpu[n]) for n in bad))
+            print("ok losses %s on %s: %s" % (
+                case["name"], args.arch, ", ".join(
+                    "%s %.6g" % (n, gpu[n]) for n in sorted(gpu))))
+        except Failure as e:
+            failures += 1
+            print("MISMATCH losses %s on %s: %s" % (case["name"], args.arch,
+                                                    e))
+            if args.verbose:
+                print("".join(log))
+    print("summary: moma-run --tokens: %d of %d case(s) report the CPU's "
+          "losses on %s" % (checked - failures, checked, args.arch))
+    return 1 if failures or not checked else 0
 
 
 def sanitize(args):
@@ -380,8 +463,8 @@ def detect_arch():
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("step", choices=["prepare", "check", "sanitize",
-                                         "all"])
+    parser.add_argument("step", choices=["prepare", "check", "losses",
+                                         "sanitize", "all"])
     parser.add_argument("--dir", help="the prepared cases (prepare, check, "
                         "sanitize)")
     parser.add_argument("--momac", default="momac")
@@ -392,6 +475,12 @@ def main():
                         help="GPU architecture(s): sm_80, sm_90, sm_90a, or "
                         "auto (GPU 0's) (prepare: any number; check: one)")
     parser.add_argument("--rtol", type=float, default=1e-4)
+    parser.add_argument("--kernel-image", default="auto",
+                        choices=["auto", "ptx", "cubin"],
+                        help="check: which kernel images moma-run loads")
+    parser.add_argument("--ptx-only", action="append", default=[],
+                        metavar="ARCH",
+                        help="prepare: compile ARCH with --cubin=never")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--edge-cases", action="append", default=[],
                         metavar="MODEL.json")
@@ -403,7 +492,7 @@ def main():
     args = parser.parse_args()
     try:
         args.arch = [detect_arch() if a == "auto" else a for a in args.arch]
-        if args.step in ("check", "sanitize") or (args.step == "all"):
+        if args.step in ("check", "losses", "sanitize", "all"):
             if len(args.arch) != 1:
                 parser.error("%s needs exactly one --arch" % args.step)
         if args.step == "all":
@@ -411,7 +500,8 @@ def main():
                 args.dir = d
                 prepare(args)
                 args.arch = args.arch[0]
-                return check(args)
+                status = check(args)
+                return losses(args) or status
         if not args.dir:
             parser.error("%s needs --dir" % args.step)
         if args.step == "prepare":
@@ -419,7 +509,8 @@ def main():
                 parser.error("prepare needs at least one --arch")
             return prepare(args)
         args.arch = args.arch[0]
-        return check(args) if args.step == "check" else sanitize(args)
+        return {"check": check, "losses": losses,
+                "sanitize": sanitize}[args.step](args)
     except Failure as e:
         print("error: %s" % e, file=sys.stderr)
         return 1

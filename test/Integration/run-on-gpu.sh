@@ -18,16 +18,21 @@
 #      `ninja check-moma` runs the same tests through the lit feature `cuda`);
 #   4. runs compute-sanitizer (memcheck) on one moma-run of the vadd program,
 #      when it is installed;
-#   5. assembles vadd.ptx into a cubin with ptxas and runs that program too,
-#      when ptxas is installed and the GPU is sm_90;
+#   5. assembles vadd.ptx into a cubin with ptxas, packs a program carrying
+#      both, and checks that moma-run loads the cubin by default and either
+#      image on request (--kernel-image), when ptxas is installed and the
+#      GPU is sm_90;
 #   6. times the vadd program kernel by kernel and as a CUDA graph;
 #   7. runs every tiny example model compiled for this GPU (sm_90 on
-#      compute capability 9.0, and sm_80 everywhere) and for the CPU on the
-#      same weights and inputs, and compares all outputs (1e-4, relative to
+#      compute capability 9.0, from its cubin and again from its PTX; and
+#      sm_80, PTX only, everywhere) and for the CPU on the same weights and
+#      inputs, and compares all outputs (1e-4, relative to
 #      each output's largest magnitude; models_gpu.py check), from
 #      BUILD_DIR/gpu-models (or $MOMA_GPU_MODELS) when prepared, else
 #      compiling them here if momac runs; models-gpu.test, the lit form of
-#      this step, is skipped in step 3;
+#      this step, is skipped in step 3; and, for the cases on example token
+#      files, compares the per-modality losses that moma-run --tokens prints
+#      (models_gpu.py losses);
 #   8. runs compute-sanitizer (memcheck) on one compiled model, when
 #      installed;
 # and prints a summary. The exit status is non-zero if anything failed.
@@ -57,7 +62,7 @@ if [ "$prepare" = 1 ]; then
   echo "== preparing the GPU model checks in $build/gpu-models"
   rm -rf "$build/gpu-models"
   exec "$python" "$here/models_gpu.py" prepare --dir "$build/gpu-models" \
-    --arch sm_80 --arch sm_90 --momac "$bin/momac"
+    --arch sm_80 --arch sm_90 --ptx-only sm_80 --momac "$bin/momac"
 fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/moma-gpu-tests.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -198,23 +203,41 @@ else
   record SKIP "compute-sanitizer" "not installed"
 fi
 
-# 5. A cubin program, assembled here by ptxas for this GPU.
+# 5. Kernel images: vadd as PTX plus a cubin assembled here by ptxas for
+#    this GPU; moma-run loads the cubin unless told to load the PTX.
 ptxas="$(command -v ptxas || true)"
 [ -z "$ptxas" ] && [ -x /usr/local/cuda/bin/ptxas ] && ptxas=/usr/local/cuda/bin/ptxas
 if [ -n "$ptxas" ] && [ "$cc" = 90 ]; then
-  echo "== cubin: ptxas -arch=sm_90 vadd.ptx"
-  if "$ptxas" -arch=sm_90 "$here/Inputs/vadd.ptx" -o "$data/vadd.cubin" &&
-     sed -e 's/"sm_80"/"sm_90"/' -e 's/"format": "ptx", "path": "vadd.ptx"/"format": "cubin", "path": "vadd.cubin"/' \
+  echo "== cubin: ptxas -arch=sm_90 vadd.ptx, a program with PTX and cubin"
+  cp "$here/Inputs/vadd.ptx" "$data/vadd.ptx"
+  images_ok=0
+  if "$ptxas" -arch=sm_90 "$data/vadd.ptx" -o "$data/vadd.cubin" &&
+     sed -e 's/"sm_80"/"sm_90"/' \
+         -e 's/"path": "vadd.ptx"/"path": "vadd.ptx", "alternatives": [{"format": "cubin", "path": "vadd.cubin"}]/' \
        "$here/Inputs/vadd.json" >"$data/vadd-cubin.json" &&
-     "$bin/moma-pack" "$data/vadd-cubin.json" -o "$data/cubin.momaprog" >/dev/null &&
-     "$bin/moma-run" "$data/cubin.momaprog" "${run_args[@]}" >"$work/cubin.log" 2>&1; then
-    record PASS "cubin program" "sm_90"
+     "$bin/moma-pack" "$data/vadd-cubin.json" -o "$data/cubin.momaprog" >/dev/null; then
+    images_ok=1
+    for image in auto cubin ptx; do
+      want=$image
+      [ "$image" = auto ] && want=cubin
+      if "$bin/moma-run" "$data/cubin.momaprog" "${run_args[@]}" \
+          --kernel-image "$image" >"$work/cubin.log" 2>&1 &&
+         grep -q "^moma-run: device .*; $want)\$" "$work/cubin.log"; then
+        echo "   --kernel-image $image: $(grep '^moma-run: device' "$work/cubin.log")"
+      else
+        images_ok=0
+        echo "   --kernel-image $image: expected the $want image to load and run:"
+        cat "$work/cubin.log"
+      fi
+    done
+  fi
+  if [ "$images_ok" = 1 ]; then
+    record PASS "kernel images" "sm_90 cubin by default, PTX on request"
   else
-    record FAIL "cubin program" "log below"
-    cat "$work/cubin.log" 2>/dev/null
+    record FAIL "kernel images" "log above"
   fi
 else
-  record SKIP "cubin program" "needs ptxas and an sm_90 GPU (cc '${cc:-?}')"
+  record SKIP "kernel images" "needs ptxas and an sm_90 GPU (cc '${cc:-?}')"
 fi
 
 # 6. Timings (informational): launch by launch against graph replay.
@@ -230,33 +253,46 @@ if [ ! -f "$models/cases.json" ] && "$bin/momac" --help >/dev/null 2>&1; then
   echo "== compiling the tiny example models here (no $models/cases.json)"
   models="$work/models"
   if ! "$python" "$here/models_gpu.py" prepare --dir "$models" \
-      --arch sm_80 --arch sm_90 --momac "$bin/momac" >"$work/prepare.log" 2>&1; then
+      --arch sm_80 --arch sm_90 --ptx-only sm_80 --momac "$bin/momac" \
+      >"$work/prepare.log" 2>&1; then
     cat "$work/prepare.log"
     record FAIL "models: prepare" "momac failed, log above"
   fi
 fi
-model_archs=(sm_80)
-[ "$cc" = 90 ] && model_archs=(sm_90 sm_80)
+# ARCH:KERNEL_IMAGE runs: on Hopper the sm_90 programs with their cubins
+# (the default) and with their PTX JIT-compiled, and the sm_80 programs
+# (PTX only: an sm_80 cubin does not run on 9.0).
+model_runs=(sm_80:auto)
+[ "$cc" = 90 ] && model_runs=(sm_90:auto sm_90:ptx sm_80:auto)
+models_step() { # STEP (check or losses) ARCH IMAGE: one models_gpu.py step
+  local step="$1" arch="$2" image="$3" log status summary
+  log="$work/$step-$arch-$image.log"
+  "$python" "$here/models_gpu.py" "$step" --dir "$models" --arch "$arch" \
+    --kernel-image "$image" \
+    --moma-run "$bin/moma-run" --moma-pack "$bin/moma-pack" --verbose \
+    >"$log" 2>&1
+  status=$?
+  sed 's/^/   /' "$log" | head -n 200
+  summary="$(grep '^summary:' "$log" | tail -n1)"
+  if [ "$status" = 0 ]; then
+    record PASS "models $step $arch/$image" "${summary#summary: }"
+  else
+    record FAIL "models $step $arch/$image" "${summary:-see log above}"
+  fi
+}
 if [ -f "$models/cases.json" ]; then
-  for arch in "${model_archs[@]}"; do
-    echo "== models on the GPU ($arch) against the CPU"
-    "$python" "$here/models_gpu.py" check --dir "$models" --arch "$arch" \
-      --moma-run "$bin/moma-run" --moma-pack "$bin/moma-pack" --verbose \
-      >"$work/models-$arch.log" 2>&1
-    status=$?
-    sed 's/^/   /' "$work/models-$arch.log" | head -n 200
-    summary="$(grep '^summary:' "$work/models-$arch.log" | tail -n1)"
-    if [ "$status" = 0 ]; then
-      record PASS "models $arch vs cpu" "${summary#summary: }"
-    else
-      record FAIL "models $arch vs cpu" "${summary:-see log above}"
-    fi
+  for run in "${model_runs[@]}"; do
+    arch="${run%%:*}" image="${run#*:}"
+    echo "== models on the GPU ($arch, --kernel-image $image) against the CPU"
+    models_step check "$arch" "$image"
+    # moma-run --tokens: the per-modality losses it prints, GPU against CPU.
+    models_step losses "$arch" "$image"
   done
   # 8. compute-sanitizer on one compiled model.
   if [ -n "$sanitizer" ]; then
     echo "== compute-sanitizer --tool memcheck on one compiled model"
     if "$python" "$here/models_gpu.py" sanitize --dir "$models" \
-        --arch "${model_archs[0]}" --moma-run "$bin/moma-run" \
+        --arch "${model_runs[0]%%:*}" --moma-run "$bin/moma-run" \
         --sanitizer "$sanitizer" >"$work/models-sanitizer.log" 2>&1; then
       record PASS "compute-sanitizer model" "$(head -n1 "$work/models-sanitizer.log")"
     else

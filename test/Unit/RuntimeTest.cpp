@@ -208,6 +208,10 @@ Program makeRichProgram() {
                                 "ELF\0\1\2",
                                 7),
                     {"gemm"});
+  builder.addModuleAlternative(0, ModuleFormat::Cubin,
+                               "\x7f"
+                               "ELF one");
+  builder.addModuleAlternative(1, ModuleFormat::Ptx, "// ptx of gemm\n");
   uint64_t x =
       builder.addBuffer("x", BufferRole::Input, ElementType::BF16, {2, 3, 4});
   uint64_t w =
@@ -242,6 +246,14 @@ void expectSamePrograms(const Program &a, const Program &b) {
     EXPECT_EQ(a.modules[i].format, b.modules[i].format);
     EXPECT_EQ(a.modules[i].functions, b.modules[i].functions);
     EXPECT_EQ(a.modules[i].bytes, b.modules[i].bytes);
+    ASSERT_EQ(a.modules[i].alternatives.size(),
+              b.modules[i].alternatives.size());
+    for (size_t j = 0; j < a.modules[i].alternatives.size(); ++j) {
+      EXPECT_EQ(a.modules[i].alternatives[j].format,
+                b.modules[i].alternatives[j].format);
+      EXPECT_EQ(a.modules[i].alternatives[j].bytes,
+                b.modules[i].alternatives[j].bytes);
+    }
   }
   ASSERT_EQ(a.buffers.size(), b.buffers.size());
   for (size_t i = 0; i < a.buffers.size(); ++i) {
@@ -358,15 +370,142 @@ TEST(ProgramFormat, RejectsForeignAndTruncatedFiles) {
 }
 
 TEST(ProgramFormat, RejectsNewerVersion) {
-  std::string bytes = packContainer(kManifest, {kPtx}, /*version=*/2);
+  std::string bytes = packContainer(kManifest, {kPtx}, /*version=*/3);
   expectRejected(bytes, absl::StatusCode::kUnimplemented,
-                 "written by a newer moma (program format version 2; this "
-                 "runtime reads versions up to 1)");
+                 "written by a newer moma (program format version 3; this "
+                 "runtime reads versions up to 2)");
   // The version is checked before the checksum: a newer layout may differ.
   bytes[40] ^= 1;
   expectRejected(bytes, absl::StatusCode::kUnimplemented, "newer moma");
   expectRejected(packContainer(kManifest, {kPtx}, /*version=*/0),
                  absl::StatusCode::kDataLoss, "version 0");
+}
+
+TEST(ProgramFormat, ModuleAlternatives) {
+  // Version 2: a module lists other images of its kernels, each in its own
+  // section.
+  const std::string withCubin = replaced(
+      kManifest, R"("functions":["vadd"]})",
+      R"("functions":["vadd"],"alternatives":[{"format":"cubin","section":2}]})");
+  const std::string cubin = "\x7f"
+                            "ELF cubin";
+  absl::StatusOr<Program> program =
+      parseProgram(packContainer(withCubin, {kPtx, cubin}, /*version=*/2));
+  ASSERT_TRUE(program.ok()) << program.status();
+  ASSERT_EQ(program->modules[0].alternatives.size(), 1u);
+  EXPECT_EQ(program->modules[0].alternatives[0].format, ModuleFormat::Cubin);
+  EXPECT_EQ(program->modules[0].alternatives[0].bytes, cubin);
+  // The writer numbers sections module by module, each image followed by
+  // its alternatives, and writes the current version.
+  absl::StatusOr<std::string> bytes = serializeProgram(*program);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(getU64(*bytes, 8) & 0xffffffffu, 2u);
+  EXPECT_NE(programManifestJson(*program, false)
+                .find(R"("alternatives":[{"format":"cubin","section":2}])"),
+            std::string::npos)
+      << programManifestJson(*program, false);
+
+  // Version 1 files are read, but had no alternatives.
+  EXPECT_TRUE(parseProgram(packContainer(kManifest, {kPtx}, 1)).ok());
+  expectRejected(packContainer(withCubin, {kPtx, cubin}, /*version=*/1),
+                 absl::StatusCode::kDataLoss,
+                 "module 0 has alternative images, which program format "
+                 "version 1 does not have");
+
+  auto rejected = [&](const std::string &manifest,
+                      const std::vector<std::string> &sections,
+                      const std::string &needle) {
+    expectRejected(packContainer(manifest, sections, 2),
+                   absl::StatusCode::kDataLoss, needle);
+  };
+  rejected(replaced(withCubin,
+                    R"("alternatives":[{"format":"cubin","section":2}])",
+                    R"("alternatives":{"format":"cubin"})"),
+           {kPtx}, "manifest.modules[0].alternatives: expected an array");
+  rejected(replaced(withCubin, R"("section":2})", R"("section":2,"arch":"x"})"),
+           {kPtx, cubin},
+           "manifest.modules[0].alternatives[0]: unknown key \"arch\"");
+  rejected(replaced(withCubin, R"({"format":"cubin","section":2})",
+                    R"({"format":"sass","section":2})"),
+           {kPtx, cubin},
+           "manifest.modules[0].alternatives[0].format: unknown module format "
+           "\"sass\"");
+  rejected(replaced(withCubin, R"("section":2})", R"("section":1})"), {kPtx},
+           "alternatives[0].section: section 1 is used twice");
+  rejected(withCubin, {kPtx},
+           "alternatives[0].section: 2 is not a module "
+           "section");
+  rejected(withCubin, {kPtx, cubin, cubin}, "section 3 is not used");
+  rejected(replaced(withCubin, R"({"format":"cubin","section":2})",
+                    R"({"format":"ptx","section":2})"),
+           {kPtx, kPtx},
+           "module 0 ('k'): alternative 0: a second 'ptx' image (each format "
+           "at most once per module)");
+  rejected(replaced(withCubin, R"({"format":"cubin","section":2})",
+                    R"({"format":"cpu-so","section":2})"),
+           {kPtx, cubin},
+           "alternative 0: format 'cpu-so' cannot run on target 'sm_90'");
+  rejected(withCubin, {kPtx, ""}, "alternative 0: the image is empty");
+
+  // Only GPU modules carry alternatives.
+  ProgramBuilder cpu(Target::Cpu, 64);
+  cpu.addModule(ModuleFormat::CpuSo, "x", {"k"});
+  cpu.addModuleAlternative(0, ModuleFormat::Ptx, "// ptx\n");
+  absl::StatusOr<Program> built = cpu.build();
+  ASSERT_FALSE(built.ok());
+  EXPECT_NE(std::string(built.status().message())
+                .find("module 0: only GPU modules carry alternative images"),
+            std::string::npos)
+      << built.status();
+}
+
+TEST(ProgramFormat, SelectsModuleImages) {
+  KernelModule ptxOnly;
+  ptxOnly.format = ModuleFormat::Ptx;
+  ptxOnly.bytes = "ptx";
+  KernelModule both = ptxOnly;
+  both.alternatives.push_back({ModuleFormat::Cubin, "cubin"});
+  KernelModule cubinOnly;
+  cubinOnly.format = ModuleFormat::Cubin;
+  cubinOnly.bytes = "cubin";
+  auto formats = [](const KernelModule &module, Target target, int cc,
+                    ImagePreference preference = ImagePreference::Auto) {
+    std::string out;
+    for (const ImageChoice &choice :
+         selectModuleImages(module, target, cc / 10, cc % 10, preference))
+      out += (out.empty() ? "" : ",") +
+             std::string(moduleFormatName(choice.format)) + "=" + *choice.bytes;
+    return out;
+  };
+  using P = ImagePreference;
+  // The cubin first where it runs: same major version, at least the minor.
+  EXPECT_EQ(formats(both, Target::Sm90, 90), "cubin=cubin,ptx=ptx");
+  EXPECT_EQ(formats(both, Target::Sm80, 80), "cubin=cubin,ptx=ptx");
+  EXPECT_EQ(formats(both, Target::Sm80, 86), "cubin=cubin,ptx=ptx");
+  EXPECT_EQ(formats(both, Target::Sm80, 89), "cubin=cubin,ptx=ptx");
+  // PTX on newer majors, nothing on older GPUs.
+  EXPECT_EQ(formats(both, Target::Sm80, 90), "ptx=ptx");
+  EXPECT_EQ(formats(both, Target::Sm90, 100), "ptx=ptx");
+  EXPECT_EQ(formats(both, Target::Sm90, 89), "");
+  EXPECT_EQ(formats(cubinOnly, Target::Sm80, 90), "");
+  // sm_90a code runs on 9.0 only.
+  EXPECT_EQ(formats(both, Target::Sm90a, 90), "cubin=cubin,ptx=ptx");
+  EXPECT_EQ(formats(both, Target::Sm90a, 100), "");
+  EXPECT_EQ(formats(ptxOnly, Target::Sm90a, 100), "");
+  // Preferences restrict the formats.
+  EXPECT_EQ(formats(both, Target::Sm90, 90, P::Ptx), "ptx=ptx");
+  EXPECT_EQ(formats(both, Target::Sm90, 90, P::Cubin), "cubin=cubin");
+  EXPECT_EQ(formats(ptxOnly, Target::Sm90, 90, P::Cubin), "");
+  EXPECT_EQ(formats(both, Target::Sm80, 90, P::Cubin), "");
+  // The image order inside the module does not matter; CPU modules have no
+  // GPU images.
+  KernelModule reversed = cubinOnly;
+  reversed.alternatives.push_back({ModuleFormat::Ptx, "ptx"});
+  EXPECT_EQ(formats(reversed, Target::Sm90, 90), "cubin=cubin,ptx=ptx");
+  KernelModule so;
+  so.format = ModuleFormat::CpuSo;
+  so.bytes = "so";
+  EXPECT_EQ(formats(so, Target::Cpu, 90), "");
 }
 
 TEST(ProgramFormat, RejectsChecksumMismatch) {
@@ -654,6 +793,18 @@ TEST(ProgramFormat, ProgramSpecs) {
   ASSERT_FALSE(badName.ok());
   EXPECT_NE(std::string(badName.status().message()).find("no buffer named 'd'"),
             std::string::npos);
+  // Alternatives name files too.
+  writeFile(dir.file("k.cubin"), "\x7f"
+                                 "ELF");
+  absl::StatusOr<Program> withCubin = parseProgramSpec(
+      replaced(spec, R"("path":"k.ptx")",
+               R"("path":"k.ptx","alternatives":[{"format":"cubin",)"
+               R"("path":"k.cubin"}])"),
+      dir.path);
+  ASSERT_TRUE(withCubin.ok()) << withCubin.status();
+  ASSERT_EQ(withCubin->modules[0].alternatives.size(), 1u);
+  EXPECT_EQ(withCubin->modules[0].alternatives[0].bytes, "\x7f"
+                                                         "ELF");
   // Specs are the manifest schema: "path" and "section" do not mix.
   EXPECT_FALSE(
       parseProgramSpec(replaced(spec, R"("path":"k.ptx")", R"("section":1)"),
@@ -1076,7 +1227,7 @@ TEST(RuntimeCApi, ProgramAndDeviceErrors) {
   EXPECT_TRUE(contains(lastError(), "written by a newer moma"));
   EXPECT_STREQ(moma_status_name(MOMA_STATUS_NO_CUDA_DRIVER),
                "MOMA_STATUS_NO_CUDA_DRIVER");
-  EXPECT_EQ(moma_program_format_version(), 1u);
+  EXPECT_EQ(moma_program_format_version(), 2u);
 
   // A GPU program does not run on the CPU.
   std::string gpu = packContainer(kManifest, {kPtx});
@@ -1234,7 +1385,7 @@ TEST(RuntimeCApi, CudaBackEndWithAFakeDriver) {
             MOMA_STATUS_OK)
       << lastError();
   EXPECT_STREQ(moma_session_device_name(session),
-               "cuda:0 (Fake GPU, sm_90, driver 13.0)");
+               "cuda:0 (Fake GPU, sm_90, driver 13.0; ptx)");
   size_t loaded = 0;
   ASSERT_EQ(
       moma_session_load_weights(session, writeWeights(dir).c_str(), &loaded),
@@ -1329,6 +1480,106 @@ TEST(RuntimeCApi, CudaBackEndWithAFakeDriver) {
   moma_program_free(newer);
   EXPECT_EQ(fakeCounter("fake_cuda_live_allocations"), 0);
   ::unsetenv("FAKE_CUDA_CC");
+  ::unsetenv("MOMA_LIBCUDA");
+}
+
+/// Creates a CUDA session for \p program with \p image; returns the status
+/// and, on success, the device name.
+std::pair<moma_status, std::string> cudaSession(const Program &program,
+                                                moma_kernel_image image) {
+  moma_program handle = load(program);
+  moma_session session = nullptr;
+  moma_session_options options = {};
+  options.kernel_image = image;
+  moma_status status = moma_session_create_with_options(
+      handle, MOMA_DEVICE_CUDA, 0, &options, &session);
+  std::string name =
+      status == MOMA_STATUS_OK ? moma_session_device_name(session) : "";
+  EXPECT_EQ(status == MOMA_STATUS_OK, session != nullptr);
+  moma_session_free(session);
+  moma_program_free(handle);
+  return {status, name};
+}
+
+TEST(RuntimeCApi, CudaKernelImages) {
+  ::setenv("MOMA_LIBCUDA", MOMA_TEST_FAKE_CUDA, 1);
+  ::unsetenv("FAKE_CUDA_CC");
+  Program sm90 = makeGpuProgram(Target::Sm90, ModuleFormat::Ptx, "// ptx\n");
+  sm90.modules[0].alternatives.push_back({ModuleFormat::Cubin, "ELF cubin"});
+  const std::string gpu = "cuda:0 (Fake GPU, sm_90, driver 13.0; ";
+  using Result = std::pair<moma_status, std::string>;
+  // The cubin where it runs, unless the PTX is asked for.
+  EXPECT_EQ(cudaSession(sm90, MOMA_KERNEL_IMAGE_AUTO),
+            Result(MOMA_STATUS_OK, gpu + "cubin)"));
+  EXPECT_EQ(cudaSession(sm90, MOMA_KERNEL_IMAGE_PTX),
+            Result(MOMA_STATUS_OK, gpu + "ptx)"));
+  EXPECT_EQ(cudaSession(sm90, MOMA_KERNEL_IMAGE_CUBIN),
+            Result(MOMA_STATUS_OK, gpu + "cubin)"));
+  // A cubin the driver rejects falls back to the PTX, unless only cubins
+  // may load; then both the format and the driver's log are named.
+  Program badCubin = sm90;
+  badCubin.modules[0].alternatives[0].bytes = "this is not an instruction";
+  EXPECT_EQ(cudaSession(badCubin, MOMA_KERNEL_IMAGE_AUTO),
+            Result(MOMA_STATUS_OK, gpu + "ptx)"));
+  EXPECT_EQ(cudaSession(badCubin, MOMA_KERNEL_IMAGE_CUBIN).first,
+            MOMA_STATUS_DEVICE_ERROR);
+  EXPECT_TRUE(contains(lastError(), "module 0 ('vadd') (cubin) does not "
+                                    "load: CUDA_ERROR_INVALID_PTX (fake "
+                                    "driver error): ptxas fatal"))
+      << lastError();
+  Program bothBad = badCubin;
+  bothBad.modules[0].bytes = "this is not an instruction";
+  EXPECT_EQ(cudaSession(bothBad, MOMA_KERNEL_IMAGE_AUTO).first,
+            MOMA_STATUS_DEVICE_ERROR);
+  EXPECT_TRUE(contains(lastError(), "(cubin) does not load")) << lastError();
+  EXPECT_TRUE(contains(lastError(), "; module 0 ('vadd') (ptx) does not load"))
+      << lastError();
+  // Asking for a format the program lacks, or one this GPU cannot run.
+  EXPECT_EQ(cudaSession(makeGpuProgram(Target::Sm90, ModuleFormat::Ptx, "p"),
+                        MOMA_KERNEL_IMAGE_CUBIN)
+                .first,
+            MOMA_STATUS_UNSUPPORTED);
+  EXPECT_TRUE(contains(lastError(),
+                       "module 0 has no cubin image that cuda:0 (Fake GPU, "
+                       "sm_90, driver 13.0) can run (it has ptx), and only "
+                       "cubin was asked for"))
+      << lastError();
+  ::setenv("FAKE_CUDA_CC", "100", 1);
+  EXPECT_EQ(cudaSession(sm90, MOMA_KERNEL_IMAGE_AUTO),
+            Result(MOMA_STATUS_OK, "cuda:0 (Fake GPU, sm_100, driver 13.0; "
+                                   "ptx)"));
+  EXPECT_EQ(cudaSession(sm90, MOMA_KERNEL_IMAGE_CUBIN).first,
+            MOMA_STATUS_UNSUPPORTED);
+  EXPECT_TRUE(contains(lastError(), "it has ptx, cubin")) << lastError();
+  ::setenv("FAKE_CUDA_CC", "80", 1);
+  EXPECT_EQ(cudaSession(sm90, MOMA_KERNEL_IMAGE_AUTO).first,
+            MOMA_STATUS_UNSUPPORTED);
+  EXPECT_TRUE(contains(lastError(),
+                       "the program targets sm_90 (ptx, cubin), but cuda:0 "
+                       "(Fake GPU, sm_80, driver 13.0) cannot run it (PTX "
+                       "needs at least the target's compute capability)"))
+      << lastError();
+  ::unsetenv("FAKE_CUDA_CC");
+  EXPECT_EQ(fakeCounter("fake_cuda_live_allocations"), 0);
+
+  // Bad options: an unknown choice, and a choice for a CPU session.
+  moma_program handle = load(sm90);
+  moma_session session = nullptr;
+  moma_session_options options = {};
+  options.kernel_image = static_cast<moma_kernel_image>(7);
+  EXPECT_EQ(moma_session_create_with_options(handle, MOMA_DEVICE_CUDA, 0,
+                                             &options, &session),
+            MOMA_STATUS_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(lastError(), "unknown kernel image choice 7"));
+  moma_program_free(handle);
+  handle = load(makeCpuProgram());
+  options.kernel_image = MOMA_KERNEL_IMAGE_PTX;
+  EXPECT_EQ(moma_session_create_with_options(handle, MOMA_DEVICE_CPU, 0,
+                                             &options, &session),
+            MOMA_STATUS_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(lastError(), "applies to CUDA sessions only"));
+  EXPECT_EQ(session, nullptr);
+  moma_program_free(handle);
   ::unsetenv("MOMA_LIBCUDA");
 }
 

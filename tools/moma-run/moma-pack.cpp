@@ -13,7 +13,8 @@
 //   Validates a program and prints its manifest as indented JSON.
 //
 // moma-pack --extract DIR PROGRAM.momaprog
-//   Validates a program and writes the bytes of each kernel module to
+//   Validates a program and writes the bytes of each image of each kernel
+//   module (a GPU module may carry PTX and a cubin) to
 //   DIR/<index>-<name>.<ptx|cubin|so> (one line per file on stdout), e.g. to
 //   run ptxas on the PTX of a compiled model.
 //
@@ -49,9 +50,6 @@ int extractModules(const Program &program, const std::string &dir) {
     return fail(dir + ": not a directory");
   for (size_t i = 0; i < program.modules.size(); ++i) {
     const KernelModule &module = program.modules[i];
-    const char *extension = module.format == ModuleFormat::Ptx     ? "ptx"
-                            : module.format == ModuleFormat::Cubin ? "cubin"
-                                                                   : "so";
     // Module names are printable ASCII; keep only what is safe in a path.
     std::string name;
     for (char c : module.name)
@@ -59,20 +57,28 @@ int extractModules(const Program &program, const std::string &dir) {
                c == '_' || c == '.')
                   ? c
                   : '_';
-    std::string path = dir + "/" + std::to_string(i) +
-                       (name.empty() ? "" : "-" + name) + "." + extension;
-    FILE *file = std::fopen(path.c_str(), "wb");
-    if (!file)
-      return fail(path + ": cannot create: " + std::strerror(errno));
-    size_t written =
-        std::fwrite(module.bytes.data(), 1, module.bytes.size(), file);
-    if (std::fclose(file) != 0 || written != module.bytes.size()) {
-      std::remove(path.c_str());
-      return fail(path + ": cannot write");
+    std::vector<ModuleImage> images = {{module.format, module.bytes}};
+    images.insert(images.end(), module.alternatives.begin(),
+                  module.alternatives.end());
+    for (const ModuleImage &image : images) {
+      const char *extension = image.format == ModuleFormat::Ptx     ? "ptx"
+                              : image.format == ModuleFormat::Cubin ? "cubin"
+                                                                    : "so";
+      std::string path = dir + "/" + std::to_string(i) +
+                         (name.empty() ? "" : "-" + name) + "." + extension;
+      FILE *file = std::fopen(path.c_str(), "wb");
+      if (!file)
+        return fail(path + ": cannot create: " + std::strerror(errno));
+      size_t written =
+          std::fwrite(image.bytes.data(), 1, image.bytes.size(), file);
+      if (std::fclose(file) != 0 || written != image.bytes.size()) {
+        std::remove(path.c_str());
+        return fail(path + ": cannot write");
+      }
+      std::printf("%s\t%s\t%zu kernel(s)\t%zu bytes\n", path.c_str(),
+                  std::string(moduleFormatName(image.format)).c_str(),
+                  module.functions.size(), image.bytes.size());
     }
-    std::printf("%s\t%s\t%zu kernel(s)\t%zu bytes\n", path.c_str(),
-                std::string(moduleFormatName(module.format)).c_str(),
-                module.functions.size(), module.bytes.size());
   }
   return 0;
 }

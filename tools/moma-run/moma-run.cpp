@@ -5,7 +5,8 @@
 //===----------------------------------------------------------------------===//
 //
 // moma-run PROGRAM [--weights W.safetensors] [--input NAME=FILE.bin ...]
-//          [--device cpu|cuda] [--device-ordinal N] [--graph] [--warmup N]
+//          [--device cpu|cuda] [--device-ordinal N] [--kernel-image K]
+//          [--graph] [--warmup N]
 //          [--repeat N] [--dump NAME=FILE.bin ...] [--print NAME[:COUNT] ...]
 //          [--expect NAME=FILE.bin ...] [--atol X] [--rtol X]
 //
@@ -48,6 +49,11 @@ constexpr const char *kUsage =
     "programs,\n"
     "                            cuda otherwise)\n"
     "  --device-ordinal N        which CUDA device (default 0)\n"
+    "  --kernel-image auto|ptx|cubin\n"
+    "                            which image of each GPU module to load "
+    "(default\n"
+    "                            auto: a cubin that runs on the GPU, else the "
+    "PTX)\n"
     "  --graph                   capture the schedule as a CUDA graph once "
     "and\n"
     "                            replay it\n"
@@ -80,6 +86,7 @@ struct Options {
   std::vector<std::pair<std::string, size_t>> prints;
   std::string device;
   int ordinal = 0;
+  std::string kernelImage = "auto";
   bool graph = false;
   long warmup = 0;
   long repeat = 1;
@@ -174,6 +181,8 @@ Options parseOptions(int argc, char **argv) {
       options.device = value(i, arg);
     } else if (arg == "--device-ordinal") {
       options.ordinal = static_cast<int>(parseCount(arg, value(i, arg), 0));
+    } else if (arg == "--kernel-image") {
+      options.kernelImage = value(i, arg);
     } else if (arg == "--graph" && !inlineValue) {
       options.graph = true;
     } else if (arg == "--warmup") {
@@ -200,6 +209,10 @@ Options parseOptions(int argc, char **argv) {
   if (!options.device.empty() && options.device != "cpu" &&
       options.device != "cuda")
     usageError("--device expects cpu or cuda, got '" + options.device + "'");
+  if (options.kernelImage != "auto" && options.kernelImage != "ptx" &&
+      options.kernelImage != "cubin")
+    usageError("--kernel-image expects auto, ptx or cubin, got '" +
+               options.kernelImage + "'");
   return options;
 }
 
@@ -393,9 +406,14 @@ int main(int argc, char **argv) {
   if (device.empty())
     device = target == "cpu" ? "cpu" : "cuda";
   moma_session session = nullptr;
-  check(moma_session_create(
+  moma_session_options sessionOptions = {};
+  sessionOptions.kernel_image =
+      options.kernelImage == "ptx"     ? MOMA_KERNEL_IMAGE_PTX
+      : options.kernelImage == "cubin" ? MOMA_KERNEL_IMAGE_CUBIN
+                                       : MOMA_KERNEL_IMAGE_AUTO;
+  check(moma_session_create_with_options(
             program, device == "cpu" ? MOMA_DEVICE_CPU : MOMA_DEVICE_CUDA,
-            device == "cpu" ? 0 : options.ordinal, &session),
+            device == "cpu" ? 0 : options.ordinal, &sessionOptions, &session),
         "cannot run on " + device);
   std::printf("moma-run: device %s\n", moma_session_device_name(session));
 

@@ -2,7 +2,8 @@
 //
 // momac MODEL.json [--emit=moma|flops] [-o OUT] [--batch=B --seq-len=L]
 //       [--routing=batch|aux] [--init-weights=W.safetensors --seed=N]
-//       [--target=cpu|sm_80|sm_90|sm_90a [--scratch-reuse=false]]
+//       [--target=cpu|sm_80|sm_90|sm_90a [--scratch-reuse=false]
+//        [--cubin=auto|always|never] [--ptxas=PATH]]
 //
 // Reads a model definition (examples/README.md), builds its moma IR and
 // writes it, or its FLOP table, or compiles it into a program (.momaprog)
@@ -73,6 +74,21 @@ cl::opt<bool> scratchReuse(
              "share arena bytes (default on; off for debugging)"),
     cl::init(true), cl::cat(category));
 
+cl::opt<moma::CubinPolicy> cubin(
+    "cubin",
+    cl::desc("GPU targets: carry a cubin (assembled by ptxas) beside the PTX"),
+    cl::values(clEnumValN(moma::CubinPolicy::Auto, "auto",
+                          "when ptxas is found (default)"),
+               clEnumValN(moma::CubinPolicy::Always, "always",
+                          "always; no ptxas is an error"),
+               clEnumValN(moma::CubinPolicy::Never, "never", "PTX only")),
+    cl::init(moma::CubinPolicy::Auto), cl::cat(category));
+cl::opt<std::string>
+    ptxas("ptxas",
+          cl::desc("GPU targets: the ptxas to assemble cubins with (default: "
+                   "the CUDA toolkit's, else the one on PATH)"),
+          cl::value_desc("path"), cl::cat(category));
+
 int fail(const Twine &message) {
   WithColor::error(errs(), "momac") << message << "\n";
   return 1;
@@ -124,7 +140,9 @@ int main(int argc, char **argv) {
     Expected<moma::runtime::Program> program =
         target == "cpu"
             ? moma::compileCpuProgram(**module)
-            : moma::compileGpuProgram(**module, target, scratchReuse);
+            : moma::compileGpuProgram(
+                  **module, target,
+                  moma::GpuProgramOptions{scratchReuse, cubin, ptxas});
     if (!program)
       return fail(options.fileName + ": " + toString(program.takeError()));
     if (outputFile == "-")

@@ -42,8 +42,9 @@ namespace moma::runtime {
 
 /// The newest program format version this library reads and the one it
 /// writes. Files with a larger version are rejected as "written by a newer
-/// moma".
-inline constexpr uint32_t kProgramFormatVersion = 1;
+/// moma"; every older version (1: modules without alternative images) is
+/// read too.
+inline constexpr uint32_t kProgramFormatVersion = 2;
 
 /// The eight bytes every program file starts with.
 inline constexpr char kProgramMagic[8] = {'M', 'O', 'M', 'A',
@@ -115,8 +116,19 @@ std::optional<ScalarType> parseScalarType(std::string_view name);
 /// Returns the size in bytes of a scalar of \p type (4 or 8).
 uint64_t scalarTypeSize(ScalarType type);
 
+/// The same kernels in another format: for GPU programs, a cubin beside the
+/// PTX (or the PTX beside a cubin).
+struct ModuleImage {
+  /// How `bytes` is loaded: Ptx or Cubin.
+  ModuleFormat format = ModuleFormat::Cubin;
+  /// The image's contents.
+  std::string bytes;
+};
+
 /// One kernel module: a PTX text, a cubin or a CPU shared object, and the
-/// names of the kernels (entry points) it provides.
+/// names of the kernels (entry points) it provides. A GPU module may carry
+/// alternative images of the same kernels; the runtime loads the one that
+/// suits the GPU it runs on (selectModuleImages()).
 struct KernelModule {
   /// A name for messages ("kernels", "attention", ...); may be empty.
   std::string name;
@@ -126,6 +138,9 @@ struct KernelModule {
   std::vector<std::string> functions;
   /// The module's contents.
   std::string bytes;
+  /// Other images of the same kernels, each in a format distinct from
+  /// `format` and from the others (GPU programs only).
+  std::vector<ModuleImage> alternatives;
 };
 
 /// A named region of the arena.
@@ -224,6 +239,36 @@ struct Program {
   const BufferDesc *findBuffer(std::string_view name) const;
 };
 
+/// Which image of a GPU module a session loads.
+enum class ImagePreference : uint8_t {
+  /// A cubin when the GPU can run it, else the PTX (JIT-compiled).
+  Auto,
+  /// The PTX only.
+  Ptx,
+  /// A cubin only.
+  Cubin,
+};
+
+/// One image of a module, as selectModuleImages() returns it.
+struct ImageChoice {
+  /// The image's format.
+  ModuleFormat format;
+  /// The image's bytes (owned by the module).
+  const std::string *bytes;
+};
+
+/// Returns the images of \p module (of a program for GPU \p target) that a
+/// GPU of compute capability \p major.\p minor can load under
+/// \p preference, best first: a cubin runs on GPUs of its target's major
+/// version and at least its minor (sm_90a: on 9.0 only), and PTX on any GPU
+/// of at least its target's capability (sm_90a: 9.0 only), compiled by the
+/// driver at load time. With Auto, a runnable cubin comes first and the PTX
+/// second, so that a driver that rejects the cubin (one older than the
+/// toolkit that assembled it) still gets the PTX. Empty when no image fits.
+std::vector<ImageChoice> selectModuleImages(const KernelModule &module,
+                                            Target target, int major, int minor,
+                                            ImagePreference preference);
+
 /// Checks every rule of ProgramFormat.md ("Validation") on \p program:
 /// targets and module formats agree, buffers are inside the arena and do not
 /// overlap (scratch buffers may share bytes with other scratch buffers),
@@ -280,6 +325,10 @@ public:
   /// Adds a kernel module and returns its index.
   uint32_t addModule(ModuleFormat format, std::string bytes,
                      std::vector<std::string> functions, std::string name = "");
+
+  /// Adds an alternative image (ModuleImage) to module \p module.
+  void addModuleAlternative(uint32_t module, ModuleFormat format,
+                            std::string bytes);
 
   /// Adds a buffer after the previous ones, at the next multiple of the arena
   /// alignment, and returns its offset.

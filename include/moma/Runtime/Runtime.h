@@ -169,11 +169,40 @@ moma_status moma_program_find_buffer(moma_program program, const char *name,
 moma_status moma_session_create(moma_program program, moma_device_kind kind,
                                 int device_ordinal, moma_session *out_session);
 
+/** Which image of each kernel module a CUDA session loads. */
+typedef enum moma_kernel_image {
+  /** A cubin when the GPU can run it (same major compute capability as the
+   *  program's target, at least its minor), else the PTX, which the driver
+   *  compiles for the GPU; also the PTX when the driver rejects the cubin. */
+  MOMA_KERNEL_IMAGE_AUTO = 0,
+  /** The PTX only. */
+  MOMA_KERNEL_IMAGE_PTX = 1,
+  /** A cubin only. */
+  MOMA_KERNEL_IMAGE_CUBIN = 2,
+} moma_kernel_image;
+
+/** Options of moma_session_create_with_options; zero-initialise, then set
+ *  what you need. */
+typedef struct moma_session_options {
+  /** CUDA sessions: which kernel images to load (default AUTO). A CPU
+   *  session accepts AUTO only. */
+  moma_kernel_image kernel_image;
+} moma_session_options;
+
+/** moma_session_create with `options` (NULL: the defaults). A module with no
+ *  image the choice allows that this GPU can run is MOMA_STATUS_UNSUPPORTED.
+ *  moma_session_device_name then names the formats loaded, e.g.
+ *  "cuda:0 (NVIDIA H100 80GB HBM3, sm_90, driver 13.0; cubin)". */
+moma_status moma_session_create_with_options(
+    moma_program program, moma_device_kind kind, int device_ordinal,
+    const moma_session_options *options, moma_session *out_session);
+
 /** Frees a session and its device resources (NULL is ignored). */
 void moma_session_free(moma_session session);
 
 /** Returns a description of the session's device, e.g. "cpu" or
- *  "cuda:0 (NVIDIA H100 80GB HBM3, sm_90, driver 13.0)". */
+ *  "cuda:0 (NVIDIA H100 80GB HBM3, sm_90, driver 13.0; ptx)", which names
+ *  the formats of the kernel images loaded. */
 const char *moma_session_device_name(moma_session session);
 
 /** Loads every weight buffer from the safetensors file at `path`: each

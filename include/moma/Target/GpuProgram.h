@@ -19,6 +19,29 @@
 
 namespace moma {
 
+/// Whether a GPU program carries a cubin beside its PTX.
+enum class CubinPolicy {
+  /// When a ptxas is found (GpuProgramOptions::ptxas).
+  Auto,
+  /// Always; no ptxas is an error.
+  Always,
+  /// Never: PTX only.
+  Never,
+};
+
+/// How compileGpuProgram builds a program.
+struct GpuProgramOptions {
+  /// Let scratch buffers whose launches do not overlap share arena bytes;
+  /// without it every scratch buffer gets its own (a bump allocator: a
+  /// bigger arena, for debugging).
+  bool reuseScratch = true;
+  /// Whether to assemble a cubin with ptxas.
+  CubinPolicy cubin = CubinPolicy::Auto;
+  /// The ptxas to run; empty: the toolkit's bin/ptxas (the toolkit whose
+  /// libdevice is linked), else the first `ptxas` on PATH.
+  std::string ptxas;
+};
+
 /// Returns the program target of a GPU chip name (`sm_80`, `sm_90`,
 /// `sm_90a`), or std::nullopt for any other name.
 std::optional<runtime::Target> parseGpuTarget(llvm::StringRef chip);
@@ -44,17 +67,19 @@ std::optional<runtime::Target> parseGpuTarget(llvm::StringRef chip);
 ///   not overlap share bytes), and each `gpu.launch_func` is a launch with
 ///   constant grid, block and dynamic shared memory whose buffer arguments
 ///   are arena offsets and whose scalar arguments are constants;
-/// - stores the PTX text as one `ptx` module named `kernels` (no cubin: the
-///   driver compiles the PTX for the GPU it runs on, so an sm_80 program
-///   also runs on Hopper).
+/// - stores the PTX text as one `ptx` module named `kernels` (the driver
+///   compiles PTX for the GPU it runs on, so an sm_80 program also runs on
+///   Hopper), and, unless `options.cubin` is Never, the cubin that ptxas
+///   assembles from it for `chip` as the module's alternative image, which
+///   the runtime prefers on GPUs that can run it (no JIT at load time). A
+///   ptxas that fails is an error quoting its output.
 ///
 /// Anything else on the host (a non-constant launch size or argument, a
-/// host op other than those above) is an error naming the op. With
-/// `reuseScratch` false every scratch buffer gets its own bytes (a bump
-/// allocator: a bigger arena, for debugging). `module` is consumed.
-llvm::Expected<runtime::Program> compileGpuProgram(mlir::ModuleOp module,
-                                                   llvm::StringRef chip,
-                                                   bool reuseScratch = true);
+/// host op other than those above) is an error naming the op. `module` is
+/// consumed.
+llvm::Expected<runtime::Program>
+compileGpuProgram(mlir::ModuleOp module, llvm::StringRef chip,
+                  const GpuProgramOptions &options = {});
 
 } // namespace moma
 

@@ -4,7 +4,7 @@ per module, buffer and launch, with buffer arguments as buffer names, for
 FileCheck:
 
     target sm_90 arena 205056
-    module 0 kernels ptx 103 kernel(s)
+    module 0 kernels ptx+cubin 103 kernel(s)
     buffer ids input i32 [2, 16] at 0 (128 bytes)
     launch 0 forward_kernel grid 4x1x1 block 256x1x1 smem 0: ids embed.weight scratch.1
 """
@@ -16,8 +16,10 @@ def main():
     m = json.load(sys.stdin)
     print("target %s arena %d" % (m["target"], m["arena"]["size"]))
     for i, module in enumerate(m["modules"]):
+        formats = [module["format"]] + [
+            a["format"] for a in module.get("alternatives", [])]
         print("module %d %s %s %d kernel(s)" % (i, module.get("name", ""),
-                                                module["format"],
+                                                "+".join(formats),
                                                 len(module["functions"])))
     buffers = sorted(m["buffers"], key=lambda b: (b["offset"], b["name"]))
     for b in m["buffers"]:
