@@ -111,6 +111,14 @@ static LogicalResult verifyNameAttr(Operation *op, NamedAttribute attr,
 LogicalResult MomaDialect::verifyRegionArgAttribute(Operation *op, unsigned,
                                                     unsigned,
                                                     NamedAttribute attr) {
+  // moma-scratch-arena's argument: the arena's size in bytes.
+  if (attr.getName() == getScratchAttrName()) {
+    auto bytes = dyn_cast<IntegerAttr>(attr.getValue());
+    if (!bytes || !bytes.getType().isInteger(64) || bytes.getInt() < 0)
+      return op->emitError() << "'" << getScratchAttrName()
+                             << "' must be a non-negative i64 byte count";
+    return success();
+  }
   // After buffer-results-to-out-params, outputs are arguments too.
   return verifyNameAttr(
       op, attr, {getInputAttrName(), getWeightAttrName(), getOutputAttrName()},

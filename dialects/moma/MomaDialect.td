@@ -69,6 +69,12 @@ def Moma_Dialect : Dialect {
       return ::llvm::StringLiteral("moma.output");
     }
 
+    /// Function argument attribute of the byte buffer that
+    /// moma-scratch-arena adds: an i64, the arena's size in bytes.
+    static constexpr ::llvm::StringLiteral getScratchAttrName() {
+      return ::llvm::StringLiteral("moma.scratch");
+    }
+
     /// Name of the module attribute that declares the modalities.
     static constexpr ::llvm::StringLiteral getModalitiesAttrName() {
       return ::llvm::StringLiteral("moma.modalities");

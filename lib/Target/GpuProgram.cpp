@@ -12,6 +12,7 @@
 
 #include "dialects/moma/MomaDialect.h"
 #include "passes/Pipelines/Pipelines.h"
+#include "passes/Transforms/ScratchPlanner.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -33,7 +34,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
-#include <map>
 
 using namespace mlir;
 using ::moma::runtime::BufferRole;
@@ -163,47 +163,18 @@ llvm::Expected<LaunchArg> scalarArgument(gpu::LaunchFuncOp launch, Value value,
                              "f32, f64 and index only)");
 }
 
-/// Places the scratch buffers above `base`. With `reuse`, a buffer takes the
-/// lowest aligned gap among the buffers still live at its first launch
-/// (first fit, in order of first use); otherwise buffers are laid out one
-/// after the other. Returns the end of the scratch region.
+/// Places the scratch buffers above `base` (planLiveIntervals, by launch
+/// positions) and returns the end of the scratch region.
 uint64_t planScratch(std::vector<ScratchBuffer> &scratch, uint64_t base,
                      uint64_t alignment, bool reuse) {
-  auto alignUp = [&](uint64_t v) {
-    return (v + alignment - 1) / alignment * alignment;
-  };
-  std::vector<size_t> order;
-  for (size_t i = 0; i < scratch.size(); ++i)
-    if (scratch[i].first <= scratch[i].last)
-      order.push_back(i);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return std::make_pair(scratch[a].first, a) <
-           std::make_pair(scratch[b].first, b);
-  });
-  uint64_t end = base;
-  // Live buffers by offset: offset -> (end, last use).
-  std::multimap<uint64_t, std::pair<uint64_t, size_t>> live;
-  for (size_t i : order) {
-    ScratchBuffer &buffer = scratch[i];
-    uint64_t size = alignUp(std::max<uint64_t>(buffer.byteSize, 1));
-    if (!reuse) {
-      buffer.offset = alignUp(end);
-      end = buffer.offset + size;
-      continue;
-    }
-    for (auto it = live.begin(); it != live.end();)
-      it = it->second.second < buffer.first ? live.erase(it) : std::next(it);
-    uint64_t candidate = base;
-    for (const auto &[offset, entry] : live) {
-      if (candidate + size <= offset)
-        break;
-      candidate = std::max(candidate, alignUp(entry.first));
-    }
-    buffer.offset = candidate;
-    live.insert({candidate, {candidate + size, buffer.last}});
-    end = std::max(end, candidate + size);
-  }
-  return alignUp(end);
+  std::vector<mlir::moma::LiveInterval> intervals;
+  for (const ScratchBuffer &buffer : scratch)
+    intervals.push_back({buffer.byteSize, buffer.first, buffer.last});
+  uint64_t end =
+      mlir::moma::planLiveIntervals(intervals, base, alignment, reuse);
+  for (auto [buffer, interval] : llvm::zip_equal(scratch, intervals))
+    buffer.offset = interval.offset;
+  return end;
 }
 
 /// The CUDA toolkit whose libdevice MLIR's NVVM target links for the math

@@ -10,6 +10,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
@@ -107,6 +108,28 @@ llvm::Error runLoweringPipeline(ModuleOp module,
   return llvm::Error::success();
 }
 
+/// An error naming the first memref.alloc left in `func`, if any.
+static llvm::Error checkNoAllocations(func::FuncOp func) {
+  Operation *first = nullptr;
+  size_t count = 0;
+  func.walk([&](Operation *op) {
+    if (isa<memref::AllocOp, memref::ReallocOp>(op)) {
+      if (!first)
+        first = op;
+      ++count;
+    }
+  });
+  if (!first)
+    return llvm::Error::success();
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << "internal error: moma-scratch-arena left " << count
+     << " allocation(s) in @forward that would be made at every run; the "
+        "first, at "
+     << first->getLoc() << ": " << *first;
+  return llvm::createStringError(text);
+}
+
 llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
   auto forward = module.lookupSymbol<func::FuncOp>("forward");
   if (!forward)
@@ -123,13 +146,41 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
     forward.setArgAttr(i, "bufferization.writable",
                        BoolAttr::get(module.getContext(), false));
 
+  // moma-to-cpu in its two halves, to read the scratch arena's size from
+  // the bufferized function in between.
+  mlir::moma::CpuPipelineOptions options;
+  options.outParams = true;
+  options.barePointers = true;
+  options.scratchArena = true;
   if (llvm::Error err = runLoweringPipeline(
           module,
-          [](OpPassManager &pm) {
-            mlir::moma::CpuPipelineOptions options;
-            options.outParams = true;
-            options.barePointers = true;
-            mlir::moma::buildMomaToCpuPipeline(pm, options);
+          [&](OpPassManager &pm) {
+            mlir::moma::buildMomaToCpuBufferStage(pm, options);
+          },
+          "the CPU"))
+    return std::move(err);
+  forward = module.lookupSymbol<func::FuncOp>("forward");
+  if (!forward || forward.getNumArguments() < buffers->size())
+    return llvm::createStringError(
+        "internal error: @forward lost its buffers in bufferization");
+  std::optional<uint64_t> scratchBytes;
+  if (forward.getNumArguments() == buffers->size() + 1) {
+    auto bytes = forward.getArgAttrOfType<IntegerAttr>(
+        buffers->size(), mlir::moma::MomaDialect::getScratchAttrName());
+    if (!bytes)
+      return llvm::createStringError(
+          "internal error: @forward has an argument that is neither a "
+          "buffer of the model nor the scratch arena");
+    scratchBytes = bytes.getInt();
+  }
+  // Every temporary must be in the arena: anything else would be allocated
+  // at every run and never freed.
+  if (llvm::Error err = checkNoAllocations(forward))
+    return std::move(err);
+  if (llvm::Error err = runLoweringPipeline(
+          module,
+          [&](OpPassManager &pm) {
+            mlir::moma::buildCpuBuffersToLLVM(pm, options);
           },
           "the CPU"))
     return std::move(err);
@@ -154,6 +205,15 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
                                buffer.type.getShape().end());
     uint64_t offset =
         builder.addBuffer(buffer.name, buffer.role, *type, std::move(shape));
+    args.push_back(runtime::LaunchArg::buffer(offset));
+  }
+  if (scratchBytes) {
+    // The arena's bytes, described as the i32 words that cover them (the
+    // planner's alignment makes the size a multiple of 4); the caller never
+    // reads or writes them.
+    uint64_t offset =
+        builder.addBuffer("scratch", runtime::BufferRole::Scratch,
+                          ElementType::I32, {int64_t((*scratchBytes + 3) / 4)});
     args.push_back(runtime::LaunchArg::buffer(offset));
   }
   builder.addLaunch(kernels, "moma_forward", {}, {}, std::move(args));

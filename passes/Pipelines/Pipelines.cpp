@@ -83,7 +83,19 @@ static void buildMomaToBuffers(OpPassManager &pm, bool outParams) {
 
 void mlir::moma::buildMomaToCpuPipeline(OpPassManager &pm,
                                         const CpuPipelineOptions &options) {
+  buildMomaToCpuBufferStage(pm, options);
+  buildCpuBuffersToLLVM(pm, options);
+}
+
+void mlir::moma::buildMomaToCpuBufferStage(OpPassManager &pm,
+                                           const CpuPipelineOptions &options) {
   buildMomaToBuffers(pm, options.outParams);
+  if (options.scratchArena)
+    pm.addPass(createMomaScratchArena());
+}
+
+void mlir::moma::buildCpuBuffersToLLVM(OpPassManager &pm,
+                                       const CpuPipelineOptions &options) {
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
 
   pm.addPass(memref::createExpandStridedMetadataPass());

@@ -30,11 +30,28 @@ struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
       llvm::cl::desc("Pass memrefs as bare pointers (the runtime's kernel "
                      "ABI); unranked memrefs are then unsupported"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> scratchArena{
+      *this, "scratch-arena",
+      llvm::cl::desc("Place temporaries in one planned byte arena, a new "
+                     "last argument (moma-scratch-arena), so that the code "
+                     "allocates nothing"),
+      llvm::cl::init(false)};
 };
 
-/// moma -> linalg/tensor -> one-shot bufferization -> loops -> LLVM dialect.
+/// moma -> linalg/tensor -> one-shot bufferization -> loops -> LLVM dialect:
+/// buildMomaToCpuBufferStage, then buildCpuBuffersToLLVM.
 void buildMomaToCpuPipeline(OpPassManager &pm,
                             const CpuPipelineOptions &options);
+
+/// The first half of `moma-to-cpu`: moma -> linalg/tensor -> one-shot
+/// bufferization (-> out-parameters, -> the scratch arena).
+void buildMomaToCpuBufferStage(OpPassManager &pm,
+                               const CpuPipelineOptions &options);
+
+/// The second half of `moma-to-cpu`: buffers -> loops -> LLVM dialect, and
+/// moma's attributes dropped.
+void buildCpuBuffersToLLVM(OpPassManager &pm,
+                           const CpuPipelineOptions &options);
 
 /// Options of `moma-to-ptx`.
 struct GpuPipelineOptions : public PassPipelineOptions<GpuPipelineOptions> {

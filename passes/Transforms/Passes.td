@@ -44,11 +44,49 @@ def MomaFlopCount : Pass<"moma-flop-count", "::mlir::ModuleOp"> {
   ];
 }
 
+def MomaScratchArena : Pass<"moma-scratch-arena", "::mlir::ModuleOp"> {
+  let summary = "Place every temporary buffer in one planned byte arena";
+  let description = [{
+    Runs on bufferized IR. In every function with a body, one block and no
+    callers, each `memref.alloc` of a static shape and identity layout
+    becomes a `memref.view` into a new last argument of the function,
+    `memref<N x i8> {moma.scratch = N : i64}`, that the caller provides:
+    running the function then allocates nothing, and the runtime places
+    the arena in the program's memory with the inputs, weights and outputs.
+
+    Offsets are planned by lifetime: a buffer lives from its allocation to
+    the last use of it or of any view of it
+    (`BufferViewFlowAnalysis`), counted in top-level operations of the
+    function (a use inside a loop keeps the buffer live for the whole
+    loop), and buffers whose lifetimes do not overlap share bytes (first
+    fit in order of allocation; `reuse=false` gives each its own bytes).
+    Every offset is a multiple of `alignment` and of the allocation's own
+    alignment. Deallocations of placed buffers are erased.
+
+    Left alone: allocations of dynamic shape, non-identity layout or a
+    memory space; buffers that leave the function (returned, or passed to
+    a call); and allocations inside a loop or branch one of whose views
+    is carried out of the region (a block argument or a result of an op
+    with regions), since every instance would need its own place.
+
+    Example: `moma-opt bufferized.mlir --moma-scratch-arena`.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect"];
+  let options = [
+    Option<"alignment", "alignment", "uint64_t", /*default=*/"64",
+           "Byte alignment of every buffer in the arena (a power of two)">,
+    Option<"reuse", "reuse", "bool", /*default=*/"true",
+           "Let buffers whose lifetimes do not overlap share bytes">,
+  ];
+}
+
 def MomaStripAttributes : Pass<"moma-strip-attributes", "::mlir::ModuleOp"> {
   let summary = "Drop moma's discardable attributes once no moma op is left";
   let description = [{
     Removes `moma.modalities` from the module and `moma.input`,
-    `moma.weight` and `moma.output` from function arguments and results
+    `moma.weight`, `moma.output` and `moma.scratch` from function arguments
+    and results
     (func.func and llvm.func). After lowering they mean nothing, and tools
     that do not load the moma dialect (mlir-translate, mlir-runner) reject
     them. Back ends read the names they need before lowering. The last step

@@ -26,9 +26,9 @@ struct MomaStripAttributes
 
   void runOnOperation() override {
     getOperation()->removeAttr(MomaDialect::getModalitiesAttrName());
-    StringRef names[] = {MomaDialect::getInputAttrName(),
-                         MomaDialect::getWeightAttrName(),
-                         MomaDialect::getOutputAttrName()};
+    StringRef names[] = {
+        MomaDialect::getInputAttrName(), MomaDialect::getWeightAttrName(),
+        MomaDialect::getOutputAttrName(), MomaDialect::getScratchAttrName()};
     getOperation().walk([&](FunctionOpInterface func) {
       for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
         for (StringRef name : names)

@@ -2,7 +2,7 @@
 //
 // Turns the `@forward` function that momac builds into a compiled program
 // (.momaprog, lib/Runtime/ProgramFormat.md): the kernels, one arena holding
-// every input, weight and output buffer, and the launch schedule.
+// every input, weight, output and scratch buffer, and the launch schedule.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,9 +20,13 @@ namespace moma {
 
 /// Compiles `module` (moma IR with a `@forward` whose arguments and results
 /// carry `moma.input` / `moma.weight` / `moma.output` names) for the host
-/// CPU: `moma-to-cpu` with out-parameters and bare pointers, one kernel
-/// `moma_forward(void **args)` in a shared object, and a one-launch schedule
-/// over an arena of inputs, weights and outputs. `module` is consumed.
+/// CPU: `moma-to-cpu` with out-parameters, bare pointers and the scratch
+/// arena (every temporary a view of one planned byte buffer: the code
+/// allocates nothing at run time, and an allocation left is an internal
+/// error), one kernel `moma_forward(void **args)` in a shared object, and a
+/// one-launch schedule over an arena of inputs, weights, outputs and the
+/// `scratch` buffer (its bytes described as i32 words), passed last.
+/// `module` is consumed.
 llvm::Expected<runtime::Program> compileCpuProgram(mlir::ModuleOp module);
 
 /// One argument or result of `@forward` as a program buffer.
