@@ -242,9 +242,12 @@ llvm::Expected<std::optional<std::string>> findPtxas(StringRef requested,
   return std::optional<std::string>();
 }
 
-/// Assembles `ptx` for `chip` with `ptxas` and returns the cubin's bytes.
-llvm::Expected<std::string> assembleCubin(StringRef ptxas, StringRef ptx,
-                                          StringRef chip) {
+/// Assembles `ptx` for `chip` with `ptxas` and returns the cubin's bytes;
+/// passes what ptxas writes on success (its warnings) to `warn`, line by
+/// line.
+llvm::Expected<std::string>
+assembleCubin(StringRef ptxas, StringRef ptx, StringRef chip,
+              const std::function<void(const std::string &)> &warn) {
   llvm::SmallString<128> input, output, log;
   for (auto [path, suffix] :
        {std::pair{&input, "ptx"}, std::pair{&output, "cubin"},
@@ -266,7 +269,8 @@ llvm::Expected<std::string> assembleCubin(StringRef ptxas, StringRef ptx,
       return llvm::createStringError(input + ": write error");
   }
   std::string arch = ("-arch=" + chip).str();
-  llvm::SmallVector<StringRef> args = {ptxas, arch, "-O3", input, "-o", output};
+  llvm::SmallVector<StringRef> args = {ptxas, arch, "-O3", "--warn-on-spills",
+                                       input, "-o", output};
   std::optional<StringRef> redirects[] = {StringRef(""), log, log};
   std::string message;
   int status = llvm::sys::ExecuteAndWait(ptxas, args, /*Env=*/std::nullopt,
@@ -286,6 +290,14 @@ llvm::Expected<std::string> assembleCubin(StringRef ptxas, StringRef ptx,
                     : " with exit status " + std::to_string(status)) +
         (text.empty() ? "" : ":\n" + text) +
         "\n(momac --cubin=never writes the program with PTX only)");
+  }
+  if (warn) {
+    llvm::SmallVector<StringRef> lines;
+    std::string text = slurp(log);
+    StringRef(text).split(lines, '\n', /*MaxSplit=*/-1, /*KeepEmpty=*/false);
+    for (StringRef line : lines)
+      if (!line.trim().empty())
+        warn(("ptxas " + arch + ": " + line.trim()).str());
   }
   std::string cubin = slurp(output);
   if (!StringRef(cubin).starts_with("\x7f"
@@ -504,7 +516,8 @@ compileGpuProgram(ModuleOp module, StringRef chip,
 
   std::string cubin;
   if (ptxas) {
-    llvm::Expected<std::string> assembled = assembleCubin(*ptxas, ptx, chip);
+    llvm::Expected<std::string> assembled =
+        assembleCubin(*ptxas, ptx, chip, options.warn);
     if (!assembled)
       return assembled.takeError();
     cubin = std::move(*assembled);

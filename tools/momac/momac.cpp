@@ -142,7 +142,10 @@ int main(int argc, char **argv) {
             ? moma::compileCpuProgram(**module)
             : moma::compileGpuProgram(
                   **module, target,
-                  moma::GpuProgramOptions{scratchReuse, cubin, ptxas});
+                  moma::GpuProgramOptions{
+                      scratchReuse, cubin, ptxas, [&](const std::string &line) {
+                        WithColor::warning(errs(), "momac") << line << "\n";
+                      }});
     if (!program)
       return fail(options.fileName + ": " + toString(program.takeError()));
     if (outputFile == "-")

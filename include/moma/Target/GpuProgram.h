@@ -17,6 +17,9 @@
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
+#include <functional>
+#include <string>
+
 namespace moma {
 
 /// Whether a GPU program carries a cubin beside its PTX.
@@ -40,6 +43,10 @@ struct GpuProgramOptions {
   /// The ptxas to run; empty: the toolkit's bin/ptxas (the toolkit whose
   /// libdevice is linked), else the first `ptxas` on PATH.
   std::string ptxas;
+  /// Receives each line ptxas writes when it succeeds: its warnings (it
+  /// runs with --warn-on-spills, so a kernel that spills registers to
+  /// local memory is reported). Null: they are dropped.
+  std::function<void(const std::string &)> warn;
 };
 
 /// Returns the program target of a GPU chip name (`sm_80`, `sm_90`,
