@@ -1390,6 +1390,11 @@ uint64_t ProgramBuilder::addBuffer(std::string name, BufferRole role,
   return addBufferAt(std::move(name), role, type, std::move(shape), offset);
 }
 
+uint64_t ProgramBuilder::endOfBuffers() const {
+  uint64_t align = program.arenaAlignment;
+  return (nextOffset + align - 1) / align * align;
+}
+
 uint64_t ProgramBuilder::addBufferAt(std::string name, BufferRole role,
                                      ElementType type,
                                      std::vector<int64_t> shape,

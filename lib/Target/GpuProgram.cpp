@@ -42,6 +42,9 @@ using ::moma::runtime::LaunchArg;
 namespace runtime = ::moma::runtime;
 
 namespace {
+/// Alignment of the arena and of every buffer in it.
+constexpr uint64_t kArenaAlignment = 256;
+
 /// One memref.alloc of the host function: a scratch buffer.
 struct ScratchBuffer {
   std::string name;
@@ -325,11 +328,7 @@ compileGpuProgram(ModuleOp module, StringRef chip,
   if (!target)
     return llvm::createStringError("unknown GPU target '" + chip +
                                    "' (expected sm_80, sm_90 or sm_90a)");
-  auto forward = module.lookupSymbol<func::FuncOp>("forward");
-  if (!forward)
-    return llvm::createStringError("the module has no @forward function");
-  llvm::Expected<std::vector<ProgramArgument>> buffers =
-      collectProgramArguments(forward);
+  llvm::Expected<std::vector<ProgramArgument>> buffers = prepareForward(module);
   if (!buffers)
     return buffers.takeError();
   llvm::Expected<std::string> toolkit = findToolkit();
@@ -347,13 +346,8 @@ compileGpuProgram(ModuleOp module, StringRef chip,
           "--cubin=always needs ptxas, and there is none in " + *toolkit +
           "/bin or on PATH (name one with --ptxas=PATH)");
   }
-  runtime::ProgramBuilder builder(*target);
+  runtime::ProgramBuilder builder(*target, kArenaAlignment);
   recordModelMetadata(module, builder);
-  // Inputs and weights are set once and the schedule may run many times
-  // (repeats, CUDA graph replay): bufferization must not write into them.
-  for (unsigned i = 0, e = forward.getNumArguments(); i < e; ++i)
-    forward.setArgAttr(i, "bufferization.writable",
-                       BoolAttr::get(module.getContext(), false));
 
   if (llvm::Error err = runLoweringPipeline(
           module,
@@ -380,7 +374,7 @@ compileGpuProgram(ModuleOp module, StringRef chip,
   }
 
   // The host function: arguments are the buffers, in order.
-  forward = module.lookupSymbol<func::FuncOp>("forward");
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
   if (!forward || forward.getNumArguments() != buffers->size() ||
       forward.getNumResults() != 0)
     return llvm::createStringError(
@@ -488,26 +482,13 @@ compileGpuProgram(ModuleOp module, StringRef chip,
         "internal error: moma-to-ptx produced no kernels");
 
   // The arena: inputs, weights and outputs in order, then scratch space.
-  std::vector<uint64_t> argumentOffsets;
-  uint64_t end = 0;
-  for (const ProgramArgument &buffer : *buffers) {
-    llvm::Expected<ElementType> type =
-        runtimeElementType(buffer.type.getElementType());
-    if (!type)
-      return type.takeError();
-    std::vector<int64_t> shape(buffer.type.getShape().begin(),
-                               buffer.type.getShape().end());
-    uint64_t offset = builder.addBuffer(buffer.name, buffer.role, *type, shape);
-    argumentOffsets.push_back(offset);
-    uint64_t count = 1;
-    for (int64_t dim : shape)
-      count *= uint64_t(dim);
-    end = std::max(end, offset + count * runtime::elementTypeSize(*type));
-  }
-  constexpr uint64_t kAlignment = 256;
-  uint64_t base = (end + kAlignment - 1) / kAlignment * kAlignment;
+  llvm::Expected<std::vector<uint64_t>> argumentOffsets =
+      addProgramBuffers(*buffers, builder);
+  if (!argumentOffsets)
+    return argumentOffsets.takeError();
+  uint64_t base = builder.endOfBuffers();
   uint64_t arenaEnd =
-      planScratch(scratch, base, kAlignment, options.reuseScratch);
+      planScratch(scratch, base, kArenaAlignment, options.reuseScratch);
   for (const ScratchBuffer &buffer : scratch)
     if (buffer.first <= buffer.last)
       builder.addBufferAt(buffer.name, BufferRole::Scratch, buffer.type,
@@ -532,7 +513,7 @@ compileGpuProgram(ModuleOp module, StringRef chip,
     for (const PendingLaunch::Arg &arg : launch.args) {
       switch (arg.kind) {
       case PendingLaunch::Arg::Argument:
-        args.push_back(LaunchArg::buffer(argumentOffsets[arg.index]));
+        args.push_back(LaunchArg::buffer((*argumentOffsets)[arg.index]));
         break;
       case PendingLaunch::Arg::Scratch:
         args.push_back(LaunchArg::buffer(scratch[arg.index].offset));

@@ -39,8 +39,10 @@ llvm::Expected<ElementType> runtimeElementType(Type type) {
   return llvm::createStringError("no runtime element type for " + text);
 }
 
-llvm::Expected<std::vector<ProgramArgument>>
-collectProgramArguments(func::FuncOp func) {
+llvm::Expected<std::vector<ProgramArgument>> prepareForward(ModuleOp module) {
+  auto func = module.lookupSymbol<func::FuncOp>("forward");
+  if (!func)
+    return llvm::createStringError("the module has no @forward function");
   std::vector<ProgramArgument> buffers;
   for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
     auto type = dyn_cast<RankedTensorType>(func.getArgument(i).getType());
@@ -63,7 +65,27 @@ collectProgramArguments(func::FuncOp func) {
                                      " is not a named tensor output");
     buffers.push_back({output.getValue().str(), BufferRole::Output, type});
   }
+  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+    func.setArgAttr(i, "bufferization.writable",
+                    BoolAttr::get(module.getContext(), false));
   return buffers;
+}
+
+llvm::Expected<std::vector<uint64_t>>
+addProgramBuffers(ArrayRef<ProgramArgument> buffers,
+                  runtime::ProgramBuilder &builder) {
+  std::vector<uint64_t> offsets;
+  for (const ProgramArgument &buffer : buffers) {
+    llvm::Expected<ElementType> type =
+        runtimeElementType(buffer.type.getElementType());
+    if (!type)
+      return type.takeError();
+    offsets.push_back(
+        builder.addBuffer(buffer.name, buffer.role, *type,
+                          std::vector<int64_t>(buffer.type.getShape().begin(),
+                                               buffer.type.getShape().end())));
+  }
+  return offsets;
 }
 
 void recordModelMetadata(ModuleOp module, runtime::ProgramBuilder &builder) {
@@ -131,20 +153,11 @@ static llvm::Error checkNoAllocations(func::FuncOp func) {
 }
 
 llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
-  auto forward = module.lookupSymbol<func::FuncOp>("forward");
-  if (!forward)
-    return llvm::createStringError("the module has no @forward function");
-  llvm::Expected<std::vector<ProgramArgument>> buffers =
-      collectProgramArguments(forward);
+  llvm::Expected<std::vector<ProgramArgument>> buffers = prepareForward(module);
   if (!buffers)
     return buffers.takeError();
   runtime::ProgramBuilder builder(runtime::Target::Cpu);
   recordModelMetadata(module, builder);
-  // Inputs and weights keep their values across runs: bufferization must
-  // not compute in place into them.
-  for (unsigned i = 0, e = forward.getNumArguments(); i < e; ++i)
-    forward.setArgAttr(i, "bufferization.writable",
-                       BoolAttr::get(module.getContext(), false));
 
   // moma-to-cpu in its two halves, to read the scratch arena's size from
   // the bufferized function in between.
@@ -159,7 +172,7 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
           },
           "the CPU"))
     return std::move(err);
-  forward = module.lookupSymbol<func::FuncOp>("forward");
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
   if (!forward || forward.getNumArguments() < buffers->size())
     return llvm::createStringError(
         "internal error: @forward lost its buffers in bufferization");
@@ -195,18 +208,13 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
       builder.addModule(runtime::ModuleFormat::CpuSo,
                         std::string(library->begin(), library->end()),
                         {"moma_forward"}, "forward");
+  llvm::Expected<std::vector<uint64_t>> offsets =
+      addProgramBuffers(*buffers, builder);
+  if (!offsets)
+    return offsets.takeError();
   std::vector<runtime::LaunchArg> args;
-  for (const ProgramArgument &buffer : *buffers) {
-    llvm::Expected<ElementType> type =
-        runtimeElementType(buffer.type.getElementType());
-    if (!type)
-      return type.takeError();
-    std::vector<int64_t> shape(buffer.type.getShape().begin(),
-                               buffer.type.getShape().end());
-    uint64_t offset =
-        builder.addBuffer(buffer.name, buffer.role, *type, std::move(shape));
+  for (uint64_t offset : *offsets)
     args.push_back(runtime::LaunchArg::buffer(offset));
-  }
   if (scratchBytes) {
     // The arena's bytes, described as the i32 words that cover them (the
     // planner's alignment makes the size a multiple of 4); the caller never

@@ -340,6 +340,10 @@ public:
   uint64_t addBufferAt(std::string name, BufferRole role, ElementType type,
                        std::vector<int64_t> shape, uint64_t offset);
 
+  /// Returns the end of the buffers added so far rounded up to the arena
+  /// alignment: where addBuffer() would place a buffer next.
+  uint64_t endOfBuffers() const;
+
   /// Returns the offset of the buffer named \p name, or std::nullopt.
   std::optional<uint64_t> bufferOffset(std::string_view name) const;
 

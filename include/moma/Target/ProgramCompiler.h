@@ -36,11 +36,20 @@ struct ProgramArgument {
   mlir::RankedTensorType type;
 };
 
-/// The buffers of `@forward` in the order of its lowered out-parameter
-/// signature: the named inputs and weights, then the named outputs. Both
-/// back ends lay their arenas out from this list.
+/// The buffers of `@forward` in `module`, in the order of its lowered
+/// out-parameter signature: the named inputs and weights, then the named
+/// outputs. Also marks `@forward`'s arguments `bufferization.writable =
+/// false`: inputs and weights are set once while the schedule may run many
+/// times (repeats, CUDA graph replay), so no kernel may compute in place
+/// into them. Both back ends start from this.
 llvm::Expected<std::vector<ProgramArgument>>
-collectProgramArguments(mlir::func::FuncOp forward);
+prepareForward(mlir::ModuleOp module);
+
+/// Adds `buffers` to `builder` in order (ProgramBuilder::addBuffer) and
+/// returns their arena offsets.
+llvm::Expected<std::vector<uint64_t>>
+addProgramBuffers(llvm::ArrayRef<ProgramArgument> buffers,
+                  runtime::ProgramBuilder &builder);
 
 /// The runtime element type of an MLIR element type (index is i64).
 llvm::Expected<runtime::ElementType> runtimeElementType(mlir::Type type);
