@@ -13,6 +13,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moma/Runtime/Files.h"
+
 #include "Device.h"
 #include "Errors.h"
 #include "Strings.h"
@@ -89,22 +91,12 @@ absl::StatusOr<void *> CpuDevice::loadModule(size_t index,
     return makeError(MOMA_STATUS_IO_ERROR,
                      cat(what, ": cannot create a temporary file ", path, ": ",
                          std::strerror(errno)));
-  const char *data = module.bytes.data();
-  size_t left = module.bytes.size();
-  while (left > 0) {
-    ssize_t written = ::write(fd, data, left);
-    if (written < 0 && errno == EINTR)
-      continue;
-    if (written <= 0) {
-      int saved = errno;
-      ::close(fd);
-      ::unlink(name.data());
-      return makeError(MOMA_STATUS_IO_ERROR,
-                       cat(what, ": cannot write ", name.data(), ": ",
-                           std::strerror(saved)));
-    }
-    data += written;
-    left -= static_cast<size_t>(written);
+  if (absl::Status status = writeAll(fd, module.bytes); !status.ok()) {
+    ::close(fd);
+    ::unlink(name.data());
+    return makeError(
+        MOMA_STATUS_IO_ERROR,
+        cat(what, ": cannot write ", name.data(), ": ", status.message()));
   }
   ::close(fd);
   ::dlerror();

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moma/Runtime/Program.h"
+#include "moma/Runtime/Files.h"
 
 #include "Json.h"
 #include "Strings.h"
@@ -18,15 +19,11 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
 #include <set>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace moma::runtime {
 
@@ -1234,34 +1231,8 @@ absl::StatusOr<Program> parseProgram(std::string_view bytes,
 // Files
 //===----------------------------------------------------------------------===//
 
-namespace {
-
-absl::StatusOr<std::string> readWholeFile(const std::string &path) {
-  FILE *file = std::fopen(path.c_str(), "rb");
-  if (!file)
-    return errno == ENOENT
-               ? absl::NotFoundError(cat(path, ": no such file"))
-               : absl::PermissionDeniedError(
-                     cat(path, ": cannot open: ", std::strerror(errno)));
-  std::string data;
-  char chunk[1 << 16];
-  size_t n;
-  while ((n = std::fread(chunk, 1, sizeof(chunk), file)) > 0)
-    data.append(chunk, n);
-  bool failed = std::ferror(file);
-  std::fclose(file);
-  if (failed)
-    return absl::PermissionDeniedError(cat(path, ": read error"));
-  return data;
-}
-
-} // namespace
-
 absl::StatusOr<Program> readProgram(const std::string &path) {
-  struct stat info;
-  if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode))
-    return absl::InvalidArgumentError(cat(path, ": is a directory"));
-  absl::StatusOr<std::string> bytes = readWholeFile(path);
+  absl::StatusOr<std::string> bytes = readFile(path);
   if (!bytes.ok())
     return bytes.status();
   return parseProgram(*bytes, path);
@@ -1271,55 +1242,7 @@ absl::Status writeProgram(const Program &program, const std::string &path) {
   absl::StatusOr<std::string> bytes = serializeProgram(program);
   if (!bytes.ok())
     return bytes.status();
-  std::string dir = ".";
-  if (size_t slash = path.rfind('/'); slash != std::string::npos)
-    dir = slash == 0 ? "/" : path.substr(0, slash);
-  std::string temp = path + ".tmp-XXXXXX";
-  std::vector<char> name(temp.begin(), temp.end());
-  name.push_back('\0');
-  int fd = ::mkstemp(name.data());
-  if (fd < 0)
-    return absl::PermissionDeniedError(
-        cat(path, ": cannot create a temporary file in ", dir, ": ",
-            std::strerror(errno)));
-  auto fail = [&](const std::string &what) {
-    int saved = errno;
-    ::close(fd);
-    ::unlink(name.data());
-    return absl::PermissionDeniedError(
-        cat(path, ": ", what, ": ", std::strerror(saved)));
-  };
-  const char *data = bytes->data();
-  size_t left = bytes->size();
-  while (left > 0) {
-    ssize_t written = ::write(fd, data, left);
-    if (written < 0) {
-      if (errno == EINTR)
-        continue;
-      return fail("write failed");
-    }
-    data += written;
-    left -= static_cast<size_t>(written);
-  }
-  // mkstemp creates the file 0600; give it the usual permissions.
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::fchmod(fd, 0666 & ~mask);
-  if (::fsync(fd) != 0)
-    return fail("fsync failed");
-  if (::close(fd) != 0) {
-    int saved = errno;
-    ::unlink(name.data());
-    return absl::PermissionDeniedError(
-        cat(path, ": close failed: ", std::strerror(saved)));
-  }
-  if (::rename(name.data(), path.c_str()) != 0) {
-    int saved = errno;
-    ::unlink(name.data());
-    return absl::PermissionDeniedError(
-        cat(path, ": rename failed: ", std::strerror(saved)));
-  }
-  return absl::OkStatus();
+  return writeFileAtomically(path, *bytes);
 }
 
 absl::StatusOr<Program> parseProgramSpec(std::string_view specJson,
@@ -1339,7 +1262,7 @@ absl::StatusOr<Program> parseProgramSpec(std::string_view specJson,
         std::string path = it->get<std::string>();
         if (!path.empty() && path[0] != '/' && !baseDir.empty())
           path = baseDir + "/" + path;
-        absl::StatusOr<std::string> bytes = readWholeFile(path);
+        absl::StatusOr<std::string> bytes = readFile(path);
         if (!bytes.ok())
           return absl::Status(bytes.status().code(),
                               cat(where, ".path: ", bytes.status().message()));

@@ -20,6 +20,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moma/Runtime/Files.h"
 #include "moma/Runtime/Program.h"
 
 #include <cctype>
@@ -133,19 +134,13 @@ int main(int argc, char **argv) {
     std::fputs(kUsage, stderr);
     return 2;
   }
-  FILE *file = std::fopen(spec.c_str(), "rb");
-  if (!file)
-    return fail(spec + ": cannot open: " + std::strerror(errno));
-  std::string text;
-  char chunk[1 << 16];
-  size_t n;
-  while ((n = std::fread(chunk, 1, sizeof(chunk), file)) > 0)
-    text.append(chunk, n);
-  std::fclose(file);
+  absl::StatusOr<std::string> text = readFile(spec);
+  if (!text.ok())
+    return fail(std::string(text.status().message()));
   size_t slash = spec.rfind('/');
   std::string baseDir =
       slash == std::string::npos ? "." : spec.substr(0, slash);
-  absl::StatusOr<Program> program = parseProgramSpec(text, baseDir);
+  absl::StatusOr<Program> program = parseProgramSpec(*text, baseDir);
   if (!program.ok())
     return fail(spec + ": " + std::string(program.status().message()));
   if (absl::Status status = writeProgram(*program, output); !status.ok())

@@ -13,11 +13,13 @@
 // Loads a program, binds it to a device, loads the weights, sets inputs from
 // raw little-endian files of the buffer's element type, runs the schedule,
 // prints what it ran and the timings, and writes, prints or checks buffers.
-// It uses only the runtime's C API (moma/Runtime/Runtime.h). On error it
-// prints "moma-run: error: ..." and exits with 1 (2 for usage errors).
+// It runs programs through the runtime's C API (moma/Runtime/Runtime.h) only;
+// token files and file I/O use the runtime's C++ helpers. On error it prints
+// "moma-run: error: ..." and exits with 1 (2 for usage errors).
 //
 //===----------------------------------------------------------------------===//
 
+#include "moma/Runtime/Files.h"
 #include "moma/Runtime/Runtime.h"
 #include "moma/Runtime/Tokens.h"
 
@@ -28,11 +30,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <optional>
 #include <string>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -216,55 +215,21 @@ Options parseOptions(int argc, char **argv) {
   return options;
 }
 
+/// Reads the file at \p path for option \p what, or exits.
 std::string readFile(const std::string &path, const std::string &what) {
-  FILE *file = std::fopen(path.c_str(), "rb");
-  if (!file)
-    fatal(what + ": cannot open " + path + ": " + std::strerror(errno));
-  std::string data;
-  char chunk[1 << 16];
-  size_t n;
-  while ((n = std::fread(chunk, 1, sizeof(chunk), file)) > 0)
-    data.append(chunk, n);
-  bool failed = std::ferror(file);
-  std::fclose(file);
-  if (failed)
-    fatal(what + ": cannot read " + path);
-  return data;
+  absl::StatusOr<std::string> data = moma::runtime::readFile(path);
+  if (!data.ok())
+    fatal(what + ": " + std::string(data.status().message()));
+  return *std::move(data);
 }
 
-/// Writes \p data to \p path through a temporary file and a rename, so a
-/// failure never leaves a partial file.
+/// Writes \p data to \p path for option \p what (a failure never leaves a
+/// partial file), or exits.
 void writeFileAtomically(const std::string &path, const std::string &data,
                          const std::string &what) {
-  std::string temp = path + ".tmp-XXXXXX";
-  std::vector<char> name(temp.begin(), temp.end());
-  name.push_back('\0');
-  int fd = ::mkstemp(name.data());
-  if (fd < 0)
-    fatal(what + ": cannot create " + temp + ": " + std::strerror(errno));
-  const char *p = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    ssize_t written = ::write(fd, p, left);
-    if (written < 0 && errno == EINTR)
-      continue;
-    if (written <= 0) {
-      int saved = errno;
-      ::close(fd);
-      ::unlink(name.data());
-      fatal(what + ": cannot write " + path + ": " + std::strerror(saved));
-    }
-    p += written;
-    left -= static_cast<size_t>(written);
-  }
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::fchmod(fd, 0666 & ~mask);
-  if (::close(fd) != 0 || ::rename(name.data(), path.c_str()) != 0) {
-    int saved = errno;
-    ::unlink(name.data());
-    fatal(what + ": cannot write " + path + ": " + std::strerror(saved));
-  }
+  absl::Status status = moma::runtime::writeFileAtomically(path, data);
+  if (!status.ok())
+    fatal(what + ": " + std::string(status.message()));
 }
 
 const char *dtypeName(moma_dtype dtype) {
