@@ -46,6 +46,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EXAMPLES = os.path.join(ROOT, "examples")
+sys.path.insert(0, os.path.join(ROOT, "test", "Numerics"))
+from token_cases import edge_token_files, write_tokens  # noqa: E402
 
 # The cases of test/Numerics/models.test: every tiny model on its sample
 # token file, and the routing edge cases on the models that route.
@@ -116,13 +118,6 @@ def token_inputs(model_file, tokens_file):
             "target_modality": shift(modality)}
 
 
-def write_tokens(path, sequences):
-    with open(path, "w") as f:
-        json.dump({"format": "moma-tokens/1", "sequences": [
-            [{"modality": m, "tokens": t} for m, t in seq]
-            for seq in sequences]}, f)
-
-
 def long_token_file(directory, seed):
     """Two random sequences of 128 tokens in text and image segments of 1 to
     24 tokens: several blocks per launch and longer routing loops."""
@@ -143,26 +138,6 @@ def long_token_file(directory, seed):
     path = os.path.join(directory, "random-long.json")
     write_tokens(path, sequences)
     return path
-
-
-def edge_token_files(directory, seed):
-    """The generated cases of model_vs_reference.py (text [0, 64), image
-    [64, 96)): one modality absent, and every token the same."""
-    rng = random.Random(seed)
-    text = lambda n: [rng.randrange(0, 64) for _ in range(n)]  # noqa: E731
-    image = lambda n: [rng.randrange(64, 96) for _ in range(n)]  # noqa: E731
-    cases = {
-        "text-only": [[("text", text(16))], [("text", text(16))]],
-        "image-only": [[("image", image(16))], [("image", image(16))]],
-        "one-token-repeated": [[("text", [5] * 16)],
-                               [("text", [5] * 8), ("image", [70] * 8)]],
-    }
-    files = []
-    for name, sequences in cases.items():
-        path = os.path.join(directory, name + ".json")
-        write_tokens(path, sequences)
-        files.append(path)
-    return files
 
 
 def prepare(args):

@@ -25,6 +25,7 @@ from moma_reference import config as ref_config  # noqa: E402
 from moma_reference import model as ref_model  # noqa: E402
 from moma_reference import tokens as ref_tokens  # noqa: E402
 from moma_reference import weights as ref_weights  # noqa: E402
+from token_cases import edge_token_files  # noqa: E402 (beside this file)
 
 OUTPUTS = ["logits", "ce_per_modality", "ce", "load_balancing", "router_z",
            "aux_router", "total"]
@@ -89,37 +90,6 @@ def check_model(args, model, tokens_file, seed, tmp):
           f"(worst relative error {worst:.1e}; ce {ce})")
 
 
-def write_tokens(path, sequences):
-    """Writes a moma-tokens/1 file: sequences of (modality, ids) segments."""
-    import json
-    with open(path, "w") as f:
-        json.dump({"format": "moma-tokens/1", "sequences": [
-            [{"modality": m, "tokens": ids} for m, ids in seq]
-            for seq in sequences]}, f)
-
-
-def generated_token_files(tmp, seed):
-    """Edge cases for two-modality tiny models (text [0, 64), image
-    [64, 128)): one modality absent, and maximally uneven expert loads (every
-    token the same, so every token picks the same experts)."""
-    import random
-    rng = random.Random(seed)
-    text = lambda n: [rng.randrange(0, 64) for _ in range(n)]  # noqa: E731
-    image = lambda n: [rng.randrange(64, 96) for _ in range(n)]  # noqa: E731
-    cases = {
-        "text-only": [[("text", text(16))], [("text", text(16))]],
-        "image-only": [[("image", image(16))], [("image", image(16))]],
-        "one-token-repeated": [[("text", [5] * 16)], [("text", [5] * 8),
-                                                      ("image", [70] * 8)]],
-    }
-    files = []
-    for name, sequences in cases.items():
-        path = os.path.join(tmp, f"{name}.json")
-        write_tokens(path, sequences)
-        files.append(path)
-    return files
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--momac", default="momac")
@@ -138,7 +108,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             check_model(args, model, tokens_file, args.seed, tmp)
     with tempfile.TemporaryDirectory() as tokens_dir:
-        edge_files = generated_token_files(tokens_dir, args.seed)
+        edge_files = edge_token_files(tokens_dir, args.seed)
         for model in args.edge_cases:
             for tokens_file in edge_files:
                 with tempfile.TemporaryDirectory() as tmp:
