@@ -92,12 +92,8 @@ llvm::Expected<ScratchBuffer> describeScratch(Operation *alloc, MemRefType type,
     return errorAt(alloc, "allocates in a memory space; the arena is global "
                           "memory");
   Type element = type.getElementType();
-  uint64_t elementBytes;
-  if (element.isIndex())
-    elementBytes = 8;
-  else if (element.isIntOrFloat())
-    elementBytes = (element.getIntOrFloatBitWidth() + 7) / 8;
-  else
+  uint64_t elementBytes = mlir::moma::elementStorageBytes(element);
+  if (elementBytes == 0)
     return errorAt(alloc, "allocates a buffer of a non-scalar element type");
   ScratchBuffer scratch;
   scratch.name = "scratch." + std::to_string(index);

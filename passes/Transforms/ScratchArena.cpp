@@ -39,15 +39,6 @@ struct Temporary {
   SmallVector<Operation *> deallocs;
 };
 
-/// Bytes of one element of `type`, or 0 for a type without a size.
-uint64_t elementBytes(Type type) {
-  if (type.isIndex())
-    return 8;
-  if (type.isIntOrFloat())
-    return (type.getIntOrFloatBitWidth() + 7) / 8;
-  return 0;
-}
-
 struct MomaScratchArena
     : mlir::moma::impl::MomaScratchArenaBase<MomaScratchArena> {
   using Base::Base;
@@ -75,27 +66,6 @@ struct MomaScratchArena
     }
   }
 
-  /// Whether the buffer of `alloc` can live at one fixed place of the arena
-  /// for the whole function: it does not leave the function (no return, no
-  /// call), and, when `alloc` runs inside a loop or a branch, no instance of
-  /// it outlives its region (no view of it is a block argument or a result
-  /// of an op with regions, which would carry one iteration's buffer into
-  /// the next).
-  bool placeable(memref::AllocOp alloc, const BufferViewFlowAnalysis &aliases,
-                 bool nested) {
-    for (Value alias : aliases.resolve(alloc.getResult())) {
-      if (nested && (isa<BlockArgument>(alias) ||
-                     alias.getDefiningOp()->getNumRegions() != 0))
-        return false;
-      for (Operation *user : alias.getUsers())
-        if (isa<CallOpInterface>(user) ||
-            (user->hasTrait<OpTrait::ReturnLike>() &&
-             isa<func::FuncOp>(user->getParentOp())))
-          return false;
-    }
-    return true;
-  }
-
   LogicalResult plan(func::FuncOp func) {
     Region &body = func.getBody();
     if (!body.hasOneBlock())
@@ -112,24 +82,36 @@ struct MomaScratchArena
     std::vector<Temporary> temporaries;
     func.walk([&](memref::AllocOp alloc) {
       MemRefType type = alloc.getType();
-      uint64_t bytes = elementBytes(type.getElementType());
+      uint64_t bytes = elementStorageBytes(type.getElementType());
       if (!type.hasStaticShape() || !type.getLayout().isIdentity() ||
           type.getMemorySpace() || bytes == 0)
         return;
+      // The buffer lives at one fixed place of the arena for the whole
+      // function, so it must not leave the function (returned, or passed to
+      // a call), and an allocation inside a loop or a branch must not
+      // outlive its region (a view that is a block argument or a result of
+      // an op with regions would carry one iteration's buffer into the
+      // next). It lives from the allocation to the last use of any view.
       bool nested = alloc->getBlock() != &block;
-      if (!placeable(alloc, aliases, nested))
-        return;
       Temporary temporary;
       temporary.alloc = alloc;
       temporary.interval.bytes = bytes * type.getNumElements();
       size_t first = topLevel(alloc), last = first;
-      for (Value alias : aliases.resolve(alloc.getResult()))
+      for (Value alias : aliases.resolve(alloc.getResult())) {
+        if (nested && (isa<BlockArgument>(alias) ||
+                       alias.getDefiningOp()->getNumRegions() != 0))
+          return;
         for (Operation *user : alias.getUsers()) {
+          if (isa<CallOpInterface>(user) ||
+              (user->hasTrait<OpTrait::ReturnLike>() &&
+               isa<func::FuncOp>(user->getParentOp())))
+            return;
           if (isa<memref::DeallocOp>(user))
             temporary.deallocs.push_back(user);
           else
             last = std::max(last, topLevel(user));
         }
+      }
       temporary.interval.first = first;
       temporary.interval.last = last;
       temporaries.push_back(std::move(temporary));

@@ -7,6 +7,14 @@
 #include <utility>
 #include <vector>
 
+uint64_t mlir::moma::elementStorageBytes(Type type) {
+  if (type.isIndex())
+    return 8;
+  if (type.isIntOrFloat())
+    return (type.getIntOrFloatBitWidth() + 7) / 8;
+  return 0;
+}
+
 uint64_t
 mlir::moma::planLiveIntervals(llvm::MutableArrayRef<LiveInterval> intervals,
                               uint64_t base, uint64_t alignment, bool reuse) {

@@ -10,6 +10,7 @@
 #ifndef PASSES_TRANSFORMS_SCRATCHPLANNER_H
 #define PASSES_TRANSFORMS_SCRATCHPLANNER_H
 
+#include "mlir/IR/Types.h"
 #include "llvm/ADT/ArrayRef.h"
 
 #include <cstddef>
@@ -27,6 +28,11 @@ struct LiveInterval {
   /// Output: the byte offset assigned.
   uint64_t offset = 0;
 };
+
+/// Bytes one element of `type` takes in a buffer: 8 for index, the bit
+/// width rounded up to bytes for integers and floats (i1 takes a byte), 0
+/// for any other type.
+uint64_t elementStorageBytes(Type type);
 
 /// Places `intervals` at offsets >= `base`, each a multiple of `alignment`
 /// (a power of two) and returns the end of the placed region rounded up to
