@@ -71,37 +71,17 @@ absl::Status nullArgument(const char *what) {
   return absl::InvalidArgumentError(cat(what, " is NULL"));
 }
 
-moma_buffer_role roleOf(BufferRole role) {
-  switch (role) {
-  case BufferRole::Input:
-    return MOMA_ROLE_INPUT;
-  case BufferRole::Weight:
-    return MOMA_ROLE_WEIGHT;
-  case BufferRole::Output:
-    return MOMA_ROLE_OUTPUT;
-  case BufferRole::Scratch:
-    return MOMA_ROLE_SCRATCH;
-  }
-  return MOMA_ROLE_SCRATCH;
-}
-
-moma_dtype dtypeOf(ElementType type) {
-  switch (type) {
-  case ElementType::F32:
-    return MOMA_DTYPE_F32;
-  case ElementType::F64:
-    return MOMA_DTYPE_F64;
-  case ElementType::BF16:
-    return MOMA_DTYPE_BF16;
-  case ElementType::F16:
-    return MOMA_DTYPE_F16;
-  case ElementType::I32:
-    return MOMA_DTYPE_I32;
-  case ElementType::I64:
-    return MOMA_DTYPE_I64;
-  }
-  return MOMA_DTYPE_F32;
-}
+// The C enums number roles and element types as the C++ ones do.
+static_assert(int(BufferRole::Input) == MOMA_ROLE_INPUT &&
+              int(BufferRole::Weight) == MOMA_ROLE_WEIGHT &&
+              int(BufferRole::Output) == MOMA_ROLE_OUTPUT &&
+              int(BufferRole::Scratch) == MOMA_ROLE_SCRATCH);
+static_assert(int(ElementType::F32) == MOMA_DTYPE_F32 &&
+              int(ElementType::F64) == MOMA_DTYPE_F64 &&
+              int(ElementType::BF16) == MOMA_DTYPE_BF16 &&
+              int(ElementType::F16) == MOMA_DTYPE_F16 &&
+              int(ElementType::I32) == MOMA_DTYPE_I32 &&
+              int(ElementType::I64) == MOMA_DTYPE_I64);
 
 absl::Status wrapProgram(absl::StatusOr<Program> parsed, moma_program *out) {
   if (!parsed.ok())
@@ -110,10 +90,10 @@ absl::Status wrapProgram(absl::StatusOr<Program> parsed, moma_program *out) {
   handle->program = std::make_shared<const Program>(std::move(*parsed));
   handle->target = std::string(targetName(handle->program->target));
   for (const BufferDesc &buffer : handle->program->buffers)
-    handle->infos.push_back({buffer.name.c_str(), roleOf(buffer.role),
-                             dtypeOf(buffer.type), buffer.shape.size(),
-                             buffer.shape.data(), buffer.offset,
-                             buffer.byteSize});
+    handle->infos.push_back(
+        {buffer.name.c_str(), static_cast<moma_buffer_role>(buffer.role),
+         static_cast<moma_dtype>(buffer.type), buffer.shape.size(),
+         buffer.shape.data(), buffer.offset, buffer.byteSize});
   *out = handle.release();
   return absl::OkStatus();
 }
