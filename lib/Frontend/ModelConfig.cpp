@@ -481,7 +481,11 @@ private:
     return i;
   }
   bool isDigit(size_t i) const { return s[i] >= U'0' && s[i] <= U'9'; }
+  /// Whether the code points from \p i on spell \p word (false when the
+  /// text ends first).
   bool matches(size_t i, StringRef word) const {
+    if (i > len || word.size() > len - i)
+      return false;
     for (size_t k = 0; k < word.size(); ++k)
       if (s[i + k] != static_cast<char32_t>(word[k]))
         return false;
@@ -550,57 +554,50 @@ bool JsonParser::enter(size_t pos) {
 bool JsonParser::scanOnce(size_t idx, JsonValue &out, size_t &next) {
   if (idx >= len)
     return failAt("Expecting value", idx);
+  // `null`, `true` or `false` at idx.
+  auto literal = [&](StringRef word, JsonValue::Kind kind, bool value) {
+    if (!matches(idx, word))
+      return false;
+    out.kind = kind;
+    out.boolean = value;
+    next = idx + word.size();
+    return true;
+  };
   switch (s[idx]) {
   case U'"':
     out.kind = JsonValue::Kind::String;
     return scanString(idx + 1, out.text, next);
-  case U'{': {
-    if (!enter(idx))
-      return false;
-    bool ok = parseObject(idx + 1, out, next);
-    --depth;
-    return ok;
-  }
+  case U'{':
   case U'[': {
     if (!enter(idx))
       return false;
-    bool ok = parseArray(idx + 1, out, next);
+    bool ok = s[idx] == U'{' ? parseObject(idx + 1, out, next)
+                             : parseArray(idx + 1, out, next);
     --depth;
     return ok;
   }
   case U'n':
-    if (idx + 3 < len && matches(idx + 1, "ull")) {
-      out.kind = JsonValue::Kind::Null;
-      next = idx + 4;
+    if (literal("null", JsonValue::Kind::Null, false))
       return true;
-    }
     break;
   case U't':
-    if (idx + 3 < len && matches(idx + 1, "rue")) {
-      out.kind = JsonValue::Kind::Bool;
-      out.boolean = true;
-      next = idx + 4;
+    if (literal("true", JsonValue::Kind::Bool, true))
       return true;
-    }
     break;
   case U'f':
-    if (idx + 4 < len && matches(idx + 1, "alse")) {
-      out.kind = JsonValue::Kind::Bool;
-      out.boolean = false;
-      next = idx + 5;
+    if (literal("false", JsonValue::Kind::Bool, false))
       return true;
-    }
     break;
   case U'N':
-    if (idx + 2 < len && matches(idx + 1, "aN"))
+    if (matches(idx, "NaN"))
       return failValue("NaN is not valid JSON");
     break;
   case U'I':
-    if (idx + 7 < len && matches(idx + 1, "nfinity"))
+    if (matches(idx, "Infinity"))
       return failValue("Infinity is not valid JSON");
     break;
   case U'-':
-    if (idx + 8 < len && matches(idx + 1, "Infinity"))
+    if (matches(idx, "-Infinity"))
       return failValue("-Infinity is not valid JSON");
     break;
   default:
