@@ -125,31 +125,23 @@ absl::Status CudaDevice::checkTarget() const {
     if (!selectModuleImages(module, program->target, major, minor, preference)
              .empty())
       continue;
-    if (preference != ImagePreference::Auto) {
-      ModuleFormat wanted = preference == ImagePreference::Ptx
-                                ? ModuleFormat::Ptx
-                                : ModuleFormat::Cubin;
-      if (!selectModuleImages(module, program->target, major, minor,
-                              ImagePreference::Auto)
-               .empty() ||
-          (module.format != wanted &&
-           std::none_of(module.alternatives.begin(), module.alternatives.end(),
-                        [&](const ModuleImage &image) {
-                          return image.format == wanted;
-                        })))
-        return makeError(MOMA_STATUS_UNSUPPORTED,
-                         cat("module ", i, " has no ", moduleFormatName(wanted),
-                             " image that ", name, " can run (it has ",
-                             imageFormats(module), "), and only ",
-                             moduleFormatName(wanted), " was asked for"));
+    // Another image would run: the preference excluded it.
+    if (preference != ImagePreference::Auto &&
+        !selectModuleImages(module, program->target, major, minor,
+                            ImagePreference::Auto)
+             .empty()) {
+      std::string_view wanted = preference == ImagePreference::Ptx
+                                    ? moduleFormatName(ModuleFormat::Ptx)
+                                    : moduleFormatName(ModuleFormat::Cubin);
+      return makeError(MOMA_STATUS_UNSUPPORTED,
+                       cat("module ", i, " has no ", wanted, " image that ",
+                           name, " can run (it has ", imageFormats(module),
+                           "), and only ", wanted, " was asked for"));
     }
     bool archSpecific = program->target == Target::Sm90a;
+    // Formats are distinct within a module: any alternative is PTX.
     bool cubinOnly =
-        module.format == ModuleFormat::Cubin &&
-        std::all_of(module.alternatives.begin(), module.alternatives.end(),
-                    [](const ModuleImage &image) {
-                      return image.format == ModuleFormat::Cubin;
-                    });
+        module.format == ModuleFormat::Cubin && module.alternatives.empty();
     return makeError(MOMA_STATUS_UNSUPPORTED,
                      cat("the program targets ", targetName(program->target),
                          " (", imageFormats(module), "), but ", name,
