@@ -258,16 +258,15 @@ absl::Status CudaDevice::loadModules() {
     std::string failures;
     for (const ImageChoice &choice : selectModuleImages(
              module, program->target, major, minor, preference)) {
-      std::string image = *choice.bytes;
-      if (choice.format == ModuleFormat::Ptx)
-        image.push_back('\0'); // the driver reads PTX as a C string
+      // The driver reads PTX as a C string: std::string's c_str() is one,
+      // without copying the module.
+      const char *image = choice.bytes->c_str();
       std::string errorLog(16384, '\0');
       CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER,
                                 CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
       void *values[] = {errorLog.data(),
                         reinterpret_cast<void *>(errorLog.size() - 1)};
-      CUresult result =
-          cu.moduleLoadDataEx(&loaded, image.data(), 2, options, values);
+      CUresult result = cu.moduleLoadDataEx(&loaded, image, 2, options, values);
       if (result == CUDA_SUCCESS) {
         loadedFormats.insert(choice.format);
         break;
