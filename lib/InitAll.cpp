@@ -15,15 +15,15 @@
 #include "mlir/Transforms/Passes.h"
 
 void moma::registerAllDialects(mlir::DialectRegistry &registry) {
-  registry.insert<mlir::moma::MomaDialect, mlir::func::FuncDialect,
+  registry.insert<moma::MomaDialect, mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::tensor::TensorDialect,
                   mlir::linalg::LinalgDialect>();
-  mlir::moma::registerPipelineDialects(registry);
+  moma::registerPipelineDialects(registry);
 }
 
 void moma::registerAllPasses() {
   mlir::registerTransformsPasses();
-  mlir::moma::registerMomaTransformsPasses();
-  mlir::moma::registerMomaConversionPasses();
-  mlir::moma::registerMomaPipelines();
+  moma::registerMomaTransformsPasses();
+  moma::registerMomaConversionPasses();
+  moma::registerMomaPipelines();
 }

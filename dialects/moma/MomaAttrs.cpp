@@ -15,7 +15,7 @@
 #include <cmath>
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 #include "dialects/moma/MomaEnums.cpp.inc"
 

@@ -11,6 +11,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/APFloat.h"
+#include "moma/Support/LLVM.h"
 
 #include "dialects/moma/MomaEnums.h.inc"
 

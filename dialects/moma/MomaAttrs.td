@@ -20,7 +20,7 @@ def Moma_RoutingKind : I32EnumAttr<"RoutingKind",
       I32EnumAttrCase<"token_choice", 0>,
       I32EnumAttrCase<"expert_choice", 1>
     ]> {
-  let cppNamespace = "::mlir::moma";
+  let cppNamespace = "moma";
 }
 
 def Moma_ScoreFunction : I32EnumAttr<"ScoreFunction",
@@ -28,14 +28,14 @@ def Moma_ScoreFunction : I32EnumAttr<"ScoreFunction",
       I32EnumAttrCase<"softmax", 0>,
       I32EnumAttrCase<"sigmoid", 1>
     ]> {
-  let cppNamespace = "::mlir::moma";
+  let cppNamespace = "moma";
 }
 
 def Moma_NormKind : I32EnumAttr<"NormKind", "normalisation kind", [
       I32EnumAttrCase<"rms", 0>,
       I32EnumAttrCase<"layer", 1>
     ]> {
-  let cppNamespace = "::mlir::moma";
+  let cppNamespace = "moma";
 }
 
 def Moma_Activation : I32EnumAttr<"Activation",
@@ -43,7 +43,7 @@ def Moma_Activation : I32EnumAttr<"Activation",
       I32EnumAttrCase<"swiglu", 0>,
       I32EnumAttrCase<"gelu", 1>
     ]> {
-  let cppNamespace = "::mlir::moma";
+  let cppNamespace = "moma";
 }
 
 //===----------------------------------------------------------------------===//
@@ -105,10 +105,10 @@ def Moma_ExpertGroupAttr : Moma_Attr<"ExpertGroup", "expert_group"> {
   }];
   let parameters = (ins ArrayRefParameter<"int64_t", "modalities">:$modalities,
                         "int64_t":$experts,
-                        "::mlir::moma::RoutingKind":$routing,
+                        "moma::RoutingKind":$routing,
                         "int64_t":$topK,
                         APFloatParameter<"expert-choice capacity factor">:$capacity,
-                        "::mlir::moma::ScoreFunction":$score,
+                        "moma::ScoreFunction":$score,
                         "bool":$renormalize);
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;

@@ -20,7 +20,7 @@
 #include "mlir/IR/PatternMatch.h"
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include "llvm/ADT/StringSet.h"
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 #include "dialects/moma/MomaDialect.cpp.inc"
 

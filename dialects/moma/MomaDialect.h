@@ -10,6 +10,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Dialect.h"
+#include "moma/Support/LLVM.h"
 
 #include "dialects/moma/MomaDialect.h.inc"
 

@@ -13,7 +13,7 @@ include "mlir/IR/OpBase.td"
 
 def Moma_Dialect : Dialect {
   let name = "moma";
-  let cppNamespace = "::mlir::moma";
+  let cppNamespace = "moma";
   let summary = "Tensor-level ops for sparse multimodal transformers.";
   let description = [{
     The `moma` dialect expresses early-fusion multimodal transformers whose

@@ -11,7 +11,7 @@
 include "mlir/IR/OpBase.td"
 
 def Moma_UntiedOpInterface : OpInterface<"UntiedOpInterface"> {
-  let cppNamespace = "::mlir::moma";
+  let cppNamespace = "moma";
   let description = [{
     An op whose weights may be *untied per modality* (Mixture-of-Transformers):
     when its optional `modality` operand is present, every per-modality weight

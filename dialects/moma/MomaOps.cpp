@@ -17,7 +17,7 @@
 #include <cmath>
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 #include "dialects/moma/MomaInterfaces.cpp.inc"
 
@@ -26,7 +26,7 @@ using namespace mlir::moma;
 //===----------------------------------------------------------------------===//
 
 std::optional<SmallVector<ModalityAttr>>
-mlir::moma::getDeclaredModalities(Operation *op) {
+moma::getDeclaredModalities(Operation *op) {
   for (Operation *cur = op; cur; cur = cur->getParentOp()) {
     Attribute attr = cur->getAttr(MomaDialect::getModalitiesAttrName());
     if (!attr)
@@ -46,21 +46,21 @@ mlir::moma::getDeclaredModalities(Operation *op) {
   return std::nullopt;
 }
 
-SmallVector<ExpertGroupAttr> mlir::moma::getExpertGroups(ArrayAttr groups) {
+SmallVector<ExpertGroupAttr> moma::getExpertGroups(ArrayAttr groups) {
   SmallVector<ExpertGroupAttr> result;
   for (Attribute attr : groups)
     result.push_back(cast<ExpertGroupAttr>(attr));
   return result;
 }
 
-int64_t mlir::moma::getTotalExperts(ArrayRef<ExpertGroupAttr> groups) {
+int64_t moma::getTotalExperts(ArrayRef<ExpertGroupAttr> groups) {
   int64_t total = 0;
   for (ExpertGroupAttr group : groups)
     total += group.getExperts();
   return total;
 }
 
-int64_t mlir::moma::getMaxExperts(ArrayRef<ExpertGroupAttr> groups) {
+int64_t moma::getMaxExperts(ArrayRef<ExpertGroupAttr> groups) {
   int64_t largest = 0;
   for (ExpertGroupAttr group : groups)
     largest = std::max(largest, group.getExperts());

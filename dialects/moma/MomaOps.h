@@ -25,7 +25,7 @@
 #define GET_OP_CLASSES
 #include "dialects/moma/MomaOps.h.inc"
 
-namespace mlir::moma {
+namespace moma {
 
 /// Returns the modalities declared (attribute `moma.modalities`) by the
 /// closest enclosing op of `op`, or std::nullopt when none declares them or
@@ -44,6 +44,6 @@ int64_t getMaxExperts(llvm::ArrayRef<ExpertGroupAttr> groups);
 /// groups.
 llvm::SmallVector<ExpertGroupAttr> getExpertGroups(ArrayAttr groups);
 
-} // namespace mlir::moma
+} // namespace moma
 
 #endif // DIALECTS_MOMA_MOMAOPS_H

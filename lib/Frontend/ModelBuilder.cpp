@@ -25,15 +25,9 @@
 #include <cmath>
 
 using namespace mlir;
-using namespace mlir::moma;
-using ::moma::BuildOptions;
-using ::moma::ExpertGroupConfig;
-using ::moma::FfnConfig;
-using ::moma::LayerConfig;
-using ::moma::ModelConfig;
-using ::moma::NormConfig;
+using namespace moma;
 
-void ::moma::registerModelBuilderDialects(DialectRegistry &registry) {
+void moma::registerModelBuilderDialects(DialectRegistry &registry) {
   registry.insert<MomaDialect, func::FuncDialect, arith::ArithDialect,
                   tensor::TensorDialect, linalg::LinalgDialect>();
 }
@@ -143,7 +137,7 @@ Value ModelIRBuilder::norm(StringRef name, Value x, Value modality) {
 Value ModelIRBuilder::attention(const LayerConfig &layer, Value x,
                                 Value modality, Value positions) {
   std::string p = "layers." + std::to_string(layer.index) + ".attn";
-  const ::moma::AttentionConfig &a = layer.attention;
+  const moma::AttentionConfig &a = layer.attention;
   return AttentionOp::create(
       b, loc(p), x.getType(), x, weight(p + ".wq"), weight(p + ".wk"),
       weight(p + ".wv"), weight(p + ".wo"), positions,
@@ -382,9 +376,9 @@ llvm::Expected<OwningOpRef<ModuleOp>> ModelIRBuilder::build() {
 
   int64_t batch = options.batch, seq = options.seqLen;
   int64_t numModalities = config.modalities.size();
-  std::vector<::moma::WeightSpec> specs = ::moma::listWeights(config);
+  std::vector<moma::WeightSpec> specs = moma::listWeights(config);
   SmallVector<Type> argTypes(4, ints({batch, seq}));
-  for (const ::moma::WeightSpec &spec : specs)
+  for (const moma::WeightSpec &spec : specs)
     argTypes.push_back(floats(spec.shape));
   SmallVector<Type> resultTypes = {floats({batch, seq, config.vocabSize}),
                                    floats({numModalities})};

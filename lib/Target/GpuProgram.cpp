@@ -36,10 +36,10 @@
 #include <limits>
 
 using namespace mlir;
-using ::moma::runtime::BufferRole;
-using ::moma::runtime::ElementType;
-using ::moma::runtime::LaunchArg;
-namespace runtime = ::moma::runtime;
+using namespace moma;
+using moma::runtime::BufferRole;
+using moma::runtime::ElementType;
+using moma::runtime::LaunchArg;
 
 namespace {
 /// Alignment of the arena and of every buffer in it.
@@ -92,7 +92,7 @@ llvm::Expected<ScratchBuffer> describeScratch(Operation *alloc, MemRefType type,
     return errorAt(alloc, "allocates in a memory space; the arena is global "
                           "memory");
   Type element = type.getElementType();
-  uint64_t elementBytes = mlir::moma::elementStorageBytes(element);
+  uint64_t elementBytes = moma::elementStorageBytes(element);
   if (elementBytes == 0)
     return errorAt(alloc, "allocates a buffer of a non-scalar element type");
   ScratchBuffer scratch;
@@ -102,7 +102,7 @@ llvm::Expected<ScratchBuffer> describeScratch(Operation *alloc, MemRefType type,
       count > std::numeric_limits<uint64_t>::max() / elementBytes)
     return errorAt(alloc, "allocates more bytes than fit in 64 bits");
   scratch.byteSize = count * elementBytes;
-  llvm::Expected<ElementType> known = ::moma::runtimeElementType(element);
+  llvm::Expected<ElementType> known = moma::runtimeElementType(element);
   if (known) {
     scratch.type = *known;
     scratch.shape.assign(type.getShape().begin(), type.getShape().end());
@@ -166,11 +166,11 @@ llvm::Expected<LaunchArg> scalarArgument(gpu::LaunchFuncOp launch, Value value,
 /// positions) and returns the end of the scratch region.
 uint64_t planScratch(std::vector<ScratchBuffer> &scratch, uint64_t base,
                      uint64_t alignment, bool reuse) {
-  std::vector<mlir::moma::LiveInterval> intervals;
+  std::vector<moma::LiveInterval> intervals;
   for (const ScratchBuffer &buffer : scratch)
     intervals.push_back({buffer.byteSize, buffer.first, buffer.last});
   uint64_t end =
-      mlir::moma::planLiveIntervals(intervals, base, alignment, reuse);
+      moma::planLiveIntervals(intervals, base, alignment, reuse);
   for (auto [buffer, interval] : llvm::zip_equal(scratch, intervals))
     buffer.offset = interval.offset;
   return end;
@@ -348,10 +348,10 @@ compileGpuProgram(ModuleOp module, StringRef chip,
   if (llvm::Error err = runLoweringPipeline(
           module,
           [&](OpPassManager &pm) {
-            mlir::moma::GpuPipelineOptions pipeline;
+            moma::GpuPipelineOptions pipeline;
             pipeline.chip = chip.str();
             pipeline.toolkit = *toolkit;
-            mlir::moma::buildMomaToGpuPipeline(pm, pipeline);
+            moma::buildMomaToGpuPipeline(pm, pipeline);
           },
           "the GPU (" + chip.str() + ")"))
     return std::move(err);

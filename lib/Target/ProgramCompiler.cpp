@@ -17,8 +17,8 @@
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
-using ::moma::runtime::BufferRole;
-using ::moma::runtime::ElementType;
+using moma::runtime::BufferRole;
+using moma::runtime::ElementType;
 
 namespace moma {
 llvm::Expected<ElementType> runtimeElementType(Type type) {
@@ -47,9 +47,9 @@ llvm::Expected<std::vector<ProgramArgument>> prepareForward(ModuleOp module) {
   for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
     auto type = dyn_cast<RankedTensorType>(func.getArgument(i).getType());
     auto input = func.getArgAttrOfType<StringAttr>(
-        i, mlir::moma::MomaDialect::getInputAttrName());
+        i, moma::MomaDialect::getInputAttrName());
     auto weight = func.getArgAttrOfType<StringAttr>(
-        i, mlir::moma::MomaDialect::getWeightAttrName());
+        i, moma::MomaDialect::getWeightAttrName());
     if (!type || (!input && !weight))
       return llvm::createStringError("@forward argument " + std::to_string(i) +
                                      " is not a named tensor input or weight");
@@ -59,7 +59,7 @@ llvm::Expected<std::vector<ProgramArgument>> prepareForward(ModuleOp module) {
   for (unsigned i = 0, e = func.getNumResults(); i < e; ++i) {
     auto type = dyn_cast<RankedTensorType>(func.getResultTypes()[i]);
     auto output = func.getResultAttrOfType<StringAttr>(
-        i, mlir::moma::MomaDialect::getOutputAttrName());
+        i, moma::MomaDialect::getOutputAttrName());
     if (!type || !output)
       return llvm::createStringError("@forward result " + std::to_string(i) +
                                      " is not a named tensor output");
@@ -92,10 +92,10 @@ void recordModelMetadata(ModuleOp module, runtime::ProgramBuilder &builder) {
   if (std::optional<StringRef> name = module.getSymName())
     builder.setMetadata("model", name->str());
   if (auto modalities = module->getAttrOfType<ArrayAttr>(
-          mlir::moma::MomaDialect::getModalitiesAttrName())) {
+          moma::MomaDialect::getModalitiesAttrName())) {
     std::vector<runtime::TokenModality> list;
     for (Attribute attr : modalities)
-      if (auto modality = dyn_cast<mlir::moma::ModalityAttr>(attr))
+      if (auto modality = dyn_cast<moma::ModalityAttr>(attr))
         list.push_back({modality.getName().getValue().str(),
                         modality.getTokenBegin(), modality.getTokenEnd()});
     auto [names, ranges] = runtime::formatModalityMetadata(list);
@@ -109,7 +109,7 @@ llvm::Error runLoweringPipeline(ModuleOp module,
                                 StringRef what) {
   MLIRContext *ctx = module.getContext();
   DialectRegistry registry;
-  mlir::moma::registerPipelineDialects(registry);
+  moma::registerPipelineDialects(registry);
   ctx->appendDialectRegistry(registry);
 
   std::string diagnostics;
@@ -161,14 +161,14 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
 
   // moma-to-cpu in its two halves, to read the scratch arena's size from
   // the bufferized function in between.
-  mlir::moma::CpuPipelineOptions options;
+  moma::CpuPipelineOptions options;
   options.outParams = true;
   options.barePointers = true;
   options.scratchArena = true;
   if (llvm::Error err = runLoweringPipeline(
           module,
           [&](OpPassManager &pm) {
-            mlir::moma::buildMomaToCpuBufferStage(pm, options);
+            moma::buildMomaToCpuBufferStage(pm, options);
           },
           "the CPU"))
     return std::move(err);
@@ -179,7 +179,7 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
   std::optional<uint64_t> scratchBytes;
   if (forward.getNumArguments() == buffers->size() + 1) {
     auto bytes = forward.getArgAttrOfType<IntegerAttr>(
-        buffers->size(), mlir::moma::MomaDialect::getScratchAttrName());
+        buffers->size(), moma::MomaDialect::getScratchAttrName());
     if (!bytes)
       return llvm::createStringError(
           "internal error: @forward has an argument that is neither a "
@@ -193,7 +193,7 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
   if (llvm::Error err = runLoweringPipeline(
           module,
           [&](OpPassManager &pm) {
-            mlir::moma::buildCpuBuffersToLLVM(pm, options);
+            moma::buildCpuBuffersToLLVM(pm, options);
           },
           "the CPU"))
     return std::move(err);

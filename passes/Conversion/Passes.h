@@ -10,8 +10,9 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
+#include "moma/Support/LLVM.h"
 
-namespace mlir::moma {
+namespace moma {
 
 #define GEN_PASS_DECL
 #include "passes/Conversion/Passes.h.inc"
@@ -19,6 +20,6 @@ namespace mlir::moma {
 #define GEN_PASS_REGISTRATION
 #include "passes/Conversion/Passes.h.inc"
 
-} // namespace mlir::moma
+} // namespace moma
 
 #endif // PASSES_CONVERSION_PASSES_H

@@ -59,7 +59,7 @@ using namespace mlir;
 /// results optionally through out-parameters: the common front of both
 /// pipelines.
 static void buildMomaToBuffers(OpPassManager &pm, bool outParams) {
-  pm.addPass(mlir::moma::createConvertMomaToLinalg());
+  pm.addPass(moma::createConvertMomaToLinalg());
   // Element-wise arith on tensors (residual adds, loss arithmetic).
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
@@ -81,20 +81,20 @@ static void buildMomaToBuffers(OpPassManager &pm, bool outParams) {
   pm.addPass(createCanonicalizerPass());
 }
 
-void mlir::moma::buildMomaToCpuPipeline(OpPassManager &pm,
+void moma::buildMomaToCpuPipeline(OpPassManager &pm,
                                         const CpuPipelineOptions &options) {
   buildMomaToCpuBufferStage(pm, options);
   buildCpuBuffersToLLVM(pm, options);
 }
 
-void mlir::moma::buildMomaToCpuBufferStage(OpPassManager &pm,
+void moma::buildMomaToCpuBufferStage(OpPassManager &pm,
                                            const CpuPipelineOptions &options) {
   buildMomaToBuffers(pm, options.outParams);
   if (options.scratchArena)
     pm.addPass(createMomaScratchArena());
 }
 
-void mlir::moma::buildCpuBuffersToLLVM(OpPassManager &pm,
+void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
                                        const CpuPipelineOptions &options) {
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
 
@@ -114,7 +114,7 @@ void mlir::moma::buildCpuBuffersToLLVM(OpPassManager &pm,
   pm.addPass(createMomaStripAttributes());
 }
 
-void mlir::moma::buildMomaToGpuPipeline(OpPassManager &pm,
+void moma::buildMomaToGpuPipeline(OpPassManager &pm,
                                         const GpuPipelineOptions &options) {
   // The runtime passes every buffer, results included, as a kernel argument.
   buildMomaToBuffers(pm, /*outParams=*/true);
@@ -169,7 +169,7 @@ void mlir::moma::buildMomaToGpuPipeline(OpPassManager &pm,
   pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 
-void mlir::moma::registerMomaPipelines() {
+void moma::registerMomaPipelines() {
   PassPipelineRegistration<CpuPipelineOptions>(
       "moma-to-cpu",
       "Lower moma IR to the LLVM dialect for the CPU (linalg, one-shot "
@@ -183,7 +183,7 @@ void mlir::moma::registerMomaPipelines() {
       buildMomaToGpuPipeline);
 }
 
-void mlir::moma::registerPipelineDialects(DialectRegistry &registry) {
+void moma::registerPipelineDialects(DialectRegistry &registry) {
   registry.insert<affine::AffineDialect, bufferization::BufferizationDialect,
                   cf::ControlFlowDialect, gpu::GPUDialect, index::IndexDialect,
                   LLVM::LLVMDialect, math::MathDialect, memref::MemRefDialect,

@@ -11,15 +11,16 @@
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
+#include "moma/Support/LLVM.h"
 
 namespace mlir {
 class DialectRegistry;
 } // namespace mlir
 
-namespace mlir::moma {
+namespace moma {
 
 /// Options of `moma-to-cpu`.
-struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
+struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions> {
   PassOptions::Option<bool> outParams{
       *this, "out-params",
       llvm::cl::desc("Return results through caller-provided buffers "
@@ -54,7 +55,7 @@ void buildCpuBuffersToLLVM(OpPassManager &pm,
                            const CpuPipelineOptions &options);
 
 /// Options of `moma-to-ptx`.
-struct GpuPipelineOptions : public PassPipelineOptions<GpuPipelineOptions> {
+struct GpuPipelineOptions : public mlir::PassPipelineOptions<GpuPipelineOptions> {
   PassOptions::Option<std::string> chip{
       *this, "chip",
       llvm::cl::desc("The NVIDIA architecture of the PTX (sm_80, sm_90, "
@@ -105,6 +106,6 @@ void registerMomaPipelines();
 /// pipelines need to `registry`.
 void registerPipelineDialects(DialectRegistry &registry);
 
-} // namespace mlir::moma
+} // namespace moma
 
 #endif // PASSES_PIPELINES_PIPELINES_H

@@ -17,15 +17,15 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/ToolOutputFile.h"
 
-namespace mlir::moma {
+namespace moma {
 #define GEN_PASS_DEF_MOMAFLOPCOUNT
 #include "passes/Transforms/Passes.h.inc"
-} // namespace mlir::moma
+} // namespace moma
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
-StringRef mlir::moma::getFlopKindName(FlopKind kind) {
+StringRef moma::getFlopKindName(FlopKind kind) {
   switch (kind) {
   case FlopKind::AttentionProjections:
     return "attention projections";
@@ -353,7 +353,7 @@ private:
 };
 } // namespace
 
-FailureOr<FlopReport> mlir::moma::countFlops(func::FuncOp func) {
+FailureOr<FlopReport> moma::countFlops(func::FuncOp func) {
   FlopReport report;
   report.function = func.getSymName().str();
   if (std::optional<SmallVector<ModalityAttr>> modalities =
@@ -412,7 +412,7 @@ void FlopReport::print(llvm::raw_ostream &os) const {
 }
 
 namespace {
-struct MomaFlopCount : mlir::moma::impl::MomaFlopCountBase<MomaFlopCount> {
+struct MomaFlopCount : moma::impl::MomaFlopCountBase<MomaFlopCount> {
   using Base::Base;
 
   void runOnOperation() override {

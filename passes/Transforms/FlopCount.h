@@ -14,8 +14,9 @@
 #include <array>
 #include <string>
 #include <vector>
+#include "moma/Support/LLVM.h"
 
-namespace mlir::moma {
+namespace moma {
 
 /// The op kinds FLOPs are reported by.
 enum class FlopKind {
@@ -64,8 +65,8 @@ struct FlopReport {
 
 /// Counts `func`; fails with a located error when the IR cannot be
 /// attributed (for example experts whose plan does not come from a route).
-FailureOr<FlopReport> countFlops(func::FuncOp func);
+FailureOr<FlopReport> countFlops(mlir::func::FuncOp func);
 
-} // namespace mlir::moma
+} // namespace moma
 
 #endif // PASSES_TRANSFORMS_FLOPCOUNT_H

@@ -7,8 +7,9 @@
 #include "mlir/Pass/Pass.h"
 
 #include <memory>
+#include "moma/Support/LLVM.h"
 
-namespace mlir::moma {
+namespace moma {
 
 #define GEN_PASS_DECL
 #include "passes/Transforms/Passes.h.inc"
@@ -16,6 +17,6 @@ namespace mlir::moma {
 #define GEN_PASS_REGISTRATION
 #include "passes/Transforms/Passes.h.inc"
 
-} // namespace mlir::moma
+} // namespace moma
 
 #endif // PASSES_TRANSFORMS_PASSES_H

@@ -21,13 +21,13 @@
 #include "mlir/Interfaces/CallInterfaces.h"
 #include "mlir/Interfaces/ControlFlowInterfaces.h"
 
-namespace mlir::moma {
+namespace moma {
 #define GEN_PASS_DEF_MOMASCRATCHARENA
 #include "passes/Transforms/Passes.h.inc"
-} // namespace mlir::moma
+} // namespace moma
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 namespace {
 /// A temporary the pass places.
@@ -40,7 +40,7 @@ struct Temporary {
 };
 
 struct MomaScratchArena
-    : mlir::moma::impl::MomaScratchArenaBase<MomaScratchArena> {
+    : moma::impl::MomaScratchArenaBase<MomaScratchArena> {
   using Base::Base;
 
   void runOnOperation() override {

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-uint64_t mlir::moma::elementStorageBytes(Type type) {
+uint64_t moma::elementStorageBytes(Type type) {
   if (type.isIndex())
     return 8;
   if (type.isIntOrFloat())
@@ -16,7 +16,7 @@ uint64_t mlir::moma::elementStorageBytes(Type type) {
 }
 
 uint64_t
-mlir::moma::planLiveIntervals(llvm::MutableArrayRef<LiveInterval> intervals,
+moma::planLiveIntervals(llvm::MutableArrayRef<LiveInterval> intervals,
                               uint64_t base, uint64_t alignment, bool reuse) {
   auto alignUp = [&](uint64_t v) {
     return (v + alignment - 1) / alignment * alignment;

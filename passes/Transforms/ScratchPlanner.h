@@ -15,8 +15,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include "moma/Support/LLVM.h"
 
-namespace mlir::moma {
+namespace moma {
 
 /// One buffer to place.
 struct LiveInterval {
@@ -42,6 +43,6 @@ uint64_t elementStorageBytes(Type type);
 uint64_t planLiveIntervals(llvm::MutableArrayRef<LiveInterval> intervals,
                            uint64_t base, uint64_t alignment, bool reuse);
 
-} // namespace mlir::moma
+} // namespace moma
 
 #endif // PASSES_TRANSFORMS_SCRATCHPLANNER_H

@@ -11,17 +11,17 @@
 
 #include "mlir/Interfaces/FunctionInterfaces.h"
 
-namespace mlir::moma {
+namespace moma {
 #define GEN_PASS_DEF_MOMASTRIPATTRIBUTES
 #include "passes/Transforms/Passes.h.inc"
-} // namespace mlir::moma
+} // namespace moma
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 namespace {
 struct MomaStripAttributes
-    : mlir::moma::impl::MomaStripAttributesBase<MomaStripAttributes> {
+    : moma::impl::MomaStripAttributesBase<MomaStripAttributes> {
   using Base::Base;
 
   void runOnOperation() override {

@@ -11,7 +11,7 @@
 #include "gtest/gtest.h"
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 namespace {
 ExpertGroupAttr expertChoice(MLIRContext &ctx, int64_t modality,
@@ -31,7 +31,7 @@ ExpertGroupAttr tokenChoice(MLIRContext &ctx, int64_t modality, int64_t experts,
 struct MomaDialectTest : ::testing::Test {
   MomaDialectTest() {
     DialectRegistry registry;
-    ::moma::registerAllDialects(registry);
+    moma::registerAllDialects(registry);
     ctx.appendDialectRegistry(registry);
     ctx.loadAllAvailableDialects();
   }

@@ -7,12 +7,12 @@
 
 using namespace mlir;
 
-bool mlir::moma::isHostViewOp(Operation *op) {
+bool moma::isHostViewOp(Operation *op) {
   return isa<memref::SubViewOp, memref::CollapseShapeOp, memref::ExpandShapeOp,
              memref::ReinterpretCastOp, memref::CastOp, memref::ViewOp>(op);
 }
 
-bool mlir::moma::isRootBuffer(Value value) {
+bool moma::isRootBuffer(Value value) {
   if (!isa<MemRefType>(value.getType()))
     return false;
   if (auto arg = dyn_cast<BlockArgument>(value))

@@ -10,8 +10,9 @@
 
 #include "mlir/IR/Operation.h"
 #include "mlir/IR/Value.h"
+#include "moma/Support/LLVM.h"
 
-namespace mlir::moma {
+namespace moma {
 
 /// Whether `op` only computes a new view of a buffer (subview,
 /// collapse/expand_shape, reinterpret_cast, cast, view): no memory effect,
@@ -23,6 +24,6 @@ bool isHostViewOp(Operation *op);
 /// a function body.
 bool isRootBuffer(Value value);
 
-} // namespace mlir::moma
+} // namespace moma
 
 #endif // PASSES_CONVERSION_LOOPSTOGPU_LAUNCHUTILS_H

@@ -11,16 +11,16 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
 
-namespace mlir::moma {
+namespace moma {
 #define GEN_PASS_DEF_MOMAGPUMERGEMODULES
 #include "passes/Conversion/Passes.h.inc"
-} // namespace mlir::moma
+} // namespace moma
 
 using namespace mlir;
 
 namespace {
 struct MomaGpuMergeModules
-    : mlir::moma::impl::MomaGpuMergeModulesBase<MomaGpuMergeModules> {
+    : moma::impl::MomaGpuMergeModulesBase<MomaGpuMergeModules> {
   using Base::Base;
 
   void runOnOperation() override {

@@ -14,10 +14,10 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 
-namespace mlir::moma {
+namespace moma {
 #define GEN_PASS_DEF_MOMAGPUPREPARELOOPS
 #include "passes/Conversion/Passes.h.inc"
-} // namespace mlir::moma
+} // namespace moma
 
 using namespace mlir;
 
@@ -125,7 +125,7 @@ void collapse(scf::ParallelOp loop) {
 }
 
 struct MomaGpuPrepareLoops
-    : mlir::moma::impl::MomaGpuPrepareLoopsBase<MomaGpuPrepareLoops> {
+    : moma::impl::MomaGpuPrepareLoopsBase<MomaGpuPrepareLoops> {
   using Base::Base;
 
   void runOnOperation() override {

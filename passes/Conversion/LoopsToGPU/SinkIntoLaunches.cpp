@@ -17,17 +17,17 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/RegionUtils.h"
 
-namespace mlir::moma {
+namespace moma {
 #define GEN_PASS_DEF_MOMAGPUSINKINTOLAUNCHES
 #include "passes/Conversion/Passes.h.inc"
-} // namespace mlir::moma
+} // namespace moma
 
 using namespace mlir;
 
 namespace {
 /// Whether a host op may be recomputed inside a kernel.
 bool isSinkable(Operation *op) {
-  if (mlir::moma::isHostViewOp(op) || isa<memref::GetGlobalOp>(op))
+  if (moma::isHostViewOp(op) || isa<memref::GetGlobalOp>(op))
     return true;
   return op->getNumRegions() == 0 && isPure(op) &&
          !op->hasTrait<OpTrait::IsTerminator>() &&
@@ -41,7 +41,7 @@ FailureOr<Value> materialize(Value value, OpBuilder &b, IRMapping &mapping,
                              gpu::LaunchOp launch) {
   if (Value mapped = mapping.lookupOrNull(value))
     return mapped;
-  if (mlir::moma::isRootBuffer(value))
+  if (moma::isRootBuffer(value))
     return value;
   Operation *def = value.getDefiningOp();
   if (!def || !isSinkable(def)) {
@@ -95,7 +95,7 @@ LogicalResult sink(gpu::LaunchOp launch) {
 }
 
 struct MomaGpuSinkIntoLaunches
-    : mlir::moma::impl::MomaGpuSinkIntoLaunchesBase<MomaGpuSinkIntoLaunches> {
+    : moma::impl::MomaGpuSinkIntoLaunchesBase<MomaGpuSinkIntoLaunches> {
   using Base::Base;
 
   void runOnOperation() override {

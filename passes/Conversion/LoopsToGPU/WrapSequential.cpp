@@ -17,10 +17,10 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/DenseSet.h"
 
-namespace mlir::moma {
+namespace moma {
 #define GEN_PASS_DEF_MOMAGPUWRAPSEQUENTIAL
 #include "passes/Conversion/Passes.h.inc"
-} // namespace mlir::moma
+} // namespace moma
 
 using namespace mlir;
 
@@ -30,7 +30,7 @@ bool staysOnHost(Operation *op, const llvm::DenseSet<Operation *> &device) {
   if (isa<gpu::LaunchOp, func::ReturnOp, memref::AllocOp, memref::AllocaOp,
           memref::DeallocOp>(op))
     return true;
-  if (mlir::moma::isHostViewOp(op) || isa<memref::GetGlobalOp>(op))
+  if (moma::isHostViewOp(op) || isa<memref::GetGlobalOp>(op))
     return llvm::none_of(op->getOperands(), [&](Value v) {
       return v.getDefiningOp() && device.contains(v.getDefiningOp());
     });
@@ -166,7 +166,7 @@ LogicalResult spillEscapingValues(Block &body) {
 }
 
 struct MomaGpuWrapSequential
-    : mlir::moma::impl::MomaGpuWrapSequentialBase<MomaGpuWrapSequential> {
+    : moma::impl::MomaGpuWrapSequentialBase<MomaGpuWrapSequential> {
   using Base::Base;
 
   void runOnOperation() override {

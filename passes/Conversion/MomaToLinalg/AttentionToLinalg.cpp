@@ -27,7 +27,7 @@
 #include <cmath>
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 using utils::IteratorType;
 
@@ -380,7 +380,7 @@ struct AttentionLowering : OpRewritePattern<AttentionOp> {
 
 } // namespace
 
-void mlir::moma::populateAttentionToLinalgPatterns(
+void moma::populateAttentionToLinalgPatterns(
     RewritePatternSet &patterns) {
   patterns.add<AttentionLowering>(patterns.getContext());
 }

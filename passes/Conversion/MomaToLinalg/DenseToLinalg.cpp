@@ -12,7 +12,7 @@
 #include "passes/Conversion/MomaToLinalg/LoweringUtils.h"
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 /// `weight[feature]` (tied, `weight: [D]`) or `weight[slice, feature]`
 /// (untied, `weight: [M, D]`; `slice` null when tied).
@@ -241,7 +241,7 @@ struct StopGradientLowering : OpRewritePattern<StopGradientOp> {
 
 } // namespace
 
-void mlir::moma::populateDenseToLinalgPatterns(RewritePatternSet &patterns) {
+void moma::populateDenseToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<EmbedLowering, NormLowering, LinearLowering, FfnLowering,
                ScaleLowering, StopGradientLowering>(patterns.getContext());
 }

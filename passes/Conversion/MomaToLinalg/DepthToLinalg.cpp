@@ -22,7 +22,7 @@
 #include "mlir/IR/AffineMap.h"
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 using utils::IteratorType;
 
@@ -348,7 +348,7 @@ struct DepthMaskLowering : OpRewritePattern<DepthMaskOp> {
 
 } // namespace
 
-void mlir::moma::populateDepthToLinalgPatterns(RewritePatternSet &patterns) {
+void moma::populateDepthToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<DepthRouteLowering, DepthRegionLowering, DepthMaskLowering>(
       patterns.getContext());
 }

@@ -14,7 +14,7 @@
 #include "mlir/IR/AffineMap.h"
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 //===----------------------------------------------------------------------===//
 // Helpers
@@ -431,7 +431,7 @@ struct AuxRouterLossLowering : OpRewritePattern<AuxRouterLossOp> {
 
 } // namespace
 
-void mlir::moma::populateLossesToLinalgPatterns(RewritePatternSet &patterns) {
+void moma::populateLossesToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<CrossEntropyLowering, LoadBalancingLossLowering,
                RouterZLossLowering, AuxRouterLossLowering>(
       patterns.getContext());

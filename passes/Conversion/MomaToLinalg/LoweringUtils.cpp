@@ -10,22 +10,22 @@
 #include <limits>
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
-RankedTensorType mlir::moma::tensorTypeOf(Value value) {
+RankedTensorType moma::tensorTypeOf(Value value) {
   return cast<RankedTensorType>(value.getType());
 }
 
-Type mlir::moma::elementTypeOf(Value value) {
+Type moma::elementTypeOf(Value value) {
   return tensorTypeOf(value).getElementType();
 }
 
-Value mlir::moma::createEmpty(OpBuilder &b, Location loc,
+Value moma::createEmpty(OpBuilder &b, Location loc,
                               ArrayRef<int64_t> shape, Type elementType) {
   return tensor::EmptyOp::create(b, loc, shape, elementType);
 }
 
-Value mlir::moma::constantFloat(OpBuilder &b, Location loc, Type type,
+Value moma::constantFloat(OpBuilder &b, Location loc, Type type,
                                 double value) {
   auto floatType = cast<FloatType>(type);
   llvm::APFloat apValue(value);
@@ -35,16 +35,16 @@ Value mlir::moma::constantFloat(OpBuilder &b, Location loc, Type type,
   return arith::ConstantOp::create(b, loc, type, b.getFloatAttr(type, apValue));
 }
 
-Value mlir::moma::constantI32(OpBuilder &b, Location loc, int64_t value) {
+Value moma::constantI32(OpBuilder &b, Location loc, int64_t value) {
   return arith::ConstantOp::create(b, loc, b.getI32Type(),
                                    b.getI32IntegerAttr(value));
 }
 
-Value mlir::moma::constantIndex(OpBuilder &b, Location loc, int64_t value) {
+Value moma::constantIndex(OpBuilder &b, Location loc, int64_t value) {
   return arith::ConstantIndexOp::create(b, loc, value);
 }
 
-Value mlir::moma::createFilled(OpBuilder &b, Location loc,
+Value moma::createFilled(OpBuilder &b, Location loc,
                                ArrayRef<int64_t> shape, Type elementType,
                                double value) {
   Value init = createEmpty(b, loc, shape, elementType);
@@ -52,7 +52,7 @@ Value mlir::moma::createFilled(OpBuilder &b, Location loc,
   return linalg::FillOp::create(b, loc, scalar, init).getResult(0);
 }
 
-Value mlir::moma::createFilledInt(OpBuilder &b, Location loc,
+Value moma::createFilledInt(OpBuilder &b, Location loc,
                                   ArrayRef<int64_t> shape, Type elementType,
                                   int64_t value) {
   Value init = createEmpty(b, loc, shape, elementType);
@@ -65,7 +65,7 @@ Value mlir::moma::createFilledInt(OpBuilder &b, Location loc,
   return linalg::FillOp::create(b, loc, scalar, init).getResult(0);
 }
 
-Value mlir::moma::collapseTokens(OpBuilder &b, Location loc, Value x) {
+Value moma::collapseTokens(OpBuilder &b, Location loc, Value x) {
   RankedTensorType type = tensorTypeOf(x);
   SmallVector<ReassociationIndices> reassociation = {{0, 1}};
   for (int64_t dim = 2; dim < type.getRank(); ++dim)
@@ -73,7 +73,7 @@ Value mlir::moma::collapseTokens(OpBuilder &b, Location loc, Value x) {
   return tensor::CollapseShapeOp::create(b, loc, x, reassociation);
 }
 
-Value mlir::moma::expandTokens(OpBuilder &b, Location loc, Value x,
+Value moma::expandTokens(OpBuilder &b, Location loc, Value x,
                                int64_t batch, int64_t seq) {
   RankedTensorType type = tensorTypeOf(x);
   SmallVector<int64_t> shape = {batch, seq};
@@ -86,7 +86,7 @@ Value mlir::moma::expandTokens(OpBuilder &b, Location loc, Value x,
   return tensor::ExpandShapeOp::create(b, loc, resultType, x, reassociation);
 }
 
-Value mlir::moma::isInRange(OpBuilder &b, Location loc, Value i32Value,
+Value moma::isInRange(OpBuilder &b, Location loc, Value i32Value,
                             int64_t size) {
   Value low = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, i32Value,
                                     constantI32(b, loc, 0));
@@ -95,7 +95,7 @@ Value mlir::moma::isInRange(OpBuilder &b, Location loc, Value i32Value,
   return arith::AndIOp::create(b, loc, low, high);
 }
 
-Value mlir::moma::clampedIndex(OpBuilder &b, Location loc, Value i32Value,
+Value moma::clampedIndex(OpBuilder &b, Location loc, Value i32Value,
                                int64_t size) {
   Value zero = constantI32(b, loc, 0);
   Value last = constantI32(b, loc, size - 1);
@@ -104,7 +104,7 @@ Value mlir::moma::clampedIndex(OpBuilder &b, Location loc, Value i32Value,
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), clamped);
 }
 
-Value mlir::moma::tokenMatmul(OpBuilder &b, Location loc, Value x, Value w,
+Value moma::tokenMatmul(OpBuilder &b, Location loc, Value x, Value w,
                               Value modality) {
   RankedTensorType xType = tensorTypeOf(x), wType = tensorTypeOf(w);
   int64_t rows = xType.getDimSize(0);
@@ -142,7 +142,7 @@ Value mlir::moma::tokenMatmul(OpBuilder &b, Location loc, Value x, Value w,
       .getResult(0);
 }
 
-Value mlir::moma::addRowBias(OpBuilder &b, Location loc, Value y, Value bias,
+Value moma::addRowBias(OpBuilder &b, Location loc, Value y, Value bias,
                              Value modality) {
   RankedTensorType type = tensorTypeOf(y);
   if (!modality)
@@ -165,7 +165,7 @@ Value mlir::moma::addRowBias(OpBuilder &b, Location loc, Value y, Value bias,
       });
 }
 
-Value mlir::moma::mapElementwise(OpBuilder &b, Location loc,
+Value moma::mapElementwise(OpBuilder &b, Location loc,
                                  RankedTensorType resultType, ValueRange inputs,
                                  ScalarFn fn) {
   MLIRContext *ctx = b.getContext();
@@ -193,7 +193,7 @@ Value mlir::moma::mapElementwise(OpBuilder &b, Location loc,
       .getResult(0);
 }
 
-Value mlir::moma::reduceLastDim(OpBuilder &b, Location loc, Value x, bool max) {
+Value moma::reduceLastDim(OpBuilder &b, Location loc, Value x, bool max) {
   MLIRContext *ctx = b.getContext();
   RankedTensorType type = tensorTypeOf(x);
   int64_t rank = type.getRank();
@@ -224,7 +224,7 @@ Value mlir::moma::reduceLastDim(OpBuilder &b, Location loc, Value x, bool max) {
       .getResult(0);
 }
 
-Value mlir::moma::scalarSigmoid(OpBuilder &b, Location loc, Value x) {
+Value moma::scalarSigmoid(OpBuilder &b, Location loc, Value x) {
   Value one = constantFloat(b, loc, x.getType(), 1.0);
   Value negated = arith::NegFOp::create(b, loc, x);
   Value exp = math::ExpOp::create(b, loc, negated);
@@ -232,11 +232,11 @@ Value mlir::moma::scalarSigmoid(OpBuilder &b, Location loc, Value x) {
   return arith::DivFOp::create(b, loc, one, denominator);
 }
 
-Value mlir::moma::scalarSilu(OpBuilder &b, Location loc, Value x) {
+Value moma::scalarSilu(OpBuilder &b, Location loc, Value x) {
   return arith::MulFOp::create(b, loc, x, scalarSigmoid(b, loc, x));
 }
 
-Value mlir::moma::scalarGelu(OpBuilder &b, Location loc, Value x) {
+Value moma::scalarGelu(OpBuilder &b, Location loc, Value x) {
   Type type = x.getType();
   Value half = constantFloat(b, loc, type, 0.5);
   Value one = constantFloat(b, loc, type, 1.0);
@@ -267,7 +267,7 @@ static Value projectRows(OpBuilder &b, Location loc, Value x, Value w,
       });
 }
 
-Value mlir::moma::buildFfnRows(OpBuilder &b, Location loc, bool swiglu, Value x,
+Value moma::buildFfnRows(OpBuilder &b, Location loc, bool swiglu, Value x,
                                Value wIn, Value wOut, Value modality,
                                ArrayRef<Value> lora, double loraScale) {
   Value aIn = lora.empty() ? Value() : lora[0];
@@ -309,7 +309,7 @@ Value mlir::moma::buildFfnRows(OpBuilder &b, Location loc, bool swiglu, Value x,
   return projectRows(b, loc, activated, wOut, modality, aOut, bOut, loraScale);
 }
 
-Value mlir::moma::reduceToScalar(OpBuilder &b, Location loc, Value x) {
+Value moma::reduceToScalar(OpBuilder &b, Location loc, Value x) {
   MLIRContext *ctx = b.getContext();
   RankedTensorType type = tensorTypeOf(x);
   Type elementType = type.getElementType();
@@ -337,7 +337,7 @@ Value mlir::moma::reduceToScalar(OpBuilder &b, Location loc, Value x) {
   return tensor::ExtractOp::create(b, loc, sum, ValueRange{});
 }
 
-Value mlir::moma::selectByKey(OpBuilder &b, Location loc, Value key,
+Value moma::selectByKey(OpBuilder &b, Location loc, Value key,
                               ArrayRef<Value> table, Value otherwise) {
   Value result = otherwise;
   for (auto [index, value] : llvm::enumerate(table)) {
@@ -364,7 +364,7 @@ static Value constantOfType(OpBuilder &b, Location loc, Type type,
   return arith::ConstantOp::create(b, loc, type, b.getIntegerAttr(type, value));
 }
 
-Value mlir::moma::selectConstant(OpBuilder &b, Location loc, Value key,
+Value moma::selectConstant(OpBuilder &b, Location loc, Value key,
                                  ArrayRef<int64_t> table, int64_t otherwise,
                                  Type type) {
   // Runs of equal entries share one constant (and need no select when they
@@ -382,7 +382,7 @@ Value mlir::moma::selectConstant(OpBuilder &b, Location loc, Value key,
   return selectByKey(b, loc, key, values, fallback);
 }
 
-Value mlir::moma::buildGroupIds(OpBuilder &b, Location loc, Value modality,
+Value moma::buildGroupIds(OpBuilder &b, Location loc, Value modality,
                                 ArrayRef<ExpertGroupAttr> groups) {
   RankedTensorType type = tensorTypeOf(modality);
   return mapElementwise(
@@ -401,7 +401,7 @@ Value mlir::moma::buildGroupIds(OpBuilder &b, Location loc, Value modality,
       });
 }
 
-Value mlir::moma::isGroupColumn(OpBuilder &b, Location loc, Value group,
+Value moma::isGroupColumn(OpBuilder &b, Location loc, Value group,
                                 Value column,
                                 ArrayRef<ExpertGroupAttr> groups) {
   SmallVector<int64_t> experts;
@@ -414,7 +414,7 @@ Value mlir::moma::isGroupColumn(OpBuilder &b, Location loc, Value group,
 }
 
 std::pair<Value, Value>
-mlir::moma::buildGroupSoftmaxStats(OpBuilder &b, Location loc, Value logits,
+moma::buildGroupSoftmaxStats(OpBuilder &b, Location loc, Value logits,
                                    Value groupIds,
                                    ArrayRef<ExpertGroupAttr> groups) {
   RankedTensorType type = tensorTypeOf(logits);
@@ -442,7 +442,7 @@ mlir::moma::buildGroupSoftmaxStats(OpBuilder &b, Location loc, Value logits,
   return {rowMax, reduceLastDim(b, loc, exps)};
 }
 
-Value mlir::moma::buildGroupScores(OpBuilder &b, Location loc, Value logits,
+Value moma::buildGroupScores(OpBuilder &b, Location loc, Value logits,
                                    Value groupIds,
                                    ArrayRef<ExpertGroupAttr> groups) {
   RankedTensorType type = tensorTypeOf(logits);
@@ -486,7 +486,7 @@ Value mlir::moma::buildGroupScores(OpBuilder &b, Location loc, Value logits,
       });
 }
 
-Value mlir::moma::buildGroupTokenCounts(OpBuilder &b, Location loc,
+Value moma::buildGroupTokenCounts(OpBuilder &b, Location loc,
                                         Value groupIds, int64_t numGroups) {
   MLIRContext *ctx = b.getContext();
   Type i32 = b.getI32Type();

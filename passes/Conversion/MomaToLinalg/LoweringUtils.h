@@ -18,8 +18,9 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/PatternMatch.h"
+#include "moma/Support/LLVM.h"
 
-namespace mlir::moma {
+namespace moma {
 
 /// Populate functions, one per file of this directory.
 void populateDenseToLinalgPatterns(RewritePatternSet &patterns);
@@ -147,6 +148,6 @@ Value buildGroupScores(OpBuilder &b, Location loc, Value logits, Value groupIds,
 Value buildGroupTokenCounts(OpBuilder &b, Location loc, Value groupIds,
                             int64_t numGroups);
 
-} // namespace mlir::moma
+} // namespace moma
 
 #endif // PASSES_CONVERSION_MOMATOLINALG_LOWERINGUTILS_H

@@ -12,17 +12,17 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
-namespace mlir::moma {
+namespace moma {
 #define GEN_PASS_DEF_CONVERTMOMATOLINALG
 #include "passes/Conversion/Passes.h.inc"
-} // namespace mlir::moma
+} // namespace moma
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 namespace {
 struct ConvertMomaToLinalg
-    : mlir::moma::impl::ConvertMomaToLinalgBase<ConvertMomaToLinalg> {
+    : moma::impl::ConvertMomaToLinalgBase<ConvertMomaToLinalg> {
   using Base::Base;
 
   void runOnOperation() override {

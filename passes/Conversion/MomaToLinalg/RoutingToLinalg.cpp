@@ -17,7 +17,7 @@
 #include "mlir/IR/AffineMap.h"
 
 using namespace mlir;
-using namespace mlir::moma;
+using namespace moma;
 
 //===----------------------------------------------------------------------===//
 // Helpers
@@ -833,7 +833,7 @@ struct AuxRouterLowering : OpRewritePattern<AuxRouterOp> {
 
 } // namespace
 
-void mlir::moma::populateRoutingToLinalgPatterns(RewritePatternSet &patterns) {
+void moma::populateRoutingToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<RouterLowering, RouteLowering, DispatchLowering, ExpertsLowering,
                CombineLowering, RouteMaskLowering, AuxRouterLowering>(
       patterns.getContext());
