@@ -10,8 +10,8 @@
 #include "mlir/IR/Attributes.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectImplementation.h"
-#include "llvm/ADT/APFloat.h"
 #include "moma/Support/LLVM.h"
+#include "llvm/ADT/APFloat.h"
 
 #include "dialects/moma/MomaEnums.h.inc"
 

@@ -169,8 +169,7 @@ uint64_t planScratch(std::vector<ScratchBuffer> &scratch, uint64_t base,
   std::vector<moma::LiveInterval> intervals;
   for (const ScratchBuffer &buffer : scratch)
     intervals.push_back({buffer.byteSize, buffer.first, buffer.last});
-  uint64_t end =
-      moma::planLiveIntervals(intervals, base, alignment, reuse);
+  uint64_t end = moma::planLiveIntervals(intervals, base, alignment, reuse);
   for (auto [buffer, interval] : llvm::zip_equal(scratch, intervals))
     buffer.offset = interval.offset;
   return end;

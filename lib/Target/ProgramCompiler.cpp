@@ -192,9 +192,7 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
     return std::move(err);
   if (llvm::Error err = runLoweringPipeline(
           module,
-          [&](OpPassManager &pm) {
-            moma::buildCpuBuffersToLLVM(pm, options);
-          },
+          [&](OpPassManager &pm) { moma::buildCpuBuffersToLLVM(pm, options); },
           "the CPU"))
     return std::move(err);
   if (llvm::Error err =

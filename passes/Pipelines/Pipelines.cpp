@@ -82,20 +82,20 @@ static void buildMomaToBuffers(OpPassManager &pm, bool outParams) {
 }
 
 void moma::buildMomaToCpuPipeline(OpPassManager &pm,
-                                        const CpuPipelineOptions &options) {
+                                  const CpuPipelineOptions &options) {
   buildMomaToCpuBufferStage(pm, options);
   buildCpuBuffersToLLVM(pm, options);
 }
 
 void moma::buildMomaToCpuBufferStage(OpPassManager &pm,
-                                           const CpuPipelineOptions &options) {
+                                     const CpuPipelineOptions &options) {
   buildMomaToBuffers(pm, options.outParams);
   if (options.scratchArena)
     pm.addPass(createMomaScratchArena());
 }
 
 void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
-                                       const CpuPipelineOptions &options) {
+                                 const CpuPipelineOptions &options) {
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
 
   pm.addPass(memref::createExpandStridedMetadataPass());
@@ -115,7 +115,7 @@ void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
 }
 
 void moma::buildMomaToGpuPipeline(OpPassManager &pm,
-                                        const GpuPipelineOptions &options) {
+                                  const GpuPipelineOptions &options) {
   // The runtime passes every buffer, results included, as a kernel argument.
   buildMomaToBuffers(pm, /*outParams=*/true);
 

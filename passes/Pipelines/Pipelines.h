@@ -20,7 +20,8 @@ class DialectRegistry;
 namespace moma {
 
 /// Options of `moma-to-cpu`.
-struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions> {
+struct CpuPipelineOptions
+    : public mlir::PassPipelineOptions<CpuPipelineOptions> {
   PassOptions::Option<bool> outParams{
       *this, "out-params",
       llvm::cl::desc("Return results through caller-provided buffers "
@@ -55,7 +56,8 @@ void buildCpuBuffersToLLVM(OpPassManager &pm,
                            const CpuPipelineOptions &options);
 
 /// Options of `moma-to-ptx`.
-struct GpuPipelineOptions : public mlir::PassPipelineOptions<GpuPipelineOptions> {
+struct GpuPipelineOptions
+    : public mlir::PassPipelineOptions<GpuPipelineOptions> {
   PassOptions::Option<std::string> chip{
       *this, "chip",
       llvm::cl::desc("The NVIDIA architecture of the PTX (sm_80, sm_90, "

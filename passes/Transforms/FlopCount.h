@@ -11,10 +11,10 @@
 #include "mlir/Support/LLVM.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include "moma/Support/LLVM.h"
 #include <array>
 #include <string>
 #include <vector>
-#include "moma/Support/LLVM.h"
 
 namespace moma {
 

@@ -6,8 +6,8 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 
-#include <memory>
 #include "moma/Support/LLVM.h"
+#include <memory>
 
 namespace moma {
 

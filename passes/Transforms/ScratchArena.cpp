@@ -39,8 +39,7 @@ struct Temporary {
   SmallVector<Operation *> deallocs;
 };
 
-struct MomaScratchArena
-    : moma::impl::MomaScratchArenaBase<MomaScratchArena> {
+struct MomaScratchArena : moma::impl::MomaScratchArenaBase<MomaScratchArena> {
   using Base::Base;
 
   void runOnOperation() override {

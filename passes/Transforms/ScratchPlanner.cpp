@@ -15,9 +15,9 @@ uint64_t moma::elementStorageBytes(Type type) {
   return 0;
 }
 
-uint64_t
-moma::planLiveIntervals(llvm::MutableArrayRef<LiveInterval> intervals,
-                              uint64_t base, uint64_t alignment, bool reuse) {
+uint64_t moma::planLiveIntervals(llvm::MutableArrayRef<LiveInterval> intervals,
+                                 uint64_t base, uint64_t alignment,
+                                 bool reuse) {
   auto alignUp = [&](uint64_t v) {
     return (v + alignment - 1) / alignment * alignment;
   };

@@ -13,9 +13,9 @@
 #include "mlir/IR/Types.h"
 #include "llvm/ADT/ArrayRef.h"
 
+#include "moma/Support/LLVM.h"
 #include <cstddef>
 #include <cstdint>
-#include "moma/Support/LLVM.h"
 
 namespace moma {
 

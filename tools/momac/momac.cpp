@@ -159,8 +159,7 @@ int main(int argc, char **argv) {
     (**module)->print(os);
   } else {
     for (auto func : (**module).getOps<mlir::func::FuncOp>()) {
-      mlir::FailureOr<moma::FlopReport> report =
-          moma::countFlops(func);
+      mlir::FailureOr<moma::FlopReport> report = moma::countFlops(func);
       if (failed(report))
         return fail("cannot count the FLOPs of '" + config->name + "'");
       os << "model " << config->name << ": batch " << batch << " x sequence "

@@ -380,7 +380,6 @@ struct AttentionLowering : OpRewritePattern<AttentionOp> {
 
 } // namespace
 
-void moma::populateAttentionToLinalgPatterns(
-    RewritePatternSet &patterns) {
+void moma::populateAttentionToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<AttentionLowering>(patterns.getContext());
 }

@@ -20,13 +20,12 @@ Type moma::elementTypeOf(Value value) {
   return tensorTypeOf(value).getElementType();
 }
 
-Value moma::createEmpty(OpBuilder &b, Location loc,
-                              ArrayRef<int64_t> shape, Type elementType) {
+Value moma::createEmpty(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
+                        Type elementType) {
   return tensor::EmptyOp::create(b, loc, shape, elementType);
 }
 
-Value moma::constantFloat(OpBuilder &b, Location loc, Type type,
-                                double value) {
+Value moma::constantFloat(OpBuilder &b, Location loc, Type type, double value) {
   auto floatType = cast<FloatType>(type);
   llvm::APFloat apValue(value);
   bool losesInfo = false;
@@ -44,17 +43,15 @@ Value moma::constantIndex(OpBuilder &b, Location loc, int64_t value) {
   return arith::ConstantIndexOp::create(b, loc, value);
 }
 
-Value moma::createFilled(OpBuilder &b, Location loc,
-                               ArrayRef<int64_t> shape, Type elementType,
-                               double value) {
+Value moma::createFilled(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
+                         Type elementType, double value) {
   Value init = createEmpty(b, loc, shape, elementType);
   Value scalar = constantFloat(b, loc, elementType, value);
   return linalg::FillOp::create(b, loc, scalar, init).getResult(0);
 }
 
-Value moma::createFilledInt(OpBuilder &b, Location loc,
-                                  ArrayRef<int64_t> shape, Type elementType,
-                                  int64_t value) {
+Value moma::createFilledInt(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
+                            Type elementType, int64_t value) {
   Value init = createEmpty(b, loc, shape, elementType);
   Value scalar =
       elementType.isIndex()
@@ -73,8 +70,8 @@ Value moma::collapseTokens(OpBuilder &b, Location loc, Value x) {
   return tensor::CollapseShapeOp::create(b, loc, x, reassociation);
 }
 
-Value moma::expandTokens(OpBuilder &b, Location loc, Value x,
-                               int64_t batch, int64_t seq) {
+Value moma::expandTokens(OpBuilder &b, Location loc, Value x, int64_t batch,
+                         int64_t seq) {
   RankedTensorType type = tensorTypeOf(x);
   SmallVector<int64_t> shape = {batch, seq};
   SmallVector<ReassociationIndices> reassociation = {{0, 1}};
@@ -87,7 +84,7 @@ Value moma::expandTokens(OpBuilder &b, Location loc, Value x,
 }
 
 Value moma::isInRange(OpBuilder &b, Location loc, Value i32Value,
-                            int64_t size) {
+                      int64_t size) {
   Value low = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, i32Value,
                                     constantI32(b, loc, 0));
   Value high = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
@@ -96,7 +93,7 @@ Value moma::isInRange(OpBuilder &b, Location loc, Value i32Value,
 }
 
 Value moma::clampedIndex(OpBuilder &b, Location loc, Value i32Value,
-                               int64_t size) {
+                         int64_t size) {
   Value zero = constantI32(b, loc, 0);
   Value last = constantI32(b, loc, size - 1);
   Value clamped = arith::MaxSIOp::create(b, loc, i32Value, zero);
@@ -105,7 +102,7 @@ Value moma::clampedIndex(OpBuilder &b, Location loc, Value i32Value,
 }
 
 Value moma::tokenMatmul(OpBuilder &b, Location loc, Value x, Value w,
-                              Value modality) {
+                        Value modality) {
   RankedTensorType xType = tensorTypeOf(x), wType = tensorTypeOf(w);
   int64_t rows = xType.getDimSize(0);
   int64_t cols = wType.getShape().back();
@@ -143,7 +140,7 @@ Value moma::tokenMatmul(OpBuilder &b, Location loc, Value x, Value w,
 }
 
 Value moma::addRowBias(OpBuilder &b, Location loc, Value y, Value bias,
-                             Value modality) {
+                       Value modality) {
   RankedTensorType type = tensorTypeOf(y);
   if (!modality)
     return mapElementwise(
@@ -166,8 +163,8 @@ Value moma::addRowBias(OpBuilder &b, Location loc, Value y, Value bias,
 }
 
 Value moma::mapElementwise(OpBuilder &b, Location loc,
-                                 RankedTensorType resultType, ValueRange inputs,
-                                 ScalarFn fn) {
+                           RankedTensorType resultType, ValueRange inputs,
+                           ScalarFn fn) {
   MLIRContext *ctx = b.getContext();
   int64_t rank = resultType.getRank();
   SmallVector<AffineMap> maps;
@@ -268,8 +265,8 @@ static Value projectRows(OpBuilder &b, Location loc, Value x, Value w,
 }
 
 Value moma::buildFfnRows(OpBuilder &b, Location loc, bool swiglu, Value x,
-                               Value wIn, Value wOut, Value modality,
-                               ArrayRef<Value> lora, double loraScale) {
+                         Value wIn, Value wOut, Value modality,
+                         ArrayRef<Value> lora, double loraScale) {
   Value aIn = lora.empty() ? Value() : lora[0];
   Value bIn = lora.empty() ? Value() : lora[1];
   Value aOut = lora.empty() ? Value() : lora[2];
@@ -338,7 +335,7 @@ Value moma::reduceToScalar(OpBuilder &b, Location loc, Value x) {
 }
 
 Value moma::selectByKey(OpBuilder &b, Location loc, Value key,
-                              ArrayRef<Value> table, Value otherwise) {
+                        ArrayRef<Value> table, Value otherwise) {
   Value result = otherwise;
   for (auto [index, value] : llvm::enumerate(table)) {
     if (value == otherwise)
@@ -365,8 +362,8 @@ static Value constantOfType(OpBuilder &b, Location loc, Type type,
 }
 
 Value moma::selectConstant(OpBuilder &b, Location loc, Value key,
-                                 ArrayRef<int64_t> table, int64_t otherwise,
-                                 Type type) {
+                           ArrayRef<int64_t> table, int64_t otherwise,
+                           Type type) {
   // Runs of equal entries share one constant (and need no select when they
   // equal `otherwise`).
   Value fallback = constantOfType(b, loc, type, otherwise);
@@ -383,7 +380,7 @@ Value moma::selectConstant(OpBuilder &b, Location loc, Value key,
 }
 
 Value moma::buildGroupIds(OpBuilder &b, Location loc, Value modality,
-                                ArrayRef<ExpertGroupAttr> groups) {
+                          ArrayRef<ExpertGroupAttr> groups) {
   RankedTensorType type = tensorTypeOf(modality);
   return mapElementwise(
       b, loc, type, ValueRange{modality},
@@ -401,9 +398,8 @@ Value moma::buildGroupIds(OpBuilder &b, Location loc, Value modality,
       });
 }
 
-Value moma::isGroupColumn(OpBuilder &b, Location loc, Value group,
-                                Value column,
-                                ArrayRef<ExpertGroupAttr> groups) {
+Value moma::isGroupColumn(OpBuilder &b, Location loc, Value group, Value column,
+                          ArrayRef<ExpertGroupAttr> groups) {
   SmallVector<int64_t> experts;
   for (ExpertGroupAttr g : groups)
     experts.push_back(g.getExperts());
@@ -415,8 +411,7 @@ Value moma::isGroupColumn(OpBuilder &b, Location loc, Value group,
 
 std::pair<Value, Value>
 moma::buildGroupSoftmaxStats(OpBuilder &b, Location loc, Value logits,
-                                   Value groupIds,
-                                   ArrayRef<ExpertGroupAttr> groups) {
+                             Value groupIds, ArrayRef<ExpertGroupAttr> groups) {
   RankedTensorType type = tensorTypeOf(logits);
   Type elementType = type.getElementType();
   Value masked = mapElementwise(
@@ -443,8 +438,7 @@ moma::buildGroupSoftmaxStats(OpBuilder &b, Location loc, Value logits,
 }
 
 Value moma::buildGroupScores(OpBuilder &b, Location loc, Value logits,
-                                   Value groupIds,
-                                   ArrayRef<ExpertGroupAttr> groups) {
+                             Value groupIds, ArrayRef<ExpertGroupAttr> groups) {
   RankedTensorType type = tensorTypeOf(logits);
   Type elementType = type.getElementType();
   SmallVector<int64_t> softmax;
@@ -486,8 +480,8 @@ Value moma::buildGroupScores(OpBuilder &b, Location loc, Value logits,
       });
 }
 
-Value moma::buildGroupTokenCounts(OpBuilder &b, Location loc,
-                                        Value groupIds, int64_t numGroups) {
+Value moma::buildGroupTokenCounts(OpBuilder &b, Location loc, Value groupIds,
+                                  int64_t numGroups) {
   MLIRContext *ctx = b.getContext();
   Type i32 = b.getI32Type();
   Value init = createFilledInt(b, loc, {numGroups}, i32, 0);
