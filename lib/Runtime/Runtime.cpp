@@ -324,6 +324,19 @@ moma_status moma_session_load_weights(moma_session session, const char *path,
                                        (*file)->tensors().size(), " tensors)"));
       work.emplace_back(&buffer, tensor);
     }
+    // A tensor no weight buffer takes means the file is not this program's
+    // (examples/README.md: extra tensors are errors, as in the reference).
+    std::vector<const SafetensorsTensor *> extra;
+    for (const SafetensorsTensor &tensor : (*file)->tensors()) {
+      const BufferDesc *buffer = session->program->findBuffer(tensor.name);
+      if (!buffer || buffer->role != BufferRole::Weight)
+        extra.push_back(&tensor);
+    }
+    if (!extra.empty())
+      return makeError(MOMA_STATUS_INVALID_WEIGHTS,
+                       cat(path, ": unexpected tensor '", extra[0]->name,
+                           "' (not a weight buffer of the program; ",
+                           extra.size(), " unexpected in all)"));
     std::vector<char> staging;
     for (const auto &[buffer, tensor] : work) {
       staging.resize(buffer->byteSize);

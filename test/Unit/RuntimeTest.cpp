@@ -24,6 +24,7 @@
 
 #include "gtest/gtest.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -1103,18 +1104,35 @@ Program makeCpuProgram() {
   return *program;
 }
 
-/// Writes the weights of makeCpuProgram: b (stored as F16) and s (F32).
-std::string writeWeights(const TempDir &dir) {
+/// Writes a weights file holding the tensors \p names of: b (stored as F16)
+/// and s (F32), the weights of makeCpuProgram, and "unused", which no program
+/// takes. The file is named after them ("b-s.safetensors").
+std::string writeWeights(const TempDir &dir,
+                         const std::vector<std::string> &names = {"b", "s"}) {
   std::vector<uint16_t> b(kN);
   for (int i = 0; i < kN; ++i)
     b[i] = doubleToHalf(i % 7 - 3);
   std::vector<float> s = {1.0f, 2.0f, -0.5f, 1.00390625f};
-  std::string header =
-      R"({"b":{"dtype":"F16","shape":[100],"data_offsets":[0,200]},)"
-      R"("s":{"dtype":"F32","shape":[2,2],"data_offsets":[200,216]},)"
-      R"("unused":{"dtype":"I8","shape":[2],"data_offsets":[216,218]}})";
-  std::string path = dir.file("w.safetensors");
-  writeFile(path, safetensors(header, bytesOf(b) + bytesOf(s) + "xy"));
+  struct Tensor {
+    std::string name, dtype, shape, bytes;
+  };
+  const Tensor tensors[] = {{"b", "F16", "[100]", bytesOf(b)},
+                            {"s", "F32", "[2,2]", bytesOf(s)},
+                            {"unused", "I8", "[2]", "xy"}};
+  std::string header, data, file;
+  for (const Tensor &tensor : tensors) {
+    if (std::find(names.begin(), names.end(), tensor.name) == names.end())
+      continue;
+    header += (header.empty() ? "{" : ",") + ("\"" + tensor.name) +
+              "\":{\"dtype\":\"" + tensor.dtype +
+              "\",\"shape\":" + tensor.shape + ",\"data_offsets\":[" +
+              std::to_string(data.size()) + "," +
+              std::to_string(data.size() + tensor.bytes.size()) + "]}";
+    data += tensor.bytes;
+    file += (file.empty() ? "" : "-") + tensor.name;
+  }
+  std::string path = dir.file(file + ".safetensors");
+  writeFile(path, safetensors(header + "}", data));
   return path;
 }
 
@@ -1239,6 +1257,19 @@ TEST(RuntimeCApi, WeightErrors) {
             MOMA_STATUS_INVALID_WEIGHTS);
   EXPECT_TRUE(contains(lastError(), "tensor 'b' has shape [10, 10], but "
                                     "buffer 'b' expects [100]"));
+  // A tensor no weight buffer takes is an error too (the file is probably
+  // another model's), named like the reference names it; no buffer changes.
+  size_t loaded = 1;
+  EXPECT_EQ(
+      moma_session_load_weights(
+          session, writeWeights(dir, {"b", "s", "unused"}).c_str(), &loaded),
+      MOMA_STATUS_INVALID_WEIGHTS);
+  EXPECT_EQ(loaded, 0u);
+  EXPECT_TRUE(contains(lastError(),
+                       dir.file("b-s-unused.safetensors") +
+                           ": unexpected tensor 'unused' (not a weight buffer "
+                           "of the program; 1 unexpected in all)"))
+      << lastError();
   std::string damaged = dir.file("damaged.safetensors");
   writeFile(damaged, safetensors(std::string(16, ' ') + "{not json", ""));
   EXPECT_EQ(moma_session_load_weights(session, damaged.c_str(), nullptr),
@@ -1425,9 +1456,9 @@ TEST(RuntimeCApi, CudaBackEndWithAFakeDriver) {
   EXPECT_STREQ(moma_session_device_name(session),
                "cuda:0 (Fake GPU, sm_90, driver 13.0; ptx)");
   size_t loaded = 0;
-  ASSERT_EQ(
-      moma_session_load_weights(session, writeWeights(dir).c_str(), &loaded),
-      MOMA_STATUS_OK)
+  ASSERT_EQ(moma_session_load_weights(session, writeWeights(dir, {"b"}).c_str(),
+                                      &loaded),
+            MOMA_STATUS_OK)
       << lastError();
   EXPECT_EQ(loaded, 1u);
 
@@ -1704,6 +1735,15 @@ TEST(RuntimeTools, PackAndRunOnTheCpu) {
   EXPECT_TRUE(contains(shortOut, "has 3 bytes, but buffer 'a' (f32 [100]) "
                                  "holds 400"))
       << shortOut;
+  auto [extra, extraOut] = run(bin + "/moma-run " + program + " --weights " +
+                                   writeWeights(dir, {"b", "s", "unused"}) +
+                                   " --input a=" + dir.file("a.bin"),
+                               dir);
+  EXPECT_EQ(extra, 1);
+  EXPECT_TRUE(contains(extraOut, "cannot load the weights: " +
+                                     dir.file("b-s-unused.safetensors") +
+                                     ": unexpected tensor 'unused'"))
+      << extraOut;
   auto [noWeights, noWeightsOut] = run(bin + "/moma-run " + program, dir);
   EXPECT_EQ(noWeights, 1);
   EXPECT_TRUE(contains(noWeightsOut, "pass --weights")) << noWeightsOut;

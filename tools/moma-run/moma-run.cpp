@@ -316,6 +316,24 @@ double element(const std::string &bytes, moma_dtype dtype, size_t i) {
   return 0;
 }
 
+/// Returns the significant decimal digits that round-trip every value of the
+/// float type \p dtype (its max_digits10: 9 for f32, 17 for f64, 4 for bf16,
+/// 5 for f16).
+int roundTripDigits(moma_dtype dtype) {
+  switch (dtype) {
+  case MOMA_DTYPE_F64:
+    return 17;
+  case MOMA_DTYPE_BF16:
+    return 4;
+  case MOMA_DTYPE_F16:
+    return 5;
+  default:
+    return 9;
+  }
+}
+
+/// Formats element \p i of a host array of type \p dtype: integers in
+/// decimal, floats with the digits that round-trip their type.
 std::string formatElement(const std::string &bytes, moma_dtype dtype,
                           size_t i) {
   char text[64];
@@ -330,7 +348,8 @@ std::string formatElement(const std::string &bytes, moma_dtype dtype,
     }
     std::snprintf(text, sizeof(text), "%" PRId64, v);
   } else {
-    std::snprintf(text, sizeof(text), "%.9g", element(bytes, dtype, i));
+    std::snprintf(text, sizeof(text), "%.*g", roundTripDigits(dtype),
+                  element(bytes, dtype, i));
   }
   return text;
 }
@@ -548,11 +567,12 @@ int main(int argc, char **argv) {
     }
   }
   if (!options.tokens.empty()) {
-    // The losses, in the reference's `key value` form.
+    // The losses, in the reference's `key value` form, each with the digits
+    // that round-trip its type.
     auto scalar = [&](const char *name, size_t index) {
       moma_buffer_info info = findBuffer(program, name, "--tokens");
       std::string bytes = readBuffer(session, info, "--tokens");
-      return element(bytes, info.dtype, index);
+      return formatElement(bytes, info.dtype, index);
     };
     if (const char *model = moma_program_metadata(program, "model"))
       std::printf("model %s\n", model);
@@ -565,13 +585,13 @@ int main(int argc, char **argv) {
           std::count(tokens.targetModality.begin(), tokens.targetModality.end(),
                      static_cast<int32_t>(m));
       all += count;
-      std::printf("ce.%s %.9g targets %zu\n", modalities[m].name.c_str(),
-                  scalar("ce_per_modality", m), count);
+      std::printf("ce.%s %s targets %zu\n", modalities[m].name.c_str(),
+                  scalar("ce_per_modality", m).c_str(), count);
     }
-    std::printf("ce %.9g targets %zu\n", scalar("ce", 0), all);
+    std::printf("ce %s targets %zu\n", scalar("ce", 0).c_str(), all);
     for (const char *name :
          {"load_balancing", "router_z", "aux_router", "total"})
-      std::printf("%s %.9g\n", name, scalar(name, 0));
+      std::printf("%s %s\n", name, scalar(name, 0).c_str());
   }
   for (const NamedFile &dump : options.dumps) {
     moma_buffer_info info = findBuffer(program, dump.name, "--dump");

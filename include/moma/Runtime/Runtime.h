@@ -208,8 +208,11 @@ const char *moma_session_device_name(moma_session session);
 /** Loads every weight buffer from the safetensors file at `path`: each
  *  weight buffer needs a tensor of the same name and shape; F32/F64/F16/BF16
  *  tensors are converted to the buffer's float type, I32/I64 tensors to its
- *  integer type. Tensors the program does not use are ignored. On error the
- *  message names the tensor; buffers loaded before it keep their new values.
+ *  integer type. A tensor that is not a weight buffer of the program is an
+ *  error (MOMA_STATUS_INVALID_WEIGHTS), as is a missing one
+ *  (MOMA_STATUS_NOT_FOUND); both are found before any buffer changes. On
+ *  error the message names the tensor; on a shape or conversion error,
+ *  buffers loaded before it keep their new values.
  *  If `out_loaded` is not NULL it receives the number of buffers loaded. */
 moma_status moma_session_load_weights(moma_session session, const char *path,
                                       size_t *out_loaded);
