@@ -13,11 +13,11 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moma/Runtime/Files.h"
+#include "moma/Format/Files.h"
 
 #include "Device.h"
-#include "Errors.h"
-#include "Strings.h"
+#include "lib/Format/Errors.h"
+#include "lib/Format/Strings.h"
 
 #include <algorithm>
 #include <cerrno>

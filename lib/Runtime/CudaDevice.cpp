@@ -16,8 +16,8 @@
 
 #include "CudaDriver.h"
 #include "Device.h"
-#include "Errors.h"
-#include "Strings.h"
+#include "lib/Format/Errors.h"
+#include "lib/Format/Strings.h"
 
 #include <algorithm>
 #include <cstring>

@@ -6,8 +6,8 @@
 
 #include "CudaDriver.h"
 
-#include "Errors.h"
-#include "Strings.h"
+#include "lib/Format/Errors.h"
+#include "lib/Format/Strings.h"
 
 #include <cstdlib>
 #include <dlfcn.h>

@@ -20,7 +20,7 @@
 #ifndef MOMA_LIB_RUNTIME_DEVICE_H
 #define MOMA_LIB_RUNTIME_DEVICE_H
 
-#include "moma/Runtime/Program.h"
+#include "moma/Format/Program.h"
 
 #include "absl/status/statusor.h"
 

@@ -13,10 +13,10 @@
 #include "moma/Runtime/Runtime.h"
 
 #include "Device.h"
-#include "Errors.h"
-#include "SafetensorsReader.h"
-#include "Strings.h"
-#include "moma/Runtime/Program.h"
+#include "lib/Format/Errors.h"
+#include "moma/Format/SafetensorsReader.h"
+#include "lib/Format/Strings.h"
+#include "moma/Format/ProgramFile.h"
 
 #include <exception>
 #include <memory>

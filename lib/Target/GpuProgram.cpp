@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moma/Target/GpuProgram.h"
+#include "moma/Format/ProgramBuilder.h"
 #include "moma/Target/ProgramCompiler.h"
 
 #include "dialects/moma/MomaDialect.h"

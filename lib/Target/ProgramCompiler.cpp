@@ -1,7 +1,8 @@
 //===- ProgramCompiler.cpp - moma IR to compiled programs -----------------===//
 
 #include "moma/Target/ProgramCompiler.h"
-#include "moma/Runtime/Tokens.h"
+#include "moma/Format/ModalityMetadata.h"
+#include "moma/Format/ProgramBuilder.h"
 #include "moma/Target/CpuObject.h"
 
 #include "dialects/moma/MomaDialect.h"

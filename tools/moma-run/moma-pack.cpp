@@ -6,7 +6,7 @@
 //
 // moma-pack SPEC.json -o OUT.momaprog
 //   Builds a program from a program spec (a manifest whose modules name files;
-//   see lib/Runtime/ProgramFormat.md, "Program specs") and writes it
+//   see lib/Format/ProgramFormat.md, "Program specs") and writes it
 //   atomically. Used by tests, and to package hand-written kernels.
 //
 // moma-pack --manifest PROGRAM.momaprog
@@ -20,8 +20,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moma/Runtime/Files.h"
-#include "moma/Runtime/Program.h"
+#include "moma/Format/Files.h"
+#include "moma/Format/ProgramFile.h"
 
 #include <cctype>
 #include <cerrno>

@@ -19,7 +19,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moma/Runtime/Files.h"
+#include "moma/Format/Files.h"
+#include "moma/Format/FloatConversion.h"
 #include "moma/Runtime/Runtime.h"
 #include "moma/Runtime/Tokens.h"
 
@@ -297,20 +298,12 @@ double element(const std::string &bytes, moma_dtype dtype, size_t i) {
   case MOMA_DTYPE_BF16: {
     uint16_t h;
     std::memcpy(&h, p, 2);
-    uint32_t bits = uint32_t(h) << 16;
-    float v;
-    std::memcpy(&v, &bits, 4);
-    return v;
+    return moma::runtime::bfloat16ToDouble(h);
   }
   case MOMA_DTYPE_F16: {
     uint16_t h;
     std::memcpy(&h, p, 2);
-    int exponent = (h >> 10) & 0x1f;
-    int mantissa = h & 0x3ff;
-    double v = exponent == 0    ? std::ldexp(mantissa, -24)
-               : exponent == 31 ? (mantissa ? NAN : INFINITY)
-                                : std::ldexp(mantissa | 0x400, exponent - 25);
-    return (h & 0x8000) ? -v : v;
+    return moma::runtime::halfToDouble(h);
   }
   }
   return 0;

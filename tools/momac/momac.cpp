@@ -15,7 +15,7 @@
 
 #include "moma/Frontend/ModelBuilder.h"
 #include "moma/Frontend/ModelConfig.h"
-#include "moma/Runtime/Program.h"
+#include "moma/Format/ProgramFile.h"
 #include "moma/Target/GpuProgram.h"
 #include "moma/Target/ProgramCompiler.h"
 #include "passes/Transforms/FlopCount.h"

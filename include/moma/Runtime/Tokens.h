@@ -10,6 +10,8 @@
 #ifndef MOMA_RUNTIME_TOKENS_H
 #define MOMA_RUNTIME_TOKENS_H
 
+#include "moma/Format/ModalityMetadata.h"
+
 #include "absl/status/statusor.h"
 
 #include <cstdint>
@@ -17,22 +19,6 @@
 #include <vector>
 
 namespace moma::runtime {
-
-/// A modality as a program records it: name and token range [begin, end).
-struct TokenModality {
-  std::string name;
-  int64_t begin = 0;
-  int64_t end = 0;
-};
-
-/// Parses the `modalities` and `modality_ranges` metadata of a program
-/// ("text,image" and "0:64,64:128").
-absl::StatusOr<std::vector<TokenModality>>
-parseModalityMetadata(const std::string &names, const std::string &ranges);
-
-/// Formats modalities as the two metadata strings (names, ranges).
-std::pair<std::string, std::string>
-formatModalityMetadata(const std::vector<TokenModality> &modalities);
 
 /// The row-major [batch, length] inputs of one token batch.
 struct TokenBatch {

@@ -1,7 +1,7 @@
 //===- GpuProgram.h - moma IR to GPU programs (PTX + launches) --*- C++ -*-===//
 //
 // The GPU back end: turns the `@forward` function that momac builds into a
-// compiled program (.momaprog, lib/Runtime/ProgramFormat.md) for an NVIDIA
+// compiled program (.momaprog, lib/Format/ProgramFormat.md) for an NVIDIA
 // GPU: one PTX module from MLIR's NVVM/NVPTX path, one arena holding every
 // input, weight, output and scratch buffer, and a static list of launches.
 // Nothing runs on the host at run time: the runtime only executes launches.
@@ -11,7 +11,7 @@
 #ifndef MOMA_TARGET_GPUPROGRAM_H
 #define MOMA_TARGET_GPUPROGRAM_H
 
-#include "moma/Runtime/Program.h"
+#include "moma/Format/Program.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/StringRef.h"

@@ -1,7 +1,7 @@
 //===- ProgramCompiler.h - moma IR to compiled programs ---------*- C++ -*-===//
 //
 // Turns the `@forward` function that momac builds into a compiled program
-// (.momaprog, lib/Runtime/ProgramFormat.md): the kernels, one arena holding
+// (.momaprog, lib/Format/ProgramFormat.md): the kernels, one arena holding
 // every input, weight, output and scratch buffer, and the launch schedule.
 //
 //===----------------------------------------------------------------------===//
@@ -9,7 +9,7 @@
 #ifndef MOMA_TARGET_PROGRAMCOMPILER_H
 #define MOMA_TARGET_PROGRAMCOMPILER_H
 
-#include "moma/Runtime/Program.h"
+#include "moma/Format/Program.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -17,6 +17,11 @@
 #include "llvm/Support/Error.h"
 
 namespace moma {
+namespace runtime {
+/// moma/Format/ProgramBuilder.h (which brings absl, kept out of compiler
+/// headers).
+class ProgramBuilder;
+} // namespace runtime
 
 /// Compiles `module` (moma IR with a `@forward` whose arguments and results
 /// carry `moma.input` / `moma.weight` / `moma.output` names) for the host

@@ -4,9 +4,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moma/Runtime/Files.h"
+#include "moma/Format/Files.h"
 
-#include "Strings.h"
+#include "lib/Format/Strings.h"
 
 #include <cerrno>
 #include <cstdio>

@@ -23,7 +23,7 @@
 #ifndef MOMA_LIB_RUNTIME_SAFETENSORSREADER_H
 #define MOMA_LIB_RUNTIME_SAFETENSORSREADER_H
 
-#include "moma/Runtime/Program.h"
+#include "moma/Format/Program.h"
 
 #include "absl/status/statusor.h"
 

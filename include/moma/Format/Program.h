@@ -1,35 +1,29 @@
-//===- Program.h - The compiled-program format (.momaprog) ------*- C++ -*-===//
+//===- Program.h - The compiled-program data model -------------*- C++ -*-===//
 //
 // Part of the moma project.
 //
 //===----------------------------------------------------------------------===//
 ///
 /// \file
-/// The in-memory form of a compiled moma program and its file format.
+/// The in-memory form of a compiled moma program: plain data, with no
+/// dependency but the C++ standard library, so that compiler headers may
+/// include it. Reading, writing and validating programs is in
+/// moma/Format/ProgramFile.h, building them in moma/Format/ProgramBuilder.h
+/// (both report errors as absl statuses).
 ///
 /// A program is everything the runtime needs to execute a compiled model:
 /// the target, the kernel modules (PTX, cubin or a CPU shared object), one
 /// memory arena with named buffers in it, and a static launch schedule. The
 /// on-disk layout (`.momaprog`: magic, version, section table, a JSON
 /// manifest, the module bytes and a CRC-32) is documented in
-/// lib/Runtime/ProgramFormat.md.
-///
-/// The reader validates every field before returning a Program, so a Program
-/// obtained from parseProgram() or readProgram() satisfies validateProgram():
-/// every buffer lies inside the arena, every launch names a kernel its module
-/// declares, and every buffer argument points into a buffer. Damaged or
-/// foreign input yields an error status naming what was wrong; it never
-/// causes an out-of-bounds read or a crash.
+/// lib/Format/ProgramFormat.md.
 ///
 /// This header is safe to include from code compiled without exceptions.
 ///
 //===----------------------------------------------------------------------===//
 
-#ifndef MOMA_RUNTIME_PROGRAM_H
-#define MOMA_RUNTIME_PROGRAM_H
-
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
+#ifndef MOMA_FORMAT_PROGRAM_H
+#define MOMA_FORMAT_PROGRAM_H
 
 #include <cstdint>
 #include <map>
@@ -39,16 +33,6 @@
 #include <vector>
 
 namespace moma::runtime {
-
-/// The newest program format version this library reads and the one it
-/// writes. Files with a larger version are rejected as "written by a newer
-/// moma"; every older version (1: modules without alternative images) is
-/// read too.
-inline constexpr uint32_t kProgramFormatVersion = 2;
-
-/// The eight bytes every program file starts with.
-inline constexpr char kProgramMagic[8] = {'M', 'O', 'M', 'A',
-                                          'P', 'R', 'O', 'G'};
 
 /// The machine a program is compiled for.
 enum class Target : uint8_t {
@@ -269,104 +253,6 @@ std::vector<ImageChoice> selectModuleImages(const KernelModule &module,
                                             Target target, int major, int minor,
                                             ImagePreference preference);
 
-/// Checks every rule of ProgramFormat.md ("Validation") on \p program:
-/// targets and module formats agree, buffers are inside the arena and do not
-/// overlap (scratch buffers may share bytes with other scratch buffers),
-/// launches name declared kernels with valid grids, and buffer arguments
-/// point into buffers. Returns an InvalidArgument error naming the offending
-/// entry otherwise.
-absl::Status validateProgram(const Program &program);
-
-/// Serializes \p program into the bytes of a .momaprog file after validating
-/// it.
-absl::StatusOr<std::string> serializeProgram(const Program &program);
-
-/// Parses and validates the bytes of a .momaprog file. \p sourceName (a path,
-/// or "<memory>") prefixes every error message. Errors: DataLoss for damaged
-/// or foreign bytes (bad magic, truncation, checksum mismatch, bad sections,
-/// bad manifest), Unimplemented for a file written by a newer moma.
-absl::StatusOr<Program> parseProgram(std::string_view bytes,
-                                     std::string_view sourceName = "<memory>");
-
-/// Reads and parses the .momaprog file at \p path (NotFound if it cannot be
-/// opened).
-absl::StatusOr<Program> readProgram(const std::string &path);
-
-/// Writes \p program to \p path atomically: the bytes go to a temporary file
-/// in the same directory, which is then renamed over \p path. On error no
-/// file is left behind and an existing \p path is untouched.
-absl::Status writeProgram(const Program &program, const std::string &path);
-
-/// Builds a Program from a *program spec*: a manifest (ProgramFormat.md,
-/// "Manifest") in which each module names a file ("path", relative to
-/// \p baseDir) instead of a section, buffer offsets and sizes and the arena
-/// size may be omitted (they are then laid out in order), buffer arguments
-/// may name a buffer ("name") instead of an offset, and float scalars may
-/// give a "value" instead of "bits". The result is validated.
-absl::StatusOr<Program> parseProgramSpec(std::string_view specJson,
-                                         const std::string &baseDir);
-
-/// Returns the JSON manifest of \p program (as stored in a file, with
-/// section numbers), indented when \p pretty is set.
-std::string programManifestJson(const Program &program, bool pretty);
-
-/// Returns the CRC-32 (IEEE 802.3, as zlib's crc32()) of \p data, continuing
-/// from \p crc (pass 0 to start).
-uint32_t crc32(std::string_view data, uint32_t crc = 0);
-
-/// Incremental construction of a Program; buffers are laid out in order.
-class ProgramBuilder {
-public:
-  /// Starts a program for \p target whose arena base is aligned to
-  /// \p arenaAlignment bytes; buffers added with addBuffer() start at
-  /// multiples of it.
-  explicit ProgramBuilder(Target target, uint64_t arenaAlignment = 256);
-
-  /// Adds a kernel module and returns its index.
-  uint32_t addModule(ModuleFormat format, std::string bytes,
-                     std::vector<std::string> functions, std::string name = "");
-
-  /// Adds an alternative image (ModuleImage) to module \p module.
-  void addModuleAlternative(uint32_t module, ModuleFormat format,
-                            std::string bytes);
-
-  /// Adds a buffer after the previous ones, at the next multiple of the arena
-  /// alignment, and returns its offset.
-  uint64_t addBuffer(std::string name, BufferRole role, ElementType type,
-                     std::vector<int64_t> shape);
-
-  /// Adds a buffer at an explicit \p offset (e.g. scratch space shared by
-  /// buffers with disjoint lifetimes) and returns \p offset.
-  uint64_t addBufferAt(std::string name, BufferRole role, ElementType type,
-                       std::vector<int64_t> shape, uint64_t offset);
-
-  /// Returns the end of the buffers added so far rounded up to the arena
-  /// alignment: where addBuffer() would place a buffer next.
-  uint64_t endOfBuffers() const;
-
-  /// Returns the offset of the buffer named \p name, or std::nullopt.
-  std::optional<uint64_t> bufferOffset(std::string_view name) const;
-
-  /// Overrides the arena size; by default it is the end of the last buffer
-  /// rounded up to the alignment.
-  void setArenaSize(uint64_t size);
-
-  /// Sets a metadata entry (see Program::metadata).
-  void setMetadata(std::string key, std::string value);
-
-  /// Appends a launch of \p function of module \p module.
-  void addLaunch(uint32_t module, std::string function, Dim3 grid, Dim3 block,
-                 std::vector<LaunchArg> args, uint32_t sharedMemBytes = 0);
-
-  /// Returns the validated program.
-  absl::StatusOr<Program> build() const;
-
-private:
-  Program program;
-  uint64_t nextOffset = 0;
-  std::optional<uint64_t> explicitArenaSize;
-};
-
 } // namespace moma::runtime
 
-#endif // MOMA_RUNTIME_PROGRAM_H
+#endif // MOMA_FORMAT_PROGRAM_H

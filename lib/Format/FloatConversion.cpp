@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "FloatConversion.h"
+#include "moma/Format/FloatConversion.h"
 
 #include <cmath>
 #include <cstring>

@@ -4,8 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "Errors.h"
-#include "Strings.h"
+#include "lib/Format/Errors.h"
+#include "lib/Format/Strings.h"
 
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"

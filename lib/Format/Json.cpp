@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "Json.h"
+#include "lib/Format/Json.h"
 
 #include "absl/status/status.h"
 

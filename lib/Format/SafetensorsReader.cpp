@@ -4,12 +4,12 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "SafetensorsReader.h"
+#include "moma/Format/SafetensorsReader.h"
 
-#include "Errors.h"
-#include "FloatConversion.h"
-#include "Json.h"
-#include "Strings.h"
+#include "lib/Format/Errors.h"
+#include "lib/Format/Json.h"
+#include "lib/Format/Strings.h"
+#include "moma/Format/FloatConversion.h"
 
 #include "absl/strings/str_join.h"
 
