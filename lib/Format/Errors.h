@@ -5,7 +5,8 @@
 //===----------------------------------------------------------------------===//
 ///
 /// \file
-/// How the runtime's absl::Status values carry the C API's moma_status code.
+/// How the absl::Status values of lib/Format and lib/Runtime carry the C
+/// API's moma_status code (moma/Runtime/Runtime.h declares the codes).
 ///
 /// Most errors map from their canonical absl code (InvalidArgument, NotFound,
 /// DataLoss for a damaged program, Unimplemented, ResourceExhausted, ...).
@@ -14,8 +15,8 @@
 ///
 //===----------------------------------------------------------------------===//
 
-#ifndef MOMA_LIB_RUNTIME_ERRORS_H
-#define MOMA_LIB_RUNTIME_ERRORS_H
+#ifndef MOMA_LIB_FORMAT_ERRORS_H
+#define MOMA_LIB_FORMAT_ERRORS_H
 
 #include "moma/Runtime/Runtime.h"
 
@@ -38,4 +39,4 @@ absl::Status withPrefix(const absl::Status &status, const std::string &prefix);
 
 } // namespace moma::runtime
 
-#endif // MOMA_LIB_RUNTIME_ERRORS_H
+#endif // MOMA_LIB_FORMAT_ERRORS_H

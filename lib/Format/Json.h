@@ -12,13 +12,14 @@
 /// than kMaxJsonDepth and duplicate object keys are rejected, as is anything
 /// that is not RFC 8259 JSON (comments, trailing commas, invalid UTF-8).
 ///
-/// Internal to lib/Runtime: only translation units compiled with exceptions
-/// may include this header.
+/// Internal to lib/Format and lib/Runtime (the one JSON library of the
+/// LLVM-free side; the compiler uses llvm::json): only translation units
+/// compiled with exceptions may include this header.
 ///
 //===----------------------------------------------------------------------===//
 
-#ifndef MOMA_LIB_RUNTIME_JSON_H
-#define MOMA_LIB_RUNTIME_JSON_H
+#ifndef MOMA_LIB_FORMAT_JSON_H
+#define MOMA_LIB_FORMAT_JSON_H
 
 #include "absl/status/statusor.h"
 
@@ -40,4 +41,4 @@ absl::StatusOr<nlohmann::ordered_json> parseOrderedJson(std::string_view text);
 
 } // namespace moma::runtime
 
-#endif // MOMA_LIB_RUNTIME_JSON_H
+#endif // MOMA_LIB_FORMAT_JSON_H

@@ -29,37 +29,6 @@ namespace {
 /// Largest JSON header accepted (the reference implementation's limit).
 constexpr uint64_t kMaxHeaderSize = 100u << 20;
 
-struct StorageInfo {
-  std::string_view name;
-  StorageType type;
-  uint64_t size;
-};
-
-constexpr std::array<StorageInfo, 15> kStorageTypes = {{
-    {"F64", StorageType::F64, 8},
-    {"F32", StorageType::F32, 4},
-    {"F16", StorageType::F16, 2},
-    {"BF16", StorageType::BF16, 2},
-    {"I64", StorageType::I64, 8},
-    {"I32", StorageType::I32, 4},
-    {"I16", StorageType::I16, 2},
-    {"I8", StorageType::I8, 1},
-    {"U64", StorageType::U64, 8},
-    {"U32", StorageType::U32, 4},
-    {"U16", StorageType::U16, 2},
-    {"U8", StorageType::U8, 1},
-    {"BOOL", StorageType::Bool, 1},
-    {"F8_E4M3", StorageType::F8E4M3, 1},
-    {"F8_E5M2", StorageType::F8E5M2, 1},
-}};
-
-uint64_t storageSize(StorageType type) {
-  for (const StorageInfo &info : kStorageTypes)
-    if (info.type == type)
-      return info.size;
-  return 1;
-}
-
 std::string formatShape(const std::vector<int64_t> &shape) {
   return cat("[", absl::StrJoin(shape, ", "), "]");
 }
@@ -68,9 +37,9 @@ absl::Status damaged(const std::string &file, const std::string &message) {
   return makeError(MOMA_STATUS_INVALID_WEIGHTS, cat(file, ": ", message));
 }
 
-bool isFloatStorage(StorageType type) {
-  return type == StorageType::F32 || type == StorageType::F64 ||
-         type == StorageType::F16 || type == StorageType::BF16;
+bool isFloatStorage(DType type) {
+  return type == DType::F32 || type == DType::F64 || type == DType::F16 ||
+         type == DType::BF16;
 }
 
 bool isFloatBuffer(ElementType type) {
@@ -88,15 +57,15 @@ template <typename T> void store(char *p, T value) {
   std::memcpy(p, &value, sizeof(T));
 }
 
-double loadFloat(StorageType type, const char *p) {
+double loadFloat(DType type, const char *p) {
   switch (type) {
-  case StorageType::F64:
+  case DType::F64:
     return load<double>(p);
-  case StorageType::F32:
+  case DType::F32:
     return load<float>(p);
-  case StorageType::F16:
+  case DType::F16:
     return halfToDouble(load<uint16_t>(p));
-  case StorageType::BF16:
+  case DType::BF16:
     return bfloat16ToDouble(load<uint16_t>(p));
   default:
     return 0;
@@ -124,11 +93,11 @@ void storeFloat(ElementType type, char *p, double value) {
 
 } // namespace
 
-std::string_view storageTypeName(StorageType type) {
-  for (const StorageInfo &info : kStorageTypes)
-    if (info.type == type)
-      return info.name;
-  return "<invalid>";
+uint64_t SafetensorsTensor::numElements() const {
+  uint64_t count = 1;
+  for (int64_t dim : shape)
+    count *= static_cast<uint64_t>(dim); // the reader checked the product
+  return count;
 }
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>>
@@ -197,7 +166,7 @@ absl::Status SafetensorsFile::parse() {
                    cat("truncated: the header length is ", headerSize,
                        " bytes, but only ", contents.size() - 8, " follow"));
   std::string_view header = contents.substr(8, headerSize);
-  dataBuffer = contents.substr(8 + headerSize);
+  dataBytes = contents.substr(8 + headerSize);
 
   absl::StatusOr<nlohmann::json> root = parseJson(header);
   if (!root.ok())
@@ -210,10 +179,12 @@ absl::Status SafetensorsFile::parse() {
     if (name == "__metadata__") {
       if (!entry.is_object())
         return damaged(fileName, "__metadata__ is not an object");
-      for (const auto &item : entry.items())
+      for (const auto &item : entry.items()) {
         if (!item.value().is_string())
           return damaged(fileName, cat("__metadata__ entry '", item.key(),
                                        "' is not a string"));
+        metadataMap[item.key()] = item.value().get<std::string>();
+      }
       continue;
     }
     if (name.empty())
@@ -231,14 +202,13 @@ absl::Status SafetensorsFile::parse() {
     auto dtype = entry.find("dtype");
     if (dtype == entry.end() || !dtype->is_string())
       return damaged(fileName, where + ": missing string \"dtype\"");
-    const std::string &dtypeName = dtype->get_ref<const std::string &>();
-    auto info =
-        std::find_if(kStorageTypes.begin(), kStorageTypes.end(),
-                     [&](const StorageInfo &i) { return i.name == dtypeName; });
-    if (info == kStorageTypes.end())
+    const std::string &spelling = dtype->get_ref<const std::string &>();
+    std::optional<DType> parsed = parseDType(spelling);
+    if (!parsed)
       return damaged(fileName,
-                     cat(where, ": unknown dtype \"", dtypeName, "\""));
-    tensor.type = info->type;
+                     cat(where, ": unknown dtype \"", spelling, "\""));
+    tensor.dtype = *parsed;
+    uint64_t elementSize = dtypeSize(*parsed);
 
     auto shape = entry.find("shape");
     if (shape == entry.end() || !shape->is_array())
@@ -262,7 +232,7 @@ absl::Status SafetensorsFile::parse() {
     if (std::find(tensor.shape.begin(), tensor.shape.end(), 0) !=
         tensor.shape.end())
       overflow = false, count = 0;
-    if (overflow || count > std::numeric_limits<uint64_t>::max() / info->size)
+    if (overflow || count > std::numeric_limits<uint64_t>::max() / elementSize)
       return damaged(fileName, where + ": the shape is too large");
 
     auto offsets = entry.find("data_offsets");
@@ -273,16 +243,16 @@ absl::Status SafetensorsFile::parse() {
                                        "non-negative integers");
     tensor.begin = (*offsets)[0].get<uint64_t>();
     tensor.end = (*offsets)[1].get<uint64_t>();
-    if (tensor.begin > tensor.end || tensor.end > dataBuffer.size())
+    if (tensor.begin > tensor.end || tensor.end > dataBytes.size())
       return damaged(fileName,
                      cat(where, ": data_offsets [", tensor.begin, ", ",
                          tensor.end, "] lie outside the data buffer of ",
-                         dataBuffer.size(), " bytes"));
-    if (tensor.end - tensor.begin != count * info->size)
+                         dataBytes.size(), " bytes"));
+    if (tensor.end - tensor.begin != count * elementSize)
       return damaged(fileName, cat(where, ": ", tensor.end - tensor.begin,
-                                   " bytes do not match ", dtypeName, " ",
+                                   " bytes do not match ", spelling, " ",
                                    formatShape(tensor.shape), " (",
-                                   count * info->size, " bytes)"));
+                                   count * elementSize, " bytes)"));
     entries.push_back(std::move(tensor));
   }
 
@@ -290,9 +260,11 @@ absl::Status SafetensorsFile::parse() {
   for (const SafetensorsTensor &tensor : entries)
     if (tensor.end > tensor.begin)
       byOffset.push_back(&tensor);
+  // Of two tensors at one offset, the first by name comes first.
   std::sort(byOffset.begin(), byOffset.end(),
             [](const SafetensorsTensor *a, const SafetensorsTensor *b) {
-              return a->begin < b->begin;
+              return a->begin != b->begin ? a->begin < b->begin
+                                          : a->name < b->name;
             });
   for (size_t i = 1; i < byOffset.size(); ++i)
     if (byOffset[i - 1]->end > byOffset[i]->begin)
@@ -315,7 +287,9 @@ const SafetensorsTensor *SafetensorsFile::find(std::string_view name) const {
 }
 
 std::string_view SafetensorsFile::data(const SafetensorsTensor &tensor) const {
-  return dataBuffer.substr(tensor.begin, tensor.end - tensor.begin);
+  if (tensor.begin > tensor.end || tensor.end > dataBytes.size())
+    return {};
+  return dataBytes.substr(tensor.begin, tensor.end - tensor.begin);
 }
 
 absl::Status SafetensorsFile::convertInto(const SafetensorsTensor &tensor,
@@ -329,7 +303,7 @@ absl::Status SafetensorsFile::convertInto(const SafetensorsTensor &tensor,
                          formatShape(buffer.shape)));
   std::string_view bytes = data(tensor);
   uint64_t count = buffer.numElements();
-  uint64_t inSize = storageSize(tensor.type);
+  uint64_t inSize = dtypeSize(tensor.dtype);
   uint64_t outSize = elementTypeSize(buffer.type);
   if (bytes.size() != count * inSize || buffer.byteSize != count * outSize)
     return makeError(MOMA_STATUS_INTERNAL,
@@ -338,24 +312,24 @@ absl::Status SafetensorsFile::convertInto(const SafetensorsTensor &tensor,
   const char *in = bytes.data();
 
   bool sameType =
-      (tensor.type == StorageType::F32 && buffer.type == ElementType::F32) ||
-      (tensor.type == StorageType::F64 && buffer.type == ElementType::F64) ||
-      (tensor.type == StorageType::F16 && buffer.type == ElementType::F16) ||
-      (tensor.type == StorageType::BF16 && buffer.type == ElementType::BF16) ||
-      (tensor.type == StorageType::I32 && buffer.type == ElementType::I32) ||
-      (tensor.type == StorageType::I64 && buffer.type == ElementType::I64);
+      (tensor.dtype == DType::F32 && buffer.type == ElementType::F32) ||
+      (tensor.dtype == DType::F64 && buffer.type == ElementType::F64) ||
+      (tensor.dtype == DType::F16 && buffer.type == ElementType::F16) ||
+      (tensor.dtype == DType::BF16 && buffer.type == ElementType::BF16) ||
+      (tensor.dtype == DType::I32 && buffer.type == ElementType::I32) ||
+      (tensor.dtype == DType::I64 && buffer.type == ElementType::I64);
   if (sameType) {
     if (!bytes.empty())
       std::memcpy(out, in, bytes.size());
     return absl::OkStatus();
   }
-  if (isFloatStorage(tensor.type) && isFloatBuffer(buffer.type)) {
+  if (isFloatStorage(tensor.dtype) && isFloatBuffer(buffer.type)) {
     for (uint64_t i = 0; i < count; ++i)
       storeFloat(buffer.type, out + i * outSize,
-                 loadFloat(tensor.type, in + i * inSize));
+                 loadFloat(tensor.dtype, in + i * inSize));
     return absl::OkStatus();
   }
-  if (tensor.type == StorageType::I64 && buffer.type == ElementType::I32) {
+  if (tensor.dtype == DType::I64 && buffer.type == ElementType::I32) {
     for (uint64_t i = 0; i < count; ++i) {
       int64_t v = load<int64_t>(in + i * 8);
       if (v < std::numeric_limits<int32_t>::min() ||
@@ -368,13 +342,13 @@ absl::Status SafetensorsFile::convertInto(const SafetensorsTensor &tensor,
     }
     return absl::OkStatus();
   }
-  if (tensor.type == StorageType::I32 && buffer.type == ElementType::I64) {
+  if (tensor.dtype == DType::I32 && buffer.type == ElementType::I64) {
     for (uint64_t i = 0; i < count; ++i)
       store<int64_t>(out + i * 8, load<int32_t>(in + i * 4));
     return absl::OkStatus();
   }
   return makeError(MOMA_STATUS_INVALID_WEIGHTS,
-                   cat(where, " has dtype ", storageTypeName(tensor.type),
+                   cat(where, " has dtype ", dtypeName(tensor.dtype),
                        ", which cannot be loaded into buffer '", buffer.name,
                        "' of type ", elementTypeName(buffer.type),
                        " (float buffers take F32, F64, F16 or BF16; integer "

@@ -11,8 +11,8 @@
 ///
 //===----------------------------------------------------------------------===//
 
-#ifndef MOMA_LIB_RUNTIME_STRINGS_H
-#define MOMA_LIB_RUNTIME_STRINGS_H
+#ifndef MOMA_LIB_FORMAT_STRINGS_H
+#define MOMA_LIB_FORMAT_STRINGS_H
 
 #include "absl/strings/string_view.h"
 
@@ -58,4 +58,4 @@ template <typename... Parts> std::string cat(const Parts &...parts) {
 
 } // namespace moma::runtime
 
-#endif // MOMA_LIB_RUNTIME_STRINGS_H
+#endif // MOMA_LIB_FORMAT_STRINGS_H

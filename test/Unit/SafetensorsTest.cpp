@@ -3,12 +3,20 @@
 // Part of the moma project.
 //
 //===----------------------------------------------------------------------===//
+//
+// The front end's writer (moma/Frontend/Safetensors.h), read back with the
+// one reader (moma/Format/SafetensorsReader.h, shared with the runtime), and
+// every rejection of that reader on hand-made and randomly damaged files.
+//
+//===----------------------------------------------------------------------===//
 
 #include "moma/Frontend/Safetensors.h"
+#include "moma/Format/SafetensorsReader.h"
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/Endian.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
 #include "gtest/gtest.h"
@@ -39,21 +47,43 @@ std::string makeFileWithLength(uint64_t length, llvm::StringRef rest) {
   return std::string(prefix, 8) + rest.str();
 }
 
-llvm::Expected<SafetensorsFile> parseBytes(llvm::StringRef bytes,
-                                           llvm::StringRef name = kFileName) {
-  return SafetensorsFile::parse(
-      llvm::MemoryBuffer::getMemBufferCopy(bytes, name));
+using moma::runtime::SafetensorsFile;
+using moma::runtime::SafetensorsTensor;
+
+/// Reads \p bytes with the shared reader (moma/Format/SafetensorsReader.h).
+absl::StatusOr<std::unique_ptr<SafetensorsFile>>
+parseBytes(llvm::StringRef bytes, llvm::StringRef name = kFileName) {
+  return SafetensorsFile::fromBytes(bytes.str(), name.str());
 }
 
-/// Parses \p bytes, which must fail, and returns the error message.
+/// Reads \p bytes, which must succeed; null (and a failure) otherwise.
+std::unique_ptr<SafetensorsFile> parseOk(llvm::StringRef bytes) {
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = parseBytes(bytes);
+  if (!file.ok()) {
+    ADD_FAILURE() << file.status();
+    return nullptr;
+  }
+  return std::move(*file);
+}
+
+/// Parses \p bytes, which must fail as a damaged file, and returns the
+/// error message.
 std::string parseError(llvm::StringRef bytes,
                        llvm::StringRef name = kFileName) {
-  llvm::Expected<SafetensorsFile> file = parseBytes(bytes, name);
-  if (file) {
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
+      parseBytes(bytes, name);
+  if (file.ok()) {
     ADD_FAILURE() << "expected a parse error";
     return "";
   }
-  return llvm::toString(file.takeError());
+  EXPECT_EQ(file.status().code(), absl::StatusCode::kDataLoss);
+  return std::string(file.status().message());
+}
+
+/// Returns \p bytes as an array of bytes (what the writer takes).
+llvm::ArrayRef<uint8_t> arrayOf(std::string_view bytes) {
+  return llvm::ArrayRef<uint8_t>(
+      reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size());
 }
 
 /// Returns the message of \p err, or "" for success.
@@ -128,18 +158,21 @@ TEST(SafetensorsTest, DTypeNamesAndSizes) {
     DType dtype;
     const char *name;
     size_t size;
-  } cases[] = {{DType::F64, "F64", 8},  {DType::F32, "F32", 4},
-               {DType::F16, "F16", 2},  {DType::BF16, "BF16", 2},
-               {DType::I64, "I64", 8},  {DType::I32, "I32", 4},
-               {DType::I8, "I8", 1},    {DType::U8, "U8", 1},
-               {DType::Bool, "BOOL", 1}};
+  } cases[] = {{DType::F64, "F64", 8},       {DType::F32, "F32", 4},
+               {DType::F16, "F16", 2},       {DType::BF16, "BF16", 2},
+               {DType::I64, "I64", 8},       {DType::I32, "I32", 4},
+               {DType::I16, "I16", 2},       {DType::I8, "I8", 1},
+               {DType::U64, "U64", 8},       {DType::U32, "U32", 4},
+               {DType::U16, "U16", 2},       {DType::U8, "U8", 1},
+               {DType::Bool, "BOOL", 1},     {DType::F8E4M3, "F8_E4M3", 1},
+               {DType::F8E5M2, "F8_E5M2", 1}};
   for (const Case &c : cases) {
     EXPECT_EQ(dtypeName(c.dtype), c.name);
     EXPECT_EQ(dtypeSize(c.dtype), c.size);
     EXPECT_EQ(parseDType(c.name), c.dtype);
   }
   EXPECT_EQ(parseDType("f32"), std::nullopt);
-  EXPECT_EQ(parseDType("F8_E4M3"), std::nullopt);
+  EXPECT_EQ(parseDType("F8"), std::nullopt);
   EXPECT_EQ(formatShape({}), "[]");
   EXPECT_EQ(formatShape({32, 64}), "[32, 64]");
 }
@@ -160,14 +193,14 @@ TEST(SafetensorsTest, RoundTripInMemory) {
   EXPECT_TRUE(header.starts_with(R"({"__metadata__":{"format":"pt",)"));
   EXPECT_EQ(header.rtrim(' ').back(), '}');
 
-  llvm::Expected<SafetensorsFile> file = parseBytes(bytes);
-  ASSERT_TRUE(static_cast<bool>(file)) << llvm::toString(file.takeError());
+  std::unique_ptr<SafetensorsFile> file = parseOk(bytes);
+  ASSERT_TRUE(file);
   ASSERT_EQ(file->tensors().size(), 9u);
 
   // Tensors come out sorted by name and laid out contiguously in that order.
   uint64_t offset = 0;
   for (size_t i = 0; i < file->tensors().size(); ++i) {
-    const TensorInfo &info = file->tensors()[i];
+    const SafetensorsTensor &info = file->tensors()[i];
     if (i > 0) {
       EXPECT_LT(file->tensors()[i - 1].name, info.name);
     }
@@ -176,39 +209,40 @@ TEST(SafetensorsTest, RoundTripInMemory) {
   }
   EXPECT_EQ(offset, file->dataBuffer().size());
 
-  const TensorInfo *wq = file->lookup("layers.0.attn.wq");
+  const SafetensorsTensor *wq = file->find("layers.0.attn.wq");
   ASSERT_NE(wq, nullptr);
   EXPECT_EQ(wq->dtype, DType::F32);
-  EXPECT_EQ(llvm::ArrayRef<int64_t>(wq->shape),
-            llvm::ArrayRef<int64_t>({2, 3}));
+  EXPECT_EQ(wq->shape, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(wq->numElements(), 6u);
   std::vector<float> floats(6);
   ASSERT_EQ(file->data(*wq).size(), 24u);
   std::memcpy(floats.data(), file->data(*wq).data(), 24);
   EXPECT_EQ(floats, (std::vector<float>{1.f, 2.f, 3.f, 4.f, 5.f, 6.f}));
 
-  const TensorInfo *step = file->lookup("step");
+  const SafetensorsTensor *step = file->find("step");
   ASSERT_NE(step, nullptr);
   EXPECT_TRUE(step->shape.empty());
-  EXPECT_EQ(file->data(*step),
+  EXPECT_EQ(arrayOf(file->data(*step)),
             llvm::ArrayRef<uint8_t>(bytesOf(std::vector<int64_t>{42})));
 
-  const TensorInfo *embed = file->lookup("embed");
+  const SafetensorsTensor *embed = file->find("embed");
   ASSERT_NE(embed, nullptr);
-  EXPECT_EQ(file->data(*embed), llvm::ArrayRef<uint8_t>(pattern(16, 3)));
+  EXPECT_EQ(arrayOf(file->data(*embed)),
+            llvm::ArrayRef<uint8_t>(pattern(16, 3)));
 
-  const TensorInfo *empty = file->lookup("empty");
+  const SafetensorsTensor *empty = file->find("empty");
   ASSERT_NE(empty, nullptr);
   EXPECT_EQ(empty->byteSize(), 0u);
   EXPECT_TRUE(file->data(*empty).empty());
 
-  EXPECT_EQ(file->lookup("missing"), nullptr);
-  EXPECT_EQ(file->lookup(""), nullptr);
+  EXPECT_EQ(file->find("missing"), nullptr);
+  EXPECT_EQ(file->find(""), nullptr);
 
   // Rewriting what was read reproduces the file byte for byte.
   SafetensorsWriter again;
-  for (const TensorInfo &info : file->tensors())
-    ASSERT_OK(again.add(info.name, info.dtype, info.shape, file->data(info)));
+  for (const SafetensorsTensor &info : file->tensors())
+    ASSERT_OK(again.add(info.name, info.dtype, info.shape,
+                        arrayOf(file->data(info))));
   for (const auto &kv : file->metadata())
     ASSERT_OK(again.setMetadata(kv.first, kv.second));
   EXPECT_EQ(writeToString(again), bytes);
@@ -239,31 +273,30 @@ TEST(SafetensorsTest, MetadataRoundTrip) {
   ASSERT_OK(writer.setMetadata("unicode", "\xc3\xa9t\xc3\xa9"));
   ASSERT_OK(writer.setMetadata("format", "moma")); // Replaces.
   ASSERT_OK(writer.add("w", DType::U8, {1}, {7}));
-  llvm::Expected<SafetensorsFile> file = parseBytes(writeToString(writer));
-  ASSERT_TRUE(static_cast<bool>(file)) << llvm::toString(file.takeError());
-  EXPECT_EQ(file->metadata().size(), 3u);
-  EXPECT_EQ(file->getMetadata("format"), llvm::StringRef("moma"));
-  EXPECT_EQ(file->getMetadata("quote\"and\\slash"),
-            llvm::StringRef("x\ny\t\"z\""));
-  EXPECT_EQ(file->getMetadata("unicode"), llvm::StringRef("\xc3\xa9t\xc3\xa9"));
-  EXPECT_EQ(file->getMetadata("absent"), std::nullopt);
+  std::unique_ptr<SafetensorsFile> file = parseOk(writeToString(writer));
+  ASSERT_TRUE(file);
+  EXPECT_EQ(file->metadata(), (std::map<std::string, std::string>{
+                                  {"format", "moma"},
+                                  {"quote\"and\\slash", "x\ny\t\"z\""},
+                                  {"unicode", "\xc3\xa9t\xc3\xa9"}}));
+  EXPECT_EQ(file->metadata().count("absent"), 0u);
 }
 
 TEST(SafetensorsTest, EmptyFileWithZeroTensors) {
   SafetensorsWriter writer;
   std::string bytes = writeToString(writer);
   EXPECT_EQ(bytes, makeFile("{}      "));
-  llvm::Expected<SafetensorsFile> file = parseBytes(bytes);
-  ASSERT_TRUE(static_cast<bool>(file)) << llvm::toString(file.takeError());
+  std::unique_ptr<SafetensorsFile> file = parseOk(bytes);
+  ASSERT_TRUE(file);
   EXPECT_TRUE(file->tensors().empty());
   EXPECT_TRUE(file->metadata().empty());
   EXPECT_TRUE(file->dataBuffer().empty());
 
   // Unpadded "{}" and an explicitly empty metadata map are accepted too.
-  EXPECT_TRUE(static_cast<bool>(parseBytes(makeFile("{}"))));
-  llvm::Expected<SafetensorsFile> meta =
-      parseBytes(makeFile(R"({"__metadata__":{}})"));
-  ASSERT_TRUE(static_cast<bool>(meta)) << llvm::toString(meta.takeError());
+  EXPECT_TRUE(parseOk(makeFile("{}")));
+  std::unique_ptr<SafetensorsFile> meta =
+      parseOk(makeFile(R"({"__metadata__":{}})"));
+  ASSERT_TRUE(meta);
   EXPECT_TRUE(meta->tensors().empty());
 }
 
@@ -276,16 +309,13 @@ TEST(SafetensorsTest, WriteToFileAndOpen) {
   SafetensorsWriter writer = makeSampleWriter();
   ASSERT_OK(writer.writeToFile(path));
   {
-    llvm::Expected<SafetensorsFile> file = SafetensorsFile::open(path);
-    ASSERT_TRUE(static_cast<bool>(file)) << llvm::toString(file.takeError());
-    EXPECT_EQ(file->fileName(), path);
-    EXPECT_EQ(file->tensors().size(), 9u);
+    auto file = SafetensorsFile::open(path.str().str());
+    ASSERT_TRUE(file.ok()) << file.status();
+    EXPECT_EQ((*file)->name(), path.str().str());
+    EXPECT_EQ((*file)->tensors().size(), 9u);
     auto buffer = llvm::MemoryBuffer::getFile(path);
     ASSERT_TRUE(static_cast<bool>(buffer));
     EXPECT_EQ((*buffer)->getBuffer(), writeToString(writer));
-    // Errors from expect() name the path.
-    EXPECT_EQ(message(file->expect("nope", DType::F32, {})),
-              (path + ": tensor 'nope': not found").str());
   }
 
   // Overwriting an existing file replaces it.
@@ -293,10 +323,10 @@ TEST(SafetensorsTest, WriteToFileAndOpen) {
   ASSERT_OK(small.add("only", DType::I8, {2}, {1, 2}));
   ASSERT_OK(small.writeToFile(path));
   {
-    llvm::Expected<SafetensorsFile> file = SafetensorsFile::open(path);
-    ASSERT_TRUE(static_cast<bool>(file)) << llvm::toString(file.takeError());
-    ASSERT_EQ(file->tensors().size(), 1u);
-    EXPECT_EQ(file->tensors()[0].name, "only");
+    auto file = SafetensorsFile::open(path.str().str());
+    ASSERT_TRUE(file.ok()) << file.status();
+    ASSERT_EQ((*file)->tensors().size(), 1u);
+    EXPECT_EQ((*file)->tensors()[0].name, "only");
   }
 
   // No temporary files are left behind.
@@ -345,14 +375,11 @@ TEST(SafetensorsTest, WriteToFileFailureLeavesNoOutput) {
 }
 
 TEST(SafetensorsTest, OpenMissingFile) {
-  llvm::Expected<SafetensorsFile> file =
-      SafetensorsFile::open("/nonexistent/dir/model.safetensors");
-  ASSERT_FALSE(static_cast<bool>(file));
-  std::string err = llvm::toString(file.takeError());
-  EXPECT_EQ(
-      err.rfind("/nonexistent/dir/model.safetensors: cannot open file: ", 0),
-      0u)
-      << err;
+  auto file = SafetensorsFile::open("/nonexistent/dir/model.safetensors");
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(file.status().message(),
+            "/nonexistent/dir/model.safetensors: no such file");
 }
 
 //===----------------------------------------------------------------------===//
@@ -360,100 +387,99 @@ TEST(SafetensorsTest, OpenMissingFile) {
 //===----------------------------------------------------------------------===//
 
 TEST(SafetensorsTest, FileTooShort) {
-  EXPECT_EQ(parseError(""), "test.safetensors: file is too small (0 bytes) to "
-                            "hold the 8-byte header length");
+  EXPECT_EQ(parseError(""), "test.safetensors: not a safetensors file: 0 bytes "
+                            "is too short for the header length");
   EXPECT_EQ(parseError("1234567"),
-            "test.safetensors: file is too small (7 bytes) to hold the 8-byte "
-            "header length");
-  // Without a buffer name the prefix is omitted.
-  EXPECT_EQ(parseError("", ""),
-            "file is too small (0 bytes) to hold the 8-byte header length");
+            "test.safetensors: not a safetensors file: 7 bytes is too short "
+            "for the header length");
 }
 
 TEST(SafetensorsTest, HeaderLengthBeyondFile) {
   EXPECT_EQ(parseError(makeFileWithLength(100, "{}")),
-            "test.safetensors: header length 100 is larger than the 2 bytes "
-            "that follow the length prefix");
+            "test.safetensors: truncated: the header length is 100 bytes, but "
+            "only 2 follow");
   EXPECT_EQ(parseError(makeFileWithLength(3, "{}")),
-            "test.safetensors: header length 3 is larger than the 2 bytes "
-            "that follow the length prefix");
+            "test.safetensors: truncated: the header length is 3 bytes, but "
+            "only 2 follow");
   EXPECT_EQ(parseError(makeFileWithLength(UINT64_MAX, "{}")),
             "test.safetensors: header length 18446744073709551615 exceeds the "
-            "limit of 100000000 bytes");
+            "limit of 104857600 bytes");
   // Exactly 8 bytes, header length 0: the empty header is not JSON.
-  EXPECT_NE(parseError(makeFileWithLength(0, "")).find("not valid JSON"),
+  EXPECT_NE(parseError(makeFileWithLength(0, "")).find("invalid JSON"),
             std::string::npos);
 }
 
 TEST(SafetensorsTest, HeaderNotJson) {
   std::string err = parseError(makeFile(R"({"a":)"));
-  EXPECT_EQ(err.rfind("test.safetensors: header is not valid JSON: ", 0), 0u)
+  EXPECT_EQ(err.rfind("test.safetensors: the header is invalid JSON: ", 0), 0u)
       << err;
   err = parseError(makeFile("{\"\xff\":1}"));
-  EXPECT_NE(err.find("header is not valid JSON"), std::string::npos) << err;
+  EXPECT_NE(err.find("the header is invalid JSON"), std::string::npos) << err;
   EXPECT_NE(err.find("UTF-8"), std::string::npos) << err;
   // Trailing garbage after the object.
   err = parseError(makeFile("{} x"));
-  EXPECT_NE(err.find("header is not valid JSON"), std::string::npos) << err;
+  EXPECT_NE(err.find("the header is invalid JSON"), std::string::npos) << err;
 }
 
 TEST(SafetensorsTest, HeaderNotObject) {
   EXPECT_EQ(parseError(makeFile("[1, 2]")),
-            "test.safetensors: header is not a JSON object");
+            "test.safetensors: the header is not a JSON object");
   EXPECT_EQ(parseError(makeFile("\"x\"     ")),
-            "test.safetensors: header is not a JSON object");
+            "test.safetensors: the header is not a JSON object");
   EXPECT_EQ(parseError(makeFile("null")),
-            "test.safetensors: header is not a JSON object");
+            "test.safetensors: the header is not a JSON object");
 }
 
 TEST(SafetensorsTest, DeeplyNestedHeader) {
-  // llvm::json::parse recurses per nesting level; this must not overflow.
+  // The parse stops at the depth limit; deep input must not overflow a stack.
   std::string deep(1'000'000, '[');
   EXPECT_EQ(parseError(makeFile(deep)),
-            "test.safetensors: header JSON is nested deeper than 64 levels");
+            "test.safetensors: the header is invalid JSON: nesting deeper than "
+            "32 levels");
   std::string valid =
       "{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}";
   EXPECT_EQ(parseError(makeFile(valid)),
-            "test.safetensors: header JSON is nested deeper than 64 levels");
+            "test.safetensors: the header is invalid JSON: nesting deeper than "
+            "32 levels");
 }
 
 TEST(SafetensorsTest, EntryNotObject) {
   EXPECT_EQ(parseError(makeFile(R"({"w": 5})")),
-            "test.safetensors: tensor 'w': entry is not a JSON object");
+            "test.safetensors: tensor 'w': expected an object");
   EXPECT_EQ(parseError(makeFile(R"({"w": [0, 4]})")),
-            "test.safetensors: tensor 'w': entry is not a JSON object");
+            "test.safetensors: tensor 'w': expected an object");
 }
 
 TEST(SafetensorsTest, MissingFields) {
   EXPECT_EQ(parseError(
                 makeFile(R"({"w":{"shape":[],"data_offsets":[0,4]}})", "abcd")),
-            "test.safetensors: tensor 'w': missing 'dtype'");
+            "test.safetensors: tensor 'w': missing string \"dtype\"");
   EXPECT_EQ(parseError(makeFile(R"({"w":{"dtype":"F32","data_offsets":[0,4]}})",
                                 "abcd")),
-            "test.safetensors: tensor 'w': missing 'shape'");
+            "test.safetensors: tensor 'w': missing array \"shape\"");
   EXPECT_EQ(parseError(makeFile(R"({"w":{"dtype":"F32","shape":[]}})", "abcd")),
-            "test.safetensors: tensor 'w': missing 'data_offsets'");
+            "test.safetensors: tensor 'w': \"data_offsets\" is not a pair of "
+            "non-negative integers");
 }
 
 TEST(SafetensorsTest, UnknownDType) {
   EXPECT_EQ(
       parseError(makeFile(
           R"({"w":{"dtype":"F8","shape":[],"data_offsets":[0,1]}})", "a")),
-      "test.safetensors: tensor 'w': unknown dtype 'F8'");
+      "test.safetensors: tensor 'w': unknown dtype \"F8\"");
   EXPECT_EQ(
       parseError(makeFile(
           R"({"w":{"dtype":"f32","shape":[],"data_offsets":[0,4]}})", "abcd")),
-      "test.safetensors: tensor 'w': unknown dtype 'f32'");
+      "test.safetensors: tensor 'w': unknown dtype \"f32\"");
   EXPECT_EQ(
       parseError(makeFile(
           R"({"w":{"dtype":4,"shape":[],"data_offsets":[0,4]}})", "abcd")),
-      "test.safetensors: tensor 'w': 'dtype' is not a string");
+      "test.safetensors: tensor 'w': missing string \"dtype\"");
 }
 
 TEST(SafetensorsTest, BadShape) {
-  const std::string expected =
-      "test.safetensors: tensor 'w': 'shape' is not a list of non-negative "
-      "integers";
+  const std::string expected = "test.safetensors: tensor 'w': the shape holds "
+                               "a value that is not a non-negative integer";
   for (const char *shape :
        {"2,-1", "1.5", "\"2\"", "null", "[2]", "1e2", "2.0", "true"})
     EXPECT_EQ(parseError(makeFile(R"({"w":)" + f32Entry(0, 8, shape) + "}",
@@ -463,18 +489,17 @@ TEST(SafetensorsTest, BadShape) {
   EXPECT_EQ(parseError(makeFile(
                 R"({"w":{"dtype":"F32","shape":4,"data_offsets":[0,16]}})",
                 std::string(16, 'x'))),
+            "test.safetensors: tensor 'w': missing array \"shape\"");
+  // A dimension beyond int64_t.
+  EXPECT_EQ(parseError(makeFile(R"({"w":)" +
+                                    f32Entry(0, 8, "9223372036854775808") + "}",
+                                "12345678")),
             expected);
-  EXPECT_EQ(
-      parseError(
-          makeFile(R"({"w":)" + f32Entry(0, 8, "9223372036854775808") + "}",
-                   "12345678")),
-      "test.safetensors: tensor 'w': shape dimension 9223372036854775808 is "
-      "out of range");
 }
 
 TEST(SafetensorsTest, BadDataOffsets) {
-  const std::string expected = "test.safetensors: tensor 'w': 'data_offsets' "
-                               "is not a list of two non-negative integers";
+  const std::string expected = "test.safetensors: tensor 'w': \"data_offsets\" "
+                               "is not a pair of non-negative integers";
   for (const char *offsets :
        {"[0]", "[0,4,8]", "[]", "[-1,4]", "[0,\"4\"]", "4", "[0,4.5]",
         "[0,18446744073709551616]", "{\"0\":4}"})
@@ -486,33 +511,33 @@ TEST(SafetensorsTest, BadDataOffsets) {
         expected)
         << offsets;
   EXPECT_EQ(parseError(makeFile(R"({"w":)" + f32Entry(8, 0) + "}", "12345678")),
-            "test.safetensors: tensor 'w': data_offsets [8, 0] have begin > "
-            "end");
+            "test.safetensors: tensor 'w': data_offsets [8, 0] lie outside the "
+            "data buffer of 8 bytes");
 }
 
 TEST(SafetensorsTest, OffsetsBeyondDataBuffer) {
   EXPECT_EQ(
       parseError(makeFile(R"({"w":)" + f32Entry(4, 12) + "}", "12345678")),
-      "test.safetensors: tensor 'w': data_offsets [4, 12] extend beyond "
-      "the data buffer of 8 bytes");
+      "test.safetensors: tensor 'w': data_offsets [4, 12] lie outside the data "
+      "buffer of 8 bytes");
   EXPECT_EQ(
       parseError(makeFile(
           R"({"w":)" +
               f32Entry(18446744073709551607ull, 18446744073709551615ull) + "}",
           "12345678")),
       "test.safetensors: tensor 'w': data_offsets [18446744073709551607, "
-      "18446744073709551615] extend beyond the data buffer of 8 bytes");
+      "18446744073709551615] lie outside the data buffer of 8 bytes");
 }
 
 TEST(SafetensorsTest, ByteSizeMismatch) {
   EXPECT_EQ(parseError(makeFile(R"({"w":)" + f32Entry(0, 4) + "}", "12345678")),
-            "test.safetensors: tensor 'w': data_offsets [0, 4] span 4 bytes, "
-            "but shape [2] with dtype F32 needs 8 bytes");
+            "test.safetensors: tensor 'w': 4 bytes do not match F32 [2] (8 "
+            "bytes)");
   EXPECT_EQ(parseError(makeFile(
                 R"({"w":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,9]}})",
                 "123456789")),
-            "test.safetensors: tensor 'w': data_offsets [0, 9] span 9 bytes, "
-            "but shape [2, 2] with dtype BF16 needs 8 bytes");
+            "test.safetensors: tensor 'w': 9 bytes do not match BF16 [2, 2] (8 "
+            "bytes)");
 }
 
 TEST(SafetensorsTest, ByteSizeOverflow) {
@@ -520,17 +545,15 @@ TEST(SafetensorsTest, ByteSizeOverflow) {
   EXPECT_EQ(parseError(makeFile(
                 R"({"w":)" + f32Entry(0, 8, "4294967296,4294967296") + "}",
                 "12345678")),
-            "test.safetensors: tensor 'w': byte size of shape [4294967296, "
-            "4294967296] with dtype F32 overflows 64 bits");
+            "test.safetensors: tensor 'w': the shape is too large");
   EXPECT_EQ(parseError(makeFile(R"({"w":)" +
                                     f32Entry(0, 8, "4611686018427387904") + "}",
                                 "12345678")),
-            "test.safetensors: tensor 'w': byte size of shape "
-            "[4611686018427387904] with dtype F32 overflows 64 bits");
+            "test.safetensors: tensor 'w': the shape is too large");
   // A zero dimension makes the product zero even if the others overflow.
-  llvm::Expected<SafetensorsFile> file = parseBytes(
+  std::unique_ptr<SafetensorsFile> file = parseOk(
       makeFile(R"({"w":)" + f32Entry(0, 0, "4294967296,4294967296,0") + "}"));
-  ASSERT_TRUE(static_cast<bool>(file)) << llvm::toString(file.takeError());
+  ASSERT_TRUE(file);
   EXPECT_EQ(file->tensors()[0].numElements(), 0u);
 }
 
@@ -538,126 +561,89 @@ TEST(SafetensorsTest, OverlappingTensors) {
   std::string header =
       R"({"a":)" + f32Entry(0, 8) + R"(,"b":)" + f32Entry(4, 12) + "}";
   EXPECT_EQ(parseError(makeFile(header, std::string(12, 'x'))),
-            "test.safetensors: tensor 'b': data_offsets [4, 12] overlap "
-            "tensor 'a' [0, 8]");
+            "test.safetensors: tensors 'a' and 'b' overlap");
   // Identical ranges overlap as well.
   header = R"({"a":)" + f32Entry(0, 8) + R"(,"b":)" + f32Entry(0, 8) + "}";
   EXPECT_EQ(parseError(makeFile(header, std::string(8, 'x'))),
-            "test.safetensors: tensor 'b': data_offsets [0, 8] overlap "
-            "tensor 'a' [0, 8]");
+            "test.safetensors: tensors 'a' and 'b' overlap");
   // A range nested inside an earlier, longer one.
   header = R"({"a":)" + f32Entry(0, 16, "4") + R"(,"b":)" + f32Entry(4, 12) +
            R"(,"c":)" + f32Entry(12, 20) + "}";
   EXPECT_EQ(parseError(makeFile(header, std::string(20, 'x'))),
-            "test.safetensors: tensor 'b': data_offsets [4, 12] overlap "
-            "tensor 'a' [0, 16]");
+            "test.safetensors: tensors 'a' and 'b' overlap");
   // Adjacent ranges, gaps and empty tensors anywhere are fine.
   header = R"({"a":)" + f32Entry(0, 8) + R"(,"b":)" + f32Entry(8, 16) +
            R"(,"c":)" + f32Entry(20, 28) + R"(,"e":)" + f32Entry(4, 4, "0") +
            "}";
-  llvm::Expected<SafetensorsFile> file =
-      parseBytes(makeFile(header, std::string(28, 'x')));
-  EXPECT_TRUE(static_cast<bool>(file)) << llvm::toString(file.takeError());
+  EXPECT_TRUE(parseOk(makeFile(header, std::string(28, 'x'))));
 }
 
 TEST(SafetensorsTest, BadMetadata) {
   EXPECT_EQ(parseError(makeFile(R"({"__metadata__":[]})")),
-            "test.safetensors: '__metadata__' is not a JSON object");
+            "test.safetensors: __metadata__ is not an object");
   EXPECT_EQ(parseError(makeFile(R"({"__metadata__":{"k":1}})")),
-            "test.safetensors: '__metadata__' value for key 'k' is not a "
-            "string");
+            "test.safetensors: __metadata__ entry 'k' is not a string");
 }
 
 TEST(SafetensorsTest, DuplicateKeys) {
-  // llvm::json::parse keeps the last of duplicate keys silently; the reader
-  // must reject them instead.
+  // JSON parsers commonly keep the last of duplicate keys silently; the
+  // reader must reject them instead.
   std::string header =
       R"({"a":)" + f32Entry(0, 8) + R"(,"a":)" + f32Entry(8, 16) + "}";
   EXPECT_EQ(parseError(makeFile(header, std::string(16, 'x'))),
-            "test.safetensors: header contains duplicate entry 'a'");
+            "test.safetensors: the header is invalid JSON: duplicate key "
+            "\"a\"");
   // Spelled differently but equal after unescaping.
   header =
       R"({"a":)" + f32Entry(0, 8) + R"(,"\u0061":)" + f32Entry(8, 16) + "}";
   EXPECT_EQ(parseError(makeFile(header, std::string(16, 'x'))),
-            "test.safetensors: header contains duplicate entry 'a'");
+            "test.safetensors: the header is invalid JSON: duplicate key "
+            "\"a\"");
   EXPECT_EQ(
       parseError(makeFile(
           R"({"w":{"dtype":"F32","dtype":"I32","shape":[],"data_offsets":[0,4]}})",
           "abcd")),
-      "test.safetensors: tensor 'w': entry contains duplicate key 'dtype'");
+      "test.safetensors: the header is invalid JSON: duplicate key \"dtype\"");
   EXPECT_EQ(parseError(makeFile(R"({"__metadata__":{"k":"1","k":"2"}})")),
-            "test.safetensors: '__metadata__' contains duplicate key 'k'");
+            "test.safetensors: the header is invalid JSON: duplicate key "
+            "\"k\"");
   EXPECT_EQ(parseError(makeFile(R"({"__metadata__":{},"__metadata__":{}})")),
-            "test.safetensors: header contains duplicate entry "
-            "'__metadata__'");
+            "test.safetensors: the header is invalid JSON: duplicate key "
+            "\"__metadata__\"");
   // Equal keys in different objects, and key-like strings in values or
   // arrays, are not duplicates.
   header = R"({"__metadata__":{"a":"a","b":"{\"a\":[\"a\",","c":"\\"},)"
            R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
-  llvm::Expected<SafetensorsFile> file =
-      parseBytes(makeFile(header, std::string(8, 'x')));
-  ASSERT_TRUE(static_cast<bool>(file)) << llvm::toString(file.takeError());
-  EXPECT_EQ(file->getMetadata("b"), llvm::StringRef("{\"a\":[\"a\","));
-  EXPECT_EQ(file->getMetadata("c"), llvm::StringRef("\\"));
+  std::unique_ptr<SafetensorsFile> file =
+      parseOk(makeFile(header, std::string(8, 'x')));
+  ASSERT_TRUE(file);
+  EXPECT_EQ(file->metadata().at("b"), "{\"a\":[\"a\",");
+  EXPECT_EQ(file->metadata().at("c"), "\\");
 }
 
 TEST(SafetensorsTest, FirstErrorIsDeterministic) {
   // Entries are checked in name order regardless of hash order.
   std::string header = R"({"z":5,"m":6,"b":7,"q":8})";
   EXPECT_EQ(parseError(makeFile(header)),
-            "test.safetensors: tensor 'b': entry is not a JSON object");
+            "test.safetensors: tensor 'b': expected an object");
 }
 
-TEST(SafetensorsTest, UnknownFieldsAndTrailingBytesAreAccepted) {
-  std::string header =
-      R"({"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2],"x":1}})";
-  llvm::Expected<SafetensorsFile> file = parseBytes(makeFile(header, "abcdef"));
-  ASSERT_TRUE(static_cast<bool>(file)) << llvm::toString(file.takeError());
+TEST(SafetensorsTest, UnknownFieldsAreRejectedTrailingBytesAccepted) {
+  EXPECT_EQ(
+      parseError(makeFile(
+          R"({"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2],"x":1}})",
+          "abcdef")),
+      "test.safetensors: tensor 'w': unknown key \"x\"");
+  std::unique_ptr<SafetensorsFile> file = parseOk(makeFile(
+      R"({"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", "abcdef"));
+  ASSERT_TRUE(file);
   EXPECT_EQ(file->dataBuffer().size(), 6u);
-  EXPECT_EQ(file->data(*file->lookup("w")),
-            llvm::ArrayRef<uint8_t>({'a', 'b'}));
-  // A TensorInfo that does not belong to the file yields no bytes.
-  TensorInfo foreign;
+  EXPECT_EQ(file->data(*file->find("w")), "ab");
+  // A tensor that does not belong to the file yields no bytes.
+  SafetensorsTensor foreign;
   foreign.begin = 4;
   foreign.end = 100;
   EXPECT_TRUE(file->data(foreign).empty());
-}
-
-//===----------------------------------------------------------------------===//
-// expect()
-//===----------------------------------------------------------------------===//
-
-TEST(SafetensorsTest, ExpectMessages) {
-  SafetensorsWriter writer;
-  ASSERT_OK(writer.add("layers.0.attn.wq", DType::F32, {32, 32},
-                       std::vector<uint8_t>(32 * 32 * 4)));
-  ASSERT_OK(writer.add("scale", DType::F32, {}, pattern(4, 0)));
-  llvm::Expected<SafetensorsFile> file =
-      parseBytes(writeToString(writer), "model.safetensors");
-  ASSERT_TRUE(static_cast<bool>(file)) << llvm::toString(file.takeError());
-
-  EXPECT_EQ(message(file->expect("layers.0.attn.wq", DType::F32, {32, 32})),
-            "");
-  EXPECT_EQ(message(file->expect("layers.0.attn.wq", DType::F32, {32, 64})),
-            "model.safetensors: tensor 'layers.0.attn.wq': expected shape "
-            "[32, 64], found [32, 32]");
-  EXPECT_EQ(message(file->expect("layers.0.attn.wq", DType::BF16, {32, 32})),
-            "model.safetensors: tensor 'layers.0.attn.wq': expected dtype "
-            "BF16, found F32");
-  EXPECT_EQ(message(file->expect("layers.0.attn.wq", DType::I8, {32})),
-            "model.safetensors: tensor 'layers.0.attn.wq': expected dtype I8, "
-            "found F32; expected shape [32], found [32, 32]");
-  EXPECT_EQ(message(file->expect("scale", DType::F32, {1})),
-            "model.safetensors: tensor 'scale': expected shape [1], found []");
-  EXPECT_EQ(message(file->expect("layers.1.attn.wq", DType::F32, {32, 32})),
-            "model.safetensors: tensor 'layers.1.attn.wq': not found");
-
-  llvm::Expected<const TensorInfo *> info = file->get("scale", DType::F32, {});
-  ASSERT_TRUE(static_cast<bool>(info)) << llvm::toString(info.takeError());
-  EXPECT_EQ((*info)->name, "scale");
-  llvm::Expected<const TensorInfo *> bad = file->get("scale", DType::F64, {});
-  EXPECT_FALSE(static_cast<bool>(bad));
-  llvm::consumeError(bad.takeError());
 }
 
 //===----------------------------------------------------------------------===//
@@ -735,11 +721,11 @@ TEST(SafetensorsTest, RandomCorruptionNeverCrashes) {
       }
     }
 
-    llvm::Expected<SafetensorsFile> file =
+    absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
         parseBytes(bytes, "fuzz.safetensors");
-    if (!file) {
+    if (!file.ok()) {
       ++failures;
-      std::string err = llvm::toString(file.takeError());
+      std::string err(file.status().message());
       EXPECT_EQ(err.rfind("fuzz.safetensors: ", 0), 0u) << err;
       continue;
     }
@@ -747,15 +733,14 @@ TEST(SafetensorsTest, RandomCorruptionNeverCrashes) {
     // Everything a successfully parsed file reports must be consistent and
     // in bounds; touch every byte so sanitizers would catch a bad view.
     unsigned checksum = 0;
-    for (const TensorInfo &info : file->tensors()) {
-      llvm::ArrayRef<uint8_t> data = file->data(info);
+    for (const SafetensorsTensor &info : (*file)->tensors()) {
+      std::string_view data = (*file)->data(info);
       ASSERT_EQ(data.size(), info.byteSize());
-      ASSERT_LE(info.end, file->dataBuffer().size());
+      ASSERT_LE(info.end, (*file)->dataBuffer().size());
       ASSERT_EQ(info.byteSize(), info.numElements() * dtypeSize(info.dtype));
-      for (uint8_t b : data)
-        checksum += b;
-      EXPECT_EQ(file->lookup(info.name), &info);
-      EXPECT_OK(file->expect(info.name, info.dtype, info.shape));
+      for (char b : data)
+        checksum += static_cast<uint8_t>(b);
+      EXPECT_EQ((*file)->find(info.name), &info);
     }
     (void)checksum;
   }

@@ -13,8 +13,8 @@
 ///
 //===----------------------------------------------------------------------===//
 
-#ifndef MOMA_RUNTIME_FILES_H
-#define MOMA_RUNTIME_FILES_H
+#ifndef MOMA_FORMAT_FILES_H
+#define MOMA_FORMAT_FILES_H
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -44,4 +44,4 @@ absl::Status writeFileAtomically(const std::string &path,
 
 } // namespace moma::runtime
 
-#endif // MOMA_RUNTIME_FILES_H
+#endif // MOMA_FORMAT_FILES_H

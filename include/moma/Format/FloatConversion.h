@@ -6,13 +6,13 @@
 ///
 /// \file
 /// Conversions between double and the 16-bit float formats (IEEE binary16
-/// and bfloat16), rounding to nearest even, as used when weights are loaded
-/// into buffers of another element type.
+/// and bfloat16), rounding to nearest even: the one implementation that the
+/// weight loader, the front end's weight initialisation and moma-run use.
 ///
 //===----------------------------------------------------------------------===//
 
-#ifndef MOMA_LIB_RUNTIME_FLOATCONVERSION_H
-#define MOMA_LIB_RUNTIME_FLOATCONVERSION_H
+#ifndef MOMA_FORMAT_FLOATCONVERSION_H
+#define MOMA_FORMAT_FLOATCONVERSION_H
 
 #include <cstdint>
 
@@ -31,4 +31,4 @@ uint16_t doubleToBFloat16(double value);
 
 } // namespace moma::runtime
 
-#endif // MOMA_LIB_RUNTIME_FLOATCONVERSION_H
+#endif // MOMA_FORMAT_FLOATCONVERSION_H
