@@ -30,6 +30,7 @@ namespace moma::runtime::test {
 /// A fresh temporary directory, removed (with its files) at destruction.
 class TempDir {
 public:
+  /// Creates the directory under GoogleTest's temporary directory.
   TempDir() {
     std::string base = ::testing::TempDir();
     if (base.empty() || base.back() != '/')
@@ -40,6 +41,7 @@ public:
     EXPECT_NE(::mkdtemp(name.data()), nullptr);
     path = name.data();
   }
+  /// Removes the files in the directory, then the directory.
   ~TempDir() {
     for (const std::string &file : list())
       ::unlink((path + "/" + file).c_str());
@@ -56,8 +58,10 @@ public:
     }
     return names;
   }
+  /// Returns the path of the file \p name in the directory.
   std::string file(const std::string &name) const { return path + "/" + name; }
 
+  /// The directory's path.
   std::string path;
 };
 
