@@ -62,6 +62,33 @@ Value moma::createFilledInt(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
   return linalg::FillOp::create(b, loc, scalar, init).getResult(0);
 }
 
+Value moma::extractAt(OpBuilder &b, Location loc, Value tensor,
+                      ValueRange indices) {
+  return tensor::ExtractOp::create(b, loc, tensor, indices);
+}
+
+Value moma::insertAt(OpBuilder &b, Location loc, Value scalar, Value tensor,
+                     ValueRange indices) {
+  return tensor::InsertOp::create(b, loc, scalar, tensor, indices);
+}
+
+Value moma::toIndex(OpBuilder &b, Location loc, Value value) {
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), value);
+}
+
+Value moma::toI32(OpBuilder &b, Location loc, Value value) {
+  return arith::IndexCastOp::create(b, loc, b.getI32Type(), value);
+}
+
+Value moma::cmpi(OpBuilder &b, Location loc, arith::CmpIPredicate predicate,
+                 Value lhs, Value rhs) {
+  return arith::CmpIOp::create(b, loc, predicate, lhs, rhs);
+}
+
+Value moma::andi(OpBuilder &b, Location loc, Value lhs, Value rhs) {
+  return arith::AndIOp::create(b, loc, lhs, rhs);
+}
+
 Value moma::collapseTokens(OpBuilder &b, Location loc, Value x) {
   RankedTensorType type = tensorTypeOf(x);
   SmallVector<ReassociationIndices> reassociation = {{0, 1}};

@@ -29,7 +29,8 @@ struct ConvertMomaToLinalg
     RewritePatternSet patterns(&getContext());
     populateDenseToLinalgPatterns(patterns);
     populateAttentionToLinalgPatterns(patterns);
-    populateRoutingToLinalgPatterns(patterns);
+    populateRouteToLinalgPatterns(patterns);
+    populateExpertsToLinalgPatterns(patterns);
     populateDepthToLinalgPatterns(patterns);
     populateLossesToLinalgPatterns(patterns);
     GreedyRewriteConfig config;
