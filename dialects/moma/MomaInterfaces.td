@@ -1,7 +1,8 @@
 //===- MomaInterfaces.td - moma op interfaces --------------*- tablegen -*-===//
 //
-// Interfaces that passes (canonicalisation, FLOP counting, autodiff, kernel
-// generation) use to treat families of moma ops uniformly.
+// Interfaces that treat families of moma ops uniformly: the canonicalizer
+// (tying untied weights that have a single modality) and moma-flop-count (the
+// parameters of untied weights) use them.
 //
 //===----------------------------------------------------------------------===//
 

@@ -274,7 +274,8 @@ def Moma_DispatchOp : Moma_Op<"dispatch", [Pure]> {
   let description = [{
     `y[s] = x[slot_token[s]]` over the flattened tokens of `x: [B, L, D]`;
     empty slots (`-1`) give zero rows. The result `[S, D]` feeds
-    `moma.experts`; a later pass fuses the gather into the grouped GEMM.
+    `moma.experts`; convert-moma-to-linalg lowers it to a gather
+    (`tensor.extract` of the slot's row).
 
     ```mlir
     %xs = moma.dispatch %x, %tok
@@ -299,7 +300,7 @@ def Moma_ExpertsOp : Moma_Op<"experts", [Pure]> {
     LoRA adapters (Uni-MoE) are four stacked tensors
     `A_in: [E, D, r], B_in: [E, r, 2F or F], A_out: [E, F, r], B_out: [E, r, D]`,
     added as `lora_scale * (x A) B` to each projection. Ragged, no padding:
-    this is the op the grouped-GEMM kernels implement.
+    every slot reads the weights of its own expert.
 
     ```mlir
     %ys = moma.experts swiglu %xs, %off, %w_in, %w_out
@@ -477,8 +478,9 @@ def Moma_AuxRouterOp : Moma_Op<"aux_router", [Pure, AttrSizedOperandSegments,
       group; columns `j >= E_g` and tokens outside every group are 0.
 
     Feed the result to the `aux` operand of `moma.route` / `moma.depth_route`
-    at inference, and train it with `moma.aux_router_loss` (through a
-    `moma.stop_gradient` on its input: it must not change the main model).
+    at inference. Its training objective is `moma.aux_router_loss`; it reads
+    its input through a `moma.stop_gradient`, which marks that this loss must
+    not change the main model.
 
     ```mlir
     %p = moma.aux_router %x weights(%w1, %w2)
@@ -504,9 +506,11 @@ def Moma_StopGradientOp : Moma_Op<"stop_gradient", [Pure,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "Identity in the forward pass; blocks gradients";
   let description = [{
-    Returns its operand unchanged; automatic differentiation treats the
-    result as a constant. MoMa's auxiliary routers read the residual stream
-    through it, so their loss trains only their own weights.
+    Returns its operand unchanged, and marks a value that gradients must not
+    flow through: moma compiles forward passes and losses (no gradients), and
+    the PyTorch reference (`tools/moma-reference`) detaches the value here.
+    MoMa's auxiliary routers read the residual stream through it, so their
+    loss trains only their own weights.
 
     ```mlir
     %xs = moma.stop_gradient %x : tensor<2x8x32xf32>
