@@ -18,6 +18,12 @@ def ConvertMomaToLinalg : Pass<"convert-moma-to-linalg", "::mlir::ModuleOp"> {
     fixed order (deterministic). Depth regions are inlined between a gather
     and a scatter. The result bufferizes with one-shot bufferization.
 
+    It runs as a partial dialect conversion with the `moma` dialect illegal:
+    a moma op that no pattern lowers fails the pass with "failed to legalize
+    operation" at that op. Attention, and routing with softmax scores, start
+    maxima at -inf and do not lower in float types without infinities
+    (`f8E4M3FN`, ...).
+
     Example: `moma-opt model.mlir --convert-moma-to-linalg`.
   }];
   let dependentDialects = [

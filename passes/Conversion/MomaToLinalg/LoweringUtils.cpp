@@ -20,6 +20,12 @@ Type moma::elementTypeOf(Value value) {
   return tensorTypeOf(value).getElementType();
 }
 
+bool moma::hasInfinity(Type type) {
+  auto floatType = dyn_cast<FloatType>(type);
+  return floatType &&
+         llvm::APFloat::semanticsHasInf(floatType.getFloatSemantics());
+}
+
 Value moma::createEmpty(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
                         Type elementType) {
   return tensor::EmptyOp::create(b, loc, shape, elementType);

@@ -35,6 +35,12 @@ RankedTensorType tensorTypeOf(Value value);
 /// Its element type.
 Type elementTypeOf(Value value);
 
+/// Whether the float type `type` has infinities. Lowerings that start a
+/// maximum at -inf (attention's row maxima, routing's softmax scores) need
+/// one: in a type without infinities (f8E4M3FN, ...) -inf would become NaN
+/// and poison every maximum, so their patterns do not apply to such types.
+bool hasInfinity(Type type);
+
 /// `tensor.empty` of the given shape.
 Value createEmpty(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
                   Type elementType);

@@ -114,6 +114,13 @@ struct RouteLowering : OpRewritePattern<RouteOp> {
                                 PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     SmallVector<ExpertGroupAttr> groups = getExpertGroups(op.getGroups());
+    if (!hasInfinity(op.getLogits().getType().getElementType()) &&
+        llvm::any_of(groups, [](ExpertGroupAttr group) {
+          return group.getScore() == ScoreFunction::softmax;
+        }))
+      return rewriter.notifyMatchFailure(
+          op, "softmax scores start their maxima at -inf, which the element "
+              "type lacks");
     GroupTables tables(groups);
     Value logits = collapseTokens(rewriter, loc, op.getLogits());
     Value aux =
