@@ -19,8 +19,6 @@ using namespace moma;
 
 LogicalResult DepthRouteOp::verify() {
   Operation *op = getOperation();
-  if (failed(expectActivation(op, "x", getX())))
-    return failure();
   ArrayRef<int64_t> x = getX().getType().getShape();
   if (failed(
           expectShape(op, "weight", getWeight(), {x[2], 1}, "[features, 1]")))
@@ -60,8 +58,6 @@ LogicalResult DepthRouteOp::verify() {
 
 LogicalResult DepthRegionOp::verify() {
   Operation *op = getOperation();
-  if (failed(expectActivation(op, "x", getX())))
-    return failure();
   ArrayRef<int64_t> x = getX().getType().getShape();
   if (failed(expectShape(op, "modality", getModality(), {x[0], x[1]},
                          "[batch, sequence] modality ids")) ||
@@ -74,8 +70,6 @@ LogicalResult DepthRegionOp::verify() {
                          << " tokens per sequence but sequences have " << x[1];
   if (getGate() &&
       failed(expectShape(op, "gate", getGate(), {x[0], kept}, "[batch, kept]")))
-    return failure();
-  if (failed(expectResultTypeOfX(op, getX(), getResult())))
     return failure();
   return expectSameElementType(op, {{"x", getX()}, {"gate", getGate()}});
 }
@@ -121,16 +115,9 @@ LogicalResult DepthRegionOp::verifyRegions() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult ScaleOp::verify() {
-  Operation *op = getOperation();
-  if (failed(expectActivation(op, "x", getX())))
-    return failure();
   ArrayRef<int64_t> x = getX().getType().getShape();
-  if (failed(expectShape(op, "scale", getScale(), {x[0], x[1]},
-                         "[batch, sequence]")))
-    return failure();
-  if (failed(expectResultTypeOfX(op, getX(), getResult())))
-    return failure();
-  return expectSameElementType(op, {{"x", getX()}, {"scale", getScale()}});
+  return expectShape(getOperation(), "scale", getScale(), {x[0], x[1]},
+                     "[batch, sequence]");
 }
 
 //===----------------------------------------------------------------------===//
@@ -139,9 +126,6 @@ LogicalResult ScaleOp::verify() {
 
 LogicalResult DepthMaskOp::verify() {
   Operation *op = getOperation();
-  if (failed(expectShape(op, "indices", getIndices(), {kAny, kAny},
-                         "[batch, kept]")))
-    return failure();
   ArrayRef<int64_t> indices = getIndices().getType().getShape();
   if (failed(expectShape(op, "result", getResult(), {indices[0], kAny, 1},
                          "[batch, sequence, 1]")))

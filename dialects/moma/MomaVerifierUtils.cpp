@@ -98,29 +98,10 @@ moma::untiedPrefix(Operation *op, Value modality, int64_t batch, int64_t seq) {
   return SmallVector<int64_t, 1>{*count};
 }
 
-LogicalResult moma::expectActivation(Operation *op, StringRef name,
-                                     Value value) {
-  if (tensorType(value).getRank() == 3)
-    return success();
-  return op->emitOpError() << "'" << name
-                           << "' must be a rank-3 [batch, sequence, features] "
-                           << "tensor, found "
-                           << shapeString(tensorType(value).getShape());
-}
-
 FailureOr<SmallVector<int64_t, 1>>
-moma::verifyUntiedActivation(Operation *op, Value x, Value modality) {
-  if (failed(expectActivation(op, "x", x)))
-    return failure();
+moma::verifyUntiedModality(Operation *op, Value x, Value modality) {
   ArrayRef<int64_t> shape = tensorType(x).getShape();
   return untiedPrefix(op, modality, shape[0], shape[1]);
-}
-
-LogicalResult moma::expectResultTypeOfX(Operation *op, Value x, Value result) {
-  if (result.getType() == x.getType())
-    return success();
-  return op->emitOpError() << "result type " << result.getType()
-                           << " must equal the type of 'x' " << x.getType();
 }
 
 LogicalResult moma::verifyGroups(Operation *op, ArrayAttr groupsAttr) {
@@ -145,10 +126,6 @@ LogicalResult moma::verifyGroups(Operation *op, ArrayAttr groupsAttr) {
     }
   }
   return success();
-}
-
-LogicalResult moma::expectScalar(Operation *op, StringRef name, Value value) {
-  return expectShape(op, name, value, {}, "a scalar loss");
 }
 
 FailureOr<int64_t> moma::verifyFfnWeights(Operation *op, Activation act,
@@ -180,9 +157,6 @@ FailureOr<int64_t> moma::verifyFfnWeights(Operation *op, Activation act,
 LogicalResult moma::verifyLogits(Operation *op, StringRef name, Value logits,
                                  Value modality,
                                  ArrayRef<ExpertGroupAttr> groups) {
-  if (failed(expectShape(op, "modality", modality, {kAny, kAny},
-                         "[batch, sequence] modality ids")))
-    return failure();
   ArrayRef<int64_t> mod = tensorType(modality).getShape();
   return expectShape(op, name, logits, {mod[0], mod[1], getMaxExperts(groups)},
                      "[batch, sequence, largest expert count]");

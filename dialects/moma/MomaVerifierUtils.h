@@ -2,8 +2,12 @@
 //
 // Shape, element-type, modality and expert-group checks of the op verifiers
 // (DenseVerifiers.cpp, RoutingVerifiers.cpp, DepthVerifiers.cpp,
-// LossVerifiers.cpp). Every check emits an op error that names the
-// offending operand or attribute and the rule it broke, and returns failure.
+// LossVerifiers.cpp). Ranks, result types equal to an operand's, the
+// element types of required operands and positive integer attributes are
+// ODS constraints (MomaOps.td); these checks cover what ODS cannot word:
+// dimension sizes, optional and variadic operands, modalities and expert
+// groups. Every check emits an op error that names the offending operand or
+// attribute and the rule it broke, and returns failure.
 //
 //===----------------------------------------------------------------------===//
 
@@ -49,24 +53,14 @@ FailureOr<int64_t> declaredModalityCount(Operation *op);
 FailureOr<SmallVector<int64_t, 1>> untiedPrefix(Operation *op, Value modality,
                                                 int64_t batch, int64_t seq);
 
-/// Checks an activation `[B, L, D]`.
-LogicalResult expectActivation(Operation *op, StringRef name, Value value);
-
-/// Checks an activation `x: [B, L, D]` and the modality ids of an op whose
-/// weights may be untied; returns the leading weight dimensions (`{M}` or
-/// `{}`).
-FailureOr<SmallVector<int64_t, 1>>
-verifyUntiedActivation(Operation *op, Value x, Value modality);
-
-/// Checks that an op's result has exactly the type of its input `x`.
-LogicalResult expectResultTypeOfX(Operation *op, Value x, Value result);
+/// `untiedPrefix` for the modality ids of the activation `x: [B, L, D]`
+/// (its rank is an ODS constraint) of an op whose weights may be untied.
+FailureOr<SmallVector<int64_t, 1>> verifyUntiedModality(Operation *op, Value x,
+                                                        Value modality);
 
 /// Checks the expert groups of an op: at least one, every modality declared,
 /// at most one group per modality.
 LogicalResult verifyGroups(Operation *op, ArrayAttr groupsAttr);
-
-/// Checks that `value` is a scalar (rank-0) loss.
-LogicalResult expectScalar(Operation *op, StringRef name, Value value);
 
 /// Checks `w_in: prefix + [D, g*F]` and `w_out: prefix + [F, D]` of a
 /// SwiGLU (g = 2) or GELU (g = 1) FFN and returns F. `prefixName` names the
@@ -76,8 +70,9 @@ FailureOr<int64_t> verifyFfnWeights(Operation *op, Activation act,
                                     Value wIn, Value wOut,
                                     StringRef prefixName);
 
-/// Checks the `[B, L, E_max]` logits and `[B, L]` modality ids of the ops
-/// that read router logits.
+/// Checks that the `[B, L, E_max]` logits of the ops that read router logits
+/// match their `[B, L]` modality ids (both ranks are ODS constraints) and the
+/// largest group.
 LogicalResult verifyLogits(Operation *op, StringRef name, Value logits,
                            Value modality, ArrayRef<ExpertGroupAttr> groups);
 

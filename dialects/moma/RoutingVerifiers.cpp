@@ -22,8 +22,7 @@ using namespace moma;
 
 LogicalResult RouterOp::verify() {
   Operation *op = getOperation();
-  if (failed(verifyGroups(op, getGroups())) ||
-      failed(expectActivation(op, "x", getX())))
+  if (failed(verifyGroups(op, getGroups())))
     return failure();
   SmallVector<ExpertGroupAttr> groups = getExpertGroups(getGroups());
   ArrayRef<int64_t> x = getX().getType().getShape();
@@ -85,8 +84,6 @@ LogicalResult RouteOp::verify() {
       return emitOpError() << "'aux' scores replace expert_choice selection, "
                               "but no group uses expert_choice";
   }
-  if (failed(expectShape(op, "slot_token", getSlotToken(), {kAny}, "[slots]")))
-    return failure();
   int64_t slots = getSlotToken().getType().getShape()[0];
   if (failed(expectShape(op, "slot_gate", getSlotGate(), {slots}, "[slots]")) ||
       failed(expectShape(op, "expert_offsets", getExpertOffsets(),
@@ -112,16 +109,10 @@ LogicalResult RouteOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult DispatchOp::verify() {
-  Operation *op = getOperation();
-  if (failed(expectActivation(op, "x", getX())) ||
-      failed(expectShape(op, "slot_token", getSlotToken(), {kAny}, "[slots]")))
-    return failure();
   int64_t slots = getSlotToken().getType().getShape()[0];
   int64_t width = getX().getType().getShape()[2];
-  if (failed(expectShape(op, "result", getResult(), {slots, width},
-                         "[slots, features]")))
-    return failure();
-  return expectSameElementType(op, {{"x", getX()}, {"result", getResult()}});
+  return expectShape(getOperation(), "result", getResult(), {slots, width},
+                     "[slots, features]");
 }
 
 //===----------------------------------------------------------------------===//
@@ -130,9 +121,6 @@ LogicalResult DispatchOp::verify() {
 
 LogicalResult ExpertsOp::verify() {
   Operation *op = getOperation();
-  if (failed(expectShape(op, "tokens", getTokens(), {kAny, kAny},
-                         "[slots, features]")))
-    return failure();
   ArrayRef<int64_t> tokens = getTokens().getType().getShape();
   if (failed(expectShape(op, "w_in", getWIn(), {kAny, tokens[1], kAny},
                          "[experts, features, hidden columns]")))
@@ -174,10 +162,6 @@ LogicalResult ExpertsOp::verify() {
     for (Value lora : getLora())
       floats.push_back({"lora", lora});
   }
-  if (getResult().getType() != getTokens().getType())
-    return emitOpError() << "result type " << getResult().getType()
-                         << " must equal the type of 'tokens' "
-                         << getTokens().getType();
   return expectSameElementType(op, floats);
 }
 
@@ -187,9 +171,6 @@ LogicalResult ExpertsOp::verify() {
 
 LogicalResult CombineOp::verify() {
   Operation *op = getOperation();
-  if (failed(expectShape(op, "expert_outputs", getExpertOutputs(), {kAny, kAny},
-                         "[slots, features]")))
-    return failure();
   ArrayRef<int64_t> outputs = getExpertOutputs().getType().getShape();
   if (failed(expectShape(op, "slot_token", getSlotToken(), {outputs[0]},
                          "[slots]")) ||
@@ -214,8 +195,6 @@ LogicalResult CombineOp::verify() {
 
 LogicalResult AuxRouterOp::verify() {
   Operation *op = getOperation();
-  if (failed(expectActivation(op, "x", getX())))
-    return failure();
   ArrayRef<int64_t> x = getX().getType().getShape();
   SmallVector<std::pair<StringRef, Value>> floats = {{"x", getX()}};
   for (Value weight : getWeights())
@@ -301,9 +280,7 @@ LogicalResult RouteMaskOp::verify() {
   if (failed(verifyGroups(op, getGroups())))
     return failure();
   SmallVector<ExpertGroupAttr> groups = getExpertGroups(getGroups());
-  if (failed(
-          expectShape(op, "slot_token", getSlotToken(), {kAny}, "[slots]")) ||
-      failed(expectShape(op, "expert_offsets", getExpertOffsets(),
+  if (failed(expectShape(op, "expert_offsets", getExpertOffsets(),
                          {getTotalExperts(groups) + 1}, "[total experts + 1]")))
     return failure();
   return verifyLogits(op, "result", getResult(), getModality(), groups);

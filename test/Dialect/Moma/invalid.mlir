@@ -188,7 +188,7 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%x: tensor<2x?x32xf32>, %s: tensor<2x8xf32>) {
-  // expected-error @+1 {{operand #0 must be statically shaped tensor of floating-point values}}
+  // expected-error @+1 {{operand #0 must be statically shaped rank-3 [batch, sequence, features] tensor of floating-point values, but got 'tensor<2x?x32xf32>'}}
   %y = moma.scale %x, %s : (tensor<2x?x32xf32>, tensor<2x8xf32>) -> tensor<2x?x32xf32>
   return
 }
@@ -201,7 +201,7 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%ids: tensor<16xi32>, %t: tensor<128x32xf32>) {
-  // expected-error @+1 {{'ids' must have shape [?, ?] ([batch, sequence] token ids), found [16]}}
+  // expected-error @+1 {{operand #0 must be statically shaped rank-2 [batch, sequence] tensor of 32-bit signless integer values, but got 'tensor<16xi32>'}}
   %h = moma.embed %ids, %t : (tensor<16xi32>, tensor<128x32xf32>) -> tensor<2x8x32xf32>
   return
 }
@@ -277,7 +277,7 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%ids: tensor<2x8xi32>, %t: tensor<128x32xf32>) {
-  // expected-error @+1 {{element type of 'result' ('bf16') must match that of 'table' ('f32')}}
+  // expected-error @+1 {{failed to verify that all of {table, result} have same element type}}
   %h = moma.embed %ids, %t : (tensor<2x8xi32>, tensor<128x32xf32>) -> tensor<2x8x32xbf16>
   return
 }
@@ -329,7 +329,7 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%x: tensor<2x8x32xf32>, %w: tensor<32xf32>) {
-  // expected-error @+1 {{result type 'tensor<2x8x32xf16>' must equal the type of 'x' 'tensor<2x8x32xf32>'}}
+  // expected-error @+1 {{failed to verify that all of {x, result} have same type}}
   %y = moma.norm rms %x, %w : (tensor<2x8x32xf32>, tensor<32xf32>) -> tensor<2x8x32xf16>
   return
 }
@@ -355,7 +355,7 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%x: tensor<8x32xf32>, %w: tensor<32xf32>) {
-  // expected-error @+1 {{'x' must be a rank-3 [batch, sequence, features] tensor, found [8, 32]}}
+  // expected-error @+1 {{operand #0 must be statically shaped rank-3 [batch, sequence, features] tensor of floating-point values, but got 'tensor<8x32xf32>'}}
   %y = moma.norm rms %x, %w : (tensor<8x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
   return
 }
@@ -493,12 +493,12 @@ func.func @f(%x: tensor<2x8x32xf32>, %wq: tensor<32x32xf32>, %wk: tensor<32x16xf
 
 // -----
 
-// heads >= 1
+// heads > 0 (ODS)
 module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%x: tensor<2x8x32xf32>, %wq: tensor<32x32xf32>, %wk: tensor<32x16xf32>, %wo: tensor<32x32xf32>) {
-  // expected-error @+1 {{heads, kv_heads and head_dim must be >= 1, got 0, 2, 8}}
+  // expected-error @+1 {{attribute 'heads' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
   %y = moma.attention %x, %wq, %wk, %wk, %wo heads 0 kv_heads 2 head_dim 8 : (tensor<2x8x32xf32>, tensor<32x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<32x32xf32>) -> tensor<2x8x32xf32>
   return
 }
@@ -860,7 +860,7 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%xs: tensor<16x32xf32>, %o: tensor<9xi32>, %wi: tensor<8x32x128xf32>, %wo: tensor<8x64x32xf32>) {
-  // expected-error @+1 {{result type 'tensor<16x32xf16>' must equal the type of 'tokens' 'tensor<16x32xf32>'}}
+  // expected-error @+1 {{failed to verify that all of {tokens, result} have same type}}
   %ys = moma.experts swiglu %xs, %o, %wi, %wo : (tensor<16x32xf32>, tensor<9xi32>, tensor<8x32x128xf32>, tensor<8x64x32xf32>) -> tensor<16x32xf16>
   return
 }
@@ -1242,7 +1242,7 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%l: tensor<2x8x128xf32>, %t: tensor<2x8xi32>) {
-  // expected-error @+1 {{'total' must have shape [] (a scalar loss), found [1]}}
+  // expected-error @+1 {{result #1 must be statically shaped rank-0 scalar tensor of floating-point values, but got 'tensor<1xf32>'}}
   %p, %a = moma.cross_entropy %l, %t, %t : (tensor<2x8x128xf32>, tensor<2x8xi32>, tensor<2x8xi32>) -> (tensor<2xf32>, tensor<1xf32>)
   return
 }
@@ -1331,8 +1331,336 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%p: tensor<2x8x4xf32>, %t: tensor<2x8x4xf16>) {
-  // expected-error @+1 {{element type of 'targets' ('f16') must match that of 'scores' ('f32')}}
+  // expected-error @+1 {{failed to verify that all of {scores, targets, result} have same element type}}
   %b = moma.aux_router_loss %p, %t : (tensor<2x8x4xf32>, tensor<2x8x4xf16>) -> tensor<f32>
+  return
+}
+}
+
+// -----
+
+// ODS: attention kv_heads > 0
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %wq: tensor<32x32xf32>, %wk: tensor<32x16xf32>, %wo: tensor<32x32xf32>) {
+  // expected-error @+1 {{attribute 'kv_heads' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  %y = moma.attention %x, %wq, %wk, %wk, %wo heads 4 kv_heads 0 head_dim 8 : (tensor<2x8x32xf32>, tensor<32x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<32x32xf32>) -> tensor<2x8x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: attention head_dim > 0
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %wq: tensor<32x32xf32>, %wk: tensor<32x16xf32>, %wo: tensor<32x32xf32>) {
+  // expected-error @+1 {{attribute 'head_dim' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  %y = moma.attention %x, %wq, %wk, %wk, %wo heads 4 kv_heads 2 head_dim 0 : (tensor<2x8x32xf32>, tensor<32x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<32x32xf32>) -> tensor<2x8x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: attention result type is that of x
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %wq: tensor<32x32xf32>, %wk: tensor<32x16xf32>, %wo: tensor<32x32xf32>) {
+  // expected-error @+1 {{failed to verify that all of {x, result} have same type}}
+  %y = moma.attention %x, %wq, %wk, %wk, %wo heads 4 kv_heads 2 head_dim 8 : (tensor<2x8x32xf32>, tensor<32x32xf32>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<32x32xf32>) -> tensor<2x8x32xf16>
+  return
+}
+}
+
+// -----
+
+// ODS: attention element types
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %wq: tensor<32x32xf16>, %wk: tensor<32x16xf32>, %wo: tensor<32x32xf32>) {
+  // expected-error @+1 {{failed to verify that all of {x, wq, wk, wv, wo} have same element type}}
+  %y = moma.attention %x, %wq, %wk, %wk, %wo heads 4 kv_heads 2 head_dim 8 : (tensor<2x8x32xf32>, tensor<32x32xf16>, tensor<32x16xf32>, tensor<32x16xf32>, tensor<32x32xf32>) -> tensor<2x8x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: ffn result type is that of x
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %wi: tensor<32x128xf32>, %wo: tensor<64x32xf32>) {
+  // expected-error @+1 {{failed to verify that all of {x, result} have same type}}
+  %y = moma.ffn swiglu %x, %wi, %wo : (tensor<2x8x32xf32>, tensor<32x128xf32>, tensor<64x32xf32>) -> tensor<2x4x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: ffn element types
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %wi: tensor<32x128xf32>, %wo: tensor<64x32xbf16>) {
+  // expected-error @+1 {{failed to verify that all of {x, w_in, w_out} have same element type}}
+  %y = moma.ffn swiglu %x, %wi, %wo : (tensor<2x8x32xf32>, tensor<32x128xf32>, tensor<64x32xbf16>) -> tensor<2x8x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: scale result type is that of x
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %s: tensor<2x8xf32>) {
+  // expected-error @+1 {{failed to verify that all of {x, result} have same type}}
+  %y = moma.scale %x, %s : (tensor<2x8x32xf32>, tensor<2x8xf32>) -> tensor<2x8x16xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: scale element types
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %s: tensor<2x8xf16>) {
+  // expected-error @+1 {{failed to verify that all of {x, scale} have same element type}}
+  %y = moma.scale %x, %s : (tensor<2x8x32xf32>, tensor<2x8xf16>) -> tensor<2x8x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: scale factors are [batch, sequence]
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %s: tensor<16xf32>) {
+  // expected-error @+1 {{operand #1 must be statically shaped rank-2 [batch, sequence] tensor of floating-point values, but got 'tensor<16xf32>'}}
+  %y = moma.scale %x, %s : (tensor<2x8x32xf32>, tensor<16xf32>) -> tensor<2x8x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: dispatch element types
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %tok: tensor<16xi32>) {
+  // expected-error @+1 {{failed to verify that all of {x, result} have same element type}}
+  %xs = moma.dispatch %x, %tok : (tensor<2x8x32xf32>, tensor<16xi32>) -> tensor<16x32xf16>
+  return
+}
+}
+
+// -----
+
+// ODS: slot tokens are [slots]
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %tok: tensor<2x8xi32>) {
+  // expected-error @+1 {{operand #1 must be statically shaped rank-1 [slots] tensor of 32-bit signless integer values, but got 'tensor<2x8xi32>'}}
+  %xs = moma.dispatch %x, %tok : (tensor<2x8x32xf32>, tensor<2x8xi32>) -> tensor<16x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: slot rows are [slots, features]
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%xs: tensor<2x8x32xf32>, %off: tensor<9xi32>, %wi: tensor<8x32x128xf32>, %wo: tensor<8x64x32xf32>) {
+  // expected-error @+1 {{operand #0 must be statically shaped rank-2 [slots, features] tensor of floating-point values, but got 'tensor<2x8x32xf32>'}}
+  %ys = moma.experts swiglu %xs, %off, %wi, %wo : (tensor<2x8x32xf32>, tensor<9xi32>, tensor<8x32x128xf32>, tensor<8x64x32xf32>) -> tensor<2x8x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: expert offsets are [experts + 1]
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%xs: tensor<16x32xf32>, %off: tensor<9x1xi32>, %wi: tensor<8x32x128xf32>, %wo: tensor<8x64x32xf32>) {
+  // expected-error @+1 {{operand #1 must be statically shaped rank-1 [experts + 1] tensor of 32-bit signless integer values, but got 'tensor<9x1xi32>'}}
+  %ys = moma.experts swiglu %xs, %off, %wi, %wo : (tensor<16x32xf32>, tensor<9x1xi32>, tensor<8x32x128xf32>, tensor<8x64x32xf32>) -> tensor<16x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: expert weights are stacked [experts, rows, columns]
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%xs: tensor<16x32xf32>, %off: tensor<9xi32>, %wi: tensor<32x128xf32>, %wo: tensor<8x64x32xf32>) {
+  // expected-error @+1 {{operand #2 must be statically shaped rank-3 [experts, rows, columns] tensor of floating-point values, but got 'tensor<32x128xf32>'}}
+  %ys = moma.experts swiglu %xs, %off, %wi, %wo : (tensor<16x32xf32>, tensor<9xi32>, tensor<32x128xf32>, tensor<8x64x32xf32>) -> tensor<16x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: slot gates are [slots]
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%ys: tensor<16x32xf32>, %tok: tensor<16xi32>, %g: tensor<16x1xf32>) {
+  // expected-error @+1 {{operand #2 must be statically shaped rank-1 [slots] tensor of floating-point values, but got 'tensor<16x1xf32>'}}
+  %y = moma.combine %ys, %tok, %g : (tensor<16x32xf32>, tensor<16xi32>, tensor<16x1xf32>) -> tensor<2x8x32xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: router logits are [batch, sequence, columns]
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%l: tensor<16x4xf32>, %m: tensor<2x8xi32>) {
+  // expected-error @+1 {{operand #0 must be statically shaped rank-3 [batch, sequence, columns] tensor of floating-point values, but got 'tensor<16x4xf32>'}}
+  %tok, %gate, %off = moma.route %l, %m groups [#moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>] : (tensor<16x4xf32>, tensor<2x8xi32>) -> (tensor<16xi32>, tensor<16xf32>, tensor<5xi32>)
+  return
+}
+}
+
+// -----
+
+// ODS: kept indices are [batch, kept]
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%idx: tensor<4xi32>) {
+  // expected-error @+1 {{operand #0 must be statically shaped rank-2 [batch, kept] tensor of 32-bit signless integer values, but got 'tensor<4xi32>'}}
+  %t = moma.depth_mask %idx : (tensor<4xi32>) -> tensor<2x8x1xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: kept gates are [batch, kept]
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %w: tensor<32x1xf32>) {
+  // expected-error @+1 {{result #1 must be statically shaped rank-2 [batch, kept] tensor of floating-point values, but got 'tensor<4xf32>'}}
+  %idx, %g = moma.depth_route %x, %w {capacity_factor = 2.5e-01 : f64} : (tensor<2x8x32xf32>, tensor<32x1xf32>) -> (tensor<2x2xi32>, tensor<4xf32>)
+  return
+}
+}
+
+// -----
+
+// ODS: losses are scalars
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%l: tensor<2x8x4xf32>, %m: tensor<2x8xi32>) {
+  // expected-error @+1 {{result #0 must be statically shaped rank-0 scalar tensor of floating-point values, but got 'tensor<1xf32>'}}
+  %z = moma.router_z_loss %l, %m groups [#moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>] : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> tensor<1xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: per-modality losses are [modalities]
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%l: tensor<2x8x128xf32>, %t: tensor<2x8xi32>) {
+  // expected-error @+1 {{result #0 must be statically shaped rank-1 [modalities] tensor of floating-point values, but got 'tensor<f32>'}}
+  %per, %all = moma.cross_entropy %l, %t, %t : (tensor<2x8x128xf32>, tensor<2x8xi32>, tensor<2x8xi32>) -> (tensor<f32>, tensor<f32>)
+  return
+}
+}
+
+// -----
+
+// ODS: cross-entropy element types
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%l: tensor<2x8x128xf32>, %t: tensor<2x8xi32>) {
+  // expected-error @+1 {{failed to verify that all of {per_modality, total} have same element type}}
+  %per, %all = moma.cross_entropy %l, %t, %t : (tensor<2x8x128xf32>, tensor<2x8xi32>, tensor<2x8xi32>) -> (tensor<2xf32>, tensor<f16>)
+  return
+}
+}
+
+// -----
+
+// ODS: load-balancing loss element types
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%l: tensor<2x8x4xf32>, %m: tensor<2x8xi32>, %off: tensor<5xi32>) {
+  // expected-error @+1 {{failed to verify that all of {logits, result} have same element type}}
+  %lb = moma.load_balancing_loss %l, %m, %off groups [#moma.expert_group<modality = 0, experts = 4, token_choice(top_k = 2), score = softmax>] : (tensor<2x8x4xf32>, tensor<2x8xi32>, tensor<5xi32>) -> tensor<f16>
+  return
+}
+}
+
+// -----
+
+// ODS: router z-loss element types
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%l: tensor<2x8x4xf32>, %m: tensor<2x8xi32>) {
+  // expected-error @+1 {{failed to verify that all of {logits, result} have same element type}}
+  %z = moma.router_z_loss %l, %m groups [#moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>] : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> tensor<f16>
+  return
+}
+}
+
+// -----
+
+// ODS: modality ids are [batch, sequence]
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<16xi32>, %w: tensor<32x4xf32>) {
+  // expected-error @+1 {{operand #1 must be statically shaped rank-2 [batch, sequence] tensor of 32-bit signless integer values, but got 'tensor<16xi32>'}}
+  %l = moma.router %x, %m weights(%w) groups [#moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>] : (tensor<2x8x32xf32>, tensor<16xi32>, tensor<32x4xf32>) -> tensor<2x8x4xf32>
+  return
+}
+}
+
+// -----
+
+// ODS: depth region result type is that of x
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>, %idx: tensor<2x2xi32>) {
+  // expected-error @+1 {{failed to verify that all of {x, result} have same type}}
+  %y = moma.depth_region %x, %m, %idx : (tensor<2x8x32xf32>, tensor<2x8xi32>, tensor<2x2xi32>) -> tensor<2x8x16xf32> {
+  ^bb0(%xs: tensor<2x2x32xf32>, %ms: tensor<2x2xi32>, %ps: tensor<2x2xi32>):
+    moma.yield %xs : tensor<2x2x32xf32>
+  }
   return
 }
 }
