@@ -43,11 +43,9 @@ LogicalResult EmbedOp::verify() {
   return success();
 }
 
-Value EmbedOp::getModalityIds() { return getModality(); }
 SmallVector<OpOperand *> EmbedOp::getPerModalityOperands() {
   return {&getTableMutable()};
 }
-void EmbedOp::dropModalityIds() { getModalityMutable().clear(); }
 
 //===----------------------------------------------------------------------===//
 // NormOp
@@ -78,14 +76,12 @@ LogicalResult NormOp::verify() {
       op, {{"x", getX()}, {"weight", getWeight()}, {"bias", getBias()}});
 }
 
-Value NormOp::getModalityIds() { return getModality(); }
 SmallVector<OpOperand *> NormOp::getPerModalityOperands() {
   SmallVector<OpOperand *> operands = {&getWeightMutable()};
   for (OpOperand &operand : getBiasMutable())
     operands.push_back(&operand);
   return operands;
 }
-void NormOp::dropModalityIds() { getModalityMutable().clear(); }
 
 //===----------------------------------------------------------------------===//
 // LinearOp
@@ -134,7 +130,6 @@ LogicalResult LinearOp::verify() {
                                     {"result", getResult()}});
 }
 
-Value LinearOp::getModalityIds() { return getModality(); }
 SmallVector<OpOperand *> LinearOp::getPerModalityOperands() {
   SmallVector<OpOperand *> operands = {&getWeightMutable()};
   for (MutableOperandRange range :
@@ -143,7 +138,6 @@ SmallVector<OpOperand *> LinearOp::getPerModalityOperands() {
       operands.push_back(&operand);
   return operands;
 }
-void LinearOp::dropModalityIds() { getModalityMutable().clear(); }
 
 //===----------------------------------------------------------------------===//
 // FfnOp
@@ -160,11 +154,9 @@ LogicalResult FfnOp::verify() {
   return success();
 }
 
-Value FfnOp::getModalityIds() { return getModality(); }
 SmallVector<OpOperand *> FfnOp::getPerModalityOperands() {
   return {&getWInMutable(), &getWOutMutable()};
 }
-void FfnOp::dropModalityIds() { getModalityMutable().clear(); }
 
 //===----------------------------------------------------------------------===//
 // AttentionOp
@@ -208,8 +200,6 @@ LogicalResult AttentionOp::verify() {
   return success();
 }
 
-Value AttentionOp::getModalityIds() { return getModality(); }
 SmallVector<OpOperand *> AttentionOp::getPerModalityOperands() {
   return {&getWqMutable(), &getWkMutable(), &getWvMutable(), &getWoMutable()};
 }
-void AttentionOp::dropModalityIds() { getModalityMutable().clear(); }

@@ -64,7 +64,8 @@ def Moma_ModalityLossTensor
 /// A positive i64 attribute (head counts and sizes).
 def Moma_PositiveI64Attr : ConfinedAttr<I64Attr, [IntPositive]>;
 
-/// An op that may carry per-modality (untied) weights.
+/// An op that may carry per-modality (untied) weights, with the modality ids
+/// in its optional `modality` operand.
 def Moma_Untied : DeclareOpInterfaceMethods<Moma_UntiedOpInterface>;
 
 //===----------------------------------------------------------------------===//
@@ -520,7 +521,7 @@ def Moma_ScaleOp : Moma_Op<"scale", [Pure, AllTypesMatch<["x", "result"]>,
 //===----------------------------------------------------------------------===//
 
 def Moma_AuxRouterOp : Moma_Op<"aux_router", [Pure, AttrSizedOperandSegments,
-                                              Moma_Untied]> {
+    DeclareOpInterfaceMethods<Moma_UntiedOpInterface, ["getModalityIds"]>]> {
   let summary = "Causal auxiliary router: sigmoid(silu(x W1) W2)";
   let description = [{
     Predicts, from a token alone, whether the (non-causal) expert-choice or

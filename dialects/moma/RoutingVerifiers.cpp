@@ -269,7 +269,6 @@ SmallVector<OpOperand *> AuxRouterOp::getPerModalityOperands() {
     operands.push_back(&operand);
   return operands;
 }
-void AuxRouterOp::dropModalityIds() { getModalityMutable().clear(); }
 
 //===----------------------------------------------------------------------===//
 // RouteMaskOp
