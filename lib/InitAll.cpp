@@ -4,6 +4,7 @@
 
 #include "dialects/moma/MomaDialect.h"
 #include "passes/Conversion/Passes.h"
+#include "passes/GPU/Passes.h"
 #include "passes/Pipelines/Pipelines.h"
 #include "passes/Transforms/Passes.h"
 
@@ -25,5 +26,6 @@ void moma::registerAllPasses() {
   mlir::registerTransformsPasses();
   moma::registerMomaTransformsPasses();
   moma::registerMomaConversionPasses();
+  moma::registerMomaGPUPasses();
   moma::registerMomaPipelines();
 }

@@ -101,9 +101,9 @@ struct SingleExpertGroupsToFfn : OpRewritePattern<CombineOp> {
     if (x.getType() != combine.getType())
       return rewriter.notifyMatchFailure(combine, "token shapes differ");
 
-    Value dense = FfnOp::create(rewriter, combine.getLoc(), combine.getType(),
-                                experts.getActivation(), x, experts.getWIn(),
-                                experts.getWOut(), route.getModality());
+    Value dense =
+        FfnOp::create(rewriter, combine.getLoc(), experts.getActivation(), x,
+                      experts.getWIn(), experts.getWOut(), route.getModality());
     if (Value residual = combine.getResidual())
       dense =
           arith::AddFOp::create(rewriter, combine.getLoc(), residual, dense);
@@ -155,7 +155,7 @@ struct FullCapacityDepthRegion : OpRewritePattern<DepthRegionOp> {
       // x + gate * (o - x): mixture-of-depths' gated residual branch.
       Value branch =
           arith::SubFOp::create(rewriter, loc, output, region.getX());
-      Value scaled = ScaleOp::create(rewriter, loc, xType, branch, gate);
+      Value scaled = ScaleOp::create(rewriter, loc, branch, gate);
       output = arith::AddFOp::create(rewriter, loc, region.getX(), scaled);
     }
     extras.insert(extras.begin(), output);

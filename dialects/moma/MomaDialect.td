@@ -38,9 +38,10 @@ def Moma_Dialect : Dialect {
     Routing decisions are ordinary SSA values: `moma.route` produces an
     expert-major *routing plan* (`slot_token`, `slot_gate`, `expert_offsets`)
     of static capacity, which `moma.dispatch`, `moma.experts` and
-    `moma.combine` consume and which lowers to gather, ragged grouped GEMM and
-    scatter-add kernels. The exact numerical semantics of every op is in
-    `dialects/moma/Semantics.md`; the PyTorch reference implements it.
+    `moma.combine` consume and which convert-moma-to-linalg lowers to a
+    gather, a per-slot expert FFN and an ordered scatter-add. The exact
+    numerical semantics of every op is in `dialects/moma/Semantics.md`; the
+    PyTorch reference implements it.
   }];
   let useDefaultAttributePrinterParser = 1;
   let hasOperationAttrVerify = 1;

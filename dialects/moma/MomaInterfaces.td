@@ -1,7 +1,8 @@
 //===- MomaInterfaces.td - moma op interfaces --------------*- tablegen -*-===//
 //
-// Interfaces that passes (canonicalisation, FLOP counting, autodiff, kernel
-// generation) use to treat families of moma ops uniformly.
+// Interfaces that treat families of moma ops uniformly: the canonicalizer
+// (tying untied weights that have a single modality) and moma-flop-count (the
+// parameters of untied weights) use them.
 //
 //===----------------------------------------------------------------------===//
 
@@ -19,14 +20,22 @@ def Moma_UntiedOpInterface : OpInterface<"UntiedOpInterface"> {
     modalities) and token `t` uses slice `modality[t]`.
   }];
   let methods = [
-    InterfaceMethod<"The modality-id operand, or null when weights are tied.",
-      "::mlir::Value", "getModalityIds">,
+    InterfaceMethod<[{
+        The modality-id operand, or null when weights are tied. By default
+        the op's optional `modality` operand.
+      }],
+      "::mlir::Value", "getModalityIds", (ins), [{}],
+      [{ return $_op.getModality(); }]>,
     InterfaceMethod<[{
         The operands that gain a leading modality dimension when untied.
       }],
       "::llvm::SmallVector<::mlir::OpOperand *>", "getPerModalityOperands">,
-    InterfaceMethod<"Remove the modality-id operand (weights become tied).",
-      "void", "dropModalityIds">,
+    InterfaceMethod<[{
+        Remove the modality-id operand (weights become tied). By default
+        clears the op's optional `modality` operand.
+      }],
+      "void", "dropModalityIds", (ins), [{}],
+      [{ $_op.getModalityMutable().clear(); }]>,
   ];
   let extraSharedClassDeclaration = [{
     /// True when the weights are untied (a modality operand is present).

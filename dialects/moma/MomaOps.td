@@ -13,25 +13,67 @@ include "dialects/moma/MomaAttrs.td"
 include "dialects/moma/MomaInterfaces.td"
 include "mlir/IR/OpBase.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 //===----------------------------------------------------------------------===//
 // Type constraints
 //===----------------------------------------------------------------------===//
 
-/// Static-shaped floating-point tensor (activations, weights, scores).
+/// Static-shaped floating-point tensor (weights whose rank depends on the
+/// op's form, e.g. tied `[K, N]` or untied `[M, K, N]`).
 def Moma_FloatTensor : StaticShapeTensorOf<[AnyFloat]>;
-/// Static-shaped i32 tensor (token ids, modality ids, slot tables, offsets).
-def Moma_I32Tensor : StaticShapeTensorOf<[I32]>;
+/// A static-shaped tensor of fixed rank whose dimensions mean `meaning`; the
+/// ODS message names the rank, the meaning and the element types.
+class Moma_TensorOfRank<list<Type> elements, int rank, string meaning>
+    : RankedTensorOf<elements, [HasStaticShapePred, HasAnyRankOfPred<[rank]>],
+                     "statically shaped rank-" # rank # " " # meaning #
+                     " tensor">;
 
-/// An op that may carry per-modality (untied) weights.
+/// Activations.
+def Moma_ActivationTensor
+    : Moma_TensorOfRank<[AnyFloat], 3, "[batch, sequence, features]">;
+/// Per-token columns: router logits, scores, masks.
+def Moma_TokenColumnsTensor
+    : Moma_TensorOfRank<[AnyFloat], 3, "[batch, sequence, columns]">;
+/// One float per token (per-token scale factors).
+def Moma_TokenFloatTensor
+    : Moma_TensorOfRank<[AnyFloat], 2, "[batch, sequence]">;
+/// One i32 per token: token ids, modality ids, targets, positions.
+def Moma_TokenIdsTensor : Moma_TensorOfRank<[I32], 2, "[batch, sequence]">;
+/// Routing plans: the token and the gate of every slot, the expert offsets.
+def Moma_SlotTokenTensor : Moma_TensorOfRank<[I32], 1, "[slots]">;
+def Moma_SlotGateTensor : Moma_TensorOfRank<[AnyFloat], 1, "[slots]">;
+def Moma_ExpertOffsetsTensor
+    : Moma_TensorOfRank<[I32], 1, "[experts + 1]">;
+/// Token rows in slot order.
+def Moma_SlotRowsTensor
+    : Moma_TensorOfRank<[AnyFloat], 2, "[slots, features]">;
+/// Weights stacked per expert.
+def Moma_ExpertWeightTensor
+    : Moma_TensorOfRank<[AnyFloat], 3, "[experts, rows, columns]">;
+/// Mixture-of-depths selections: kept positions and their gates.
+def Moma_KeptIdsTensor : Moma_TensorOfRank<[I32], 2, "[batch, kept]">;
+def Moma_KeptGateTensor : Moma_TensorOfRank<[AnyFloat], 2, "[batch, kept]">;
+/// A loss.
+def Moma_ScalarTensor : Moma_TensorOfRank<[AnyFloat], 0, "scalar">;
+/// Per-modality losses.
+def Moma_ModalityLossTensor
+    : Moma_TensorOfRank<[AnyFloat], 1, "[modalities]">;
+
+/// A positive i64 attribute (head counts and sizes).
+def Moma_PositiveI64Attr : ConfinedAttr<I64Attr, [IntPositive]>;
+
+/// An op that may carry per-modality (untied) weights, with the modality ids
+/// in its optional `modality` operand.
 def Moma_Untied : DeclareOpInterfaceMethods<Moma_UntiedOpInterface>;
 
 //===----------------------------------------------------------------------===//
 // Embedding, normalisation, projections
 //===----------------------------------------------------------------------===//
 
-def Moma_EmbedOp : Moma_Op<"embed", [Pure, Moma_Untied]> {
+def Moma_EmbedOp : Moma_Op<"embed", [Pure, Moma_Untied,
+    AllElementTypesMatch<["table", "result"]>]> {
   let summary = "Token embedding lookup";
   let description = [{
     Looks up `table[ids[b, l]]` for every position. The table is `[V, D]`,
@@ -44,9 +86,9 @@ def Moma_EmbedOp : Moma_Op<"embed", [Pure, Moma_Untied]> {
         : (tensor<2x8xi32>, tensor<128x32xf32>) -> tensor<2x8x32xf32>
     ```
   }];
-  let arguments = (ins Moma_I32Tensor:$ids, Moma_FloatTensor:$table,
-                       Optional<Moma_I32Tensor>:$modality);
-  let results = (outs Moma_FloatTensor:$result);
+  let arguments = (ins Moma_TokenIdsTensor:$ids, Moma_FloatTensor:$table,
+                       Optional<Moma_TokenIdsTensor>:$modality);
+  let results = (outs Moma_ActivationTensor:$result);
   let assemblyFormat = [{
     $ids `,` $table (`modality` $modality^)? attr-dict `:`
     functional-type(operands, results)
@@ -55,7 +97,8 @@ def Moma_EmbedOp : Moma_Op<"embed", [Pure, Moma_Untied]> {
 }
 
 def Moma_NormOp : Moma_Op<"norm", [Pure, AttrSizedOperandSegments,
-                                   Moma_Untied]> {
+                                   Moma_Untied,
+                                   AllTypesMatch<["x", "result"]>]> {
   let summary = "RMSNorm or LayerNorm over the feature dimension";
   let description = [{
     `rms`: `y = x / sqrt(mean(x^2) + epsilon) * weight`.
@@ -69,12 +112,12 @@ def Moma_NormOp : Moma_Op<"norm", [Pure, AttrSizedOperandSegments,
         : (tensor<2x8x32xf32>, tensor<32xf32>) -> tensor<2x8x32xf32>
     ```
   }];
-  let arguments = (ins Moma_NormKind:$kind, Moma_FloatTensor:$x,
+  let arguments = (ins Moma_NormKind:$kind, Moma_ActivationTensor:$x,
                        Moma_FloatTensor:$weight,
                        Optional<Moma_FloatTensor>:$bias,
-                       Optional<Moma_I32Tensor>:$modality,
+                       Optional<Moma_TokenIdsTensor>:$modality,
                        DefaultValuedAttr<F64Attr, "1.0e-5">:$epsilon);
-  let results = (outs Moma_FloatTensor:$result);
+  let results = (outs Moma_ActivationTensor:$result);
   let assemblyFormat = [{
     $kind $x `,` $weight (`bias` $bias^)? (`modality` $modality^)? attr-dict
     `:` functional-type(operands, results)
@@ -101,13 +144,13 @@ def Moma_LinearOp : Moma_Op<"linear", [Pure, AttrSizedOperandSegments,
            tensor<4x64xf32>) -> tensor<2x8x64xf32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$x, Moma_FloatTensor:$weight,
+  let arguments = (ins Moma_ActivationTensor:$x, Moma_FloatTensor:$weight,
                        Optional<Moma_FloatTensor>:$bias,
                        Optional<Moma_FloatTensor>:$lora_a,
                        Optional<Moma_FloatTensor>:$lora_b,
-                       Optional<Moma_I32Tensor>:$modality,
+                       Optional<Moma_TokenIdsTensor>:$modality,
                        DefaultValuedAttr<F64Attr, "1.0">:$lora_scale);
-  let results = (outs Moma_FloatTensor:$result);
+  let results = (outs Moma_ActivationTensor:$result);
   let assemblyFormat = [{
     $x `,` $weight (`bias` $bias^)? (`lora` `(` $lora_a^ `,` $lora_b `)`)?
     (`modality` $modality^)? attr-dict `:` functional-type(operands, results)
@@ -115,7 +158,9 @@ def Moma_LinearOp : Moma_Op<"linear", [Pure, AttrSizedOperandSegments,
   let hasVerifier = 1;
 }
 
-def Moma_FfnOp : Moma_Op<"ffn", [Pure, Moma_Untied]> {
+def Moma_FfnOp : Moma_Op<"ffn", [Pure, Moma_Untied,
+    AllTypesMatch<["x", "result"]>,
+    AllElementTypesMatch<["x", "w_in", "w_out"]>]> {
   let summary = "Dense feed-forward block (SwiGLU or GELU)";
   let description = [{
     `swiglu`: `w_in` is `[D, 2F]` (gate columns first, then up columns),
@@ -130,10 +175,10 @@ def Moma_FfnOp : Moma_Op<"ffn", [Pure, Moma_Untied]> {
         -> tensor<2x8x32xf32>
     ```
   }];
-  let arguments = (ins Moma_Activation:$activation, Moma_FloatTensor:$x,
+  let arguments = (ins Moma_Activation:$activation, Moma_ActivationTensor:$x,
                        Moma_FloatTensor:$w_in, Moma_FloatTensor:$w_out,
-                       Optional<Moma_I32Tensor>:$modality);
-  let results = (outs Moma_FloatTensor:$result);
+                       Optional<Moma_TokenIdsTensor>:$modality);
+  let results = (outs Moma_ActivationTensor:$result);
   let assemblyFormat = [{
     $activation $x `,` $w_in `,` $w_out (`modality` $modality^)? attr-dict
     `:` functional-type(operands, results)
@@ -146,7 +191,8 @@ def Moma_FfnOp : Moma_Op<"ffn", [Pure, Moma_Untied]> {
 //===----------------------------------------------------------------------===//
 
 def Moma_AttentionOp : Moma_Op<"attention", [Pure, AttrSizedOperandSegments,
-                                             Moma_Untied]> {
+    Moma_Untied, AllTypesMatch<["x", "result"]>,
+    AllElementTypesMatch<["x", "wq", "wk", "wv", "wo"]>]> {
   let summary = "Global multi-head self-attention with GQA and RoPE";
   let description = [{
     Self-attention over the whole mixed-modality sequence with its Q/K/V/O
@@ -168,15 +214,17 @@ def Moma_AttentionOp : Moma_Op<"attention", [Pure, AttrSizedOperandSegments,
            tensor<32x16xf32>, tensor<32x32xf32>) -> tensor<2x8x32xf32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$x, Moma_FloatTensor:$wq,
+  let arguments = (ins Moma_ActivationTensor:$x, Moma_FloatTensor:$wq,
                        Moma_FloatTensor:$wk, Moma_FloatTensor:$wv,
                        Moma_FloatTensor:$wo,
-                       Optional<Moma_I32Tensor>:$positions,
-                       Optional<Moma_I32Tensor>:$modality,
-                       I64Attr:$heads, I64Attr:$kv_heads, I64Attr:$head_dim,
+                       Optional<Moma_TokenIdsTensor>:$positions,
+                       Optional<Moma_TokenIdsTensor>:$modality,
+                       Moma_PositiveI64Attr:$heads,
+                       Moma_PositiveI64Attr:$kv_heads,
+                       Moma_PositiveI64Attr:$head_dim,
                        DefaultValuedAttr<F64Attr, "0.0">:$rope_theta,
                        DefaultValuedAttr<BoolAttr, "true">:$causal);
-  let results = (outs Moma_FloatTensor:$result);
+  let results = (outs Moma_ActivationTensor:$result);
   let assemblyFormat = [{
     $x `,` $wq `,` $wk `,` $wv `,` $wo (`positions` $positions^)?
     (`modality` $modality^)? `heads` $heads `kv_heads` $kv_heads
@@ -209,10 +257,11 @@ def Moma_RouterOp : Moma_Op<"router", [Pure]> {
            tensor<32x4xf32>) -> tensor<2x8x4xf32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$x, Moma_I32Tensor:$modality,
+  let arguments = (ins Moma_ActivationTensor:$x,
+                       Moma_TokenIdsTensor:$modality,
                        Variadic<Moma_FloatTensor>:$weights,
                        Moma_ExpertGroupArrayAttr:$groups);
-  let results = (outs Moma_FloatTensor:$logits);
+  let results = (outs Moma_TokenColumnsTensor:$logits);
   let assemblyFormat = [{
     $x `,` $modality `weights` `(` $weights `)` `groups` $groups attr-dict
     `:` functional-type(operands, results)
@@ -251,11 +300,13 @@ def Moma_RouteOp : Moma_Op<"route", [Pure]> {
         -> (tensor<16xi32>, tensor<16xf32>, tensor<9xi32>)
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$logits, Moma_I32Tensor:$modality,
-                       Optional<Moma_FloatTensor>:$aux,
+  let arguments = (ins Moma_TokenColumnsTensor:$logits,
+                       Moma_TokenIdsTensor:$modality,
+                       Optional<Moma_TokenColumnsTensor>:$aux,
                        Moma_ExpertGroupArrayAttr:$groups);
-  let results = (outs Moma_I32Tensor:$slot_token, Moma_FloatTensor:$slot_gate,
-                      Moma_I32Tensor:$expert_offsets);
+  let results = (outs Moma_SlotTokenTensor:$slot_token,
+                      Moma_SlotGateTensor:$slot_gate,
+                      Moma_ExpertOffsetsTensor:$expert_offsets);
   let assemblyFormat = [{
     $logits `,` $modality (`aux` $aux^)? `groups` $groups attr-dict
     `:` functional-type(operands, results)
@@ -269,27 +320,31 @@ def Moma_RouteOp : Moma_Op<"route", [Pure]> {
   }];
 }
 
-def Moma_DispatchOp : Moma_Op<"dispatch", [Pure]> {
+def Moma_DispatchOp : Moma_Op<"dispatch", [Pure,
+    AllElementTypesMatch<["x", "result"]>]> {
   let summary = "Gather tokens into expert-major slot order";
   let description = [{
     `y[s] = x[slot_token[s]]` over the flattened tokens of `x: [B, L, D]`;
     empty slots (`-1`) give zero rows. The result `[S, D]` feeds
-    `moma.experts`; a later pass fuses the gather into the grouped GEMM.
+    `moma.experts`; convert-moma-to-linalg lowers it to a gather
+    (`tensor.extract` of the slot's row).
 
     ```mlir
     %xs = moma.dispatch %x, %tok
         : (tensor<2x8x32xf32>, tensor<16xi32>) -> tensor<16x32xf32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$x, Moma_I32Tensor:$slot_token);
-  let results = (outs Moma_FloatTensor:$result);
+  let arguments = (ins Moma_ActivationTensor:$x,
+                       Moma_SlotTokenTensor:$slot_token);
+  let results = (outs Moma_SlotRowsTensor:$result);
   let assemblyFormat = [{
     $x `,` $slot_token attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
 
-def Moma_ExpertsOp : Moma_Op<"experts", [Pure]> {
+def Moma_ExpertsOp : Moma_Op<"experts", [Pure,
+    AllTypesMatch<["tokens", "result"]>]> {
   let summary = "Grouped expert FFN over a ragged expert-major slot array";
   let description = [{
     Slot `s` in `[expert_offsets[e], expert_offsets[e+1])` computes the FFN of
@@ -299,7 +354,7 @@ def Moma_ExpertsOp : Moma_Op<"experts", [Pure]> {
     LoRA adapters (Uni-MoE) are four stacked tensors
     `A_in: [E, D, r], B_in: [E, r, 2F or F], A_out: [E, F, r], B_out: [E, r, D]`,
     added as `lora_scale * (x A) B` to each projection. Ragged, no padding:
-    this is the op the grouped-GEMM kernels implement.
+    every slot reads the weights of its own expert.
 
     ```mlir
     %ys = moma.experts swiglu %xs, %off, %w_in, %w_out
@@ -308,12 +363,13 @@ def Moma_ExpertsOp : Moma_Op<"experts", [Pure]> {
     ```
   }];
   let arguments = (ins Moma_Activation:$activation,
-                       Moma_FloatTensor:$tokens,
-                       Moma_I32Tensor:$expert_offsets,
-                       Moma_FloatTensor:$w_in, Moma_FloatTensor:$w_out,
-                       Variadic<Moma_FloatTensor>:$lora,
+                       Moma_SlotRowsTensor:$tokens,
+                       Moma_ExpertOffsetsTensor:$expert_offsets,
+                       Moma_ExpertWeightTensor:$w_in,
+                       Moma_ExpertWeightTensor:$w_out,
+                       Variadic<Moma_ExpertWeightTensor>:$lora,
                        DefaultValuedAttr<F64Attr, "1.0">:$lora_scale);
-  let results = (outs Moma_FloatTensor:$result);
+  let results = (outs Moma_SlotRowsTensor:$result);
   let assemblyFormat = [{
     $activation $tokens `,` $expert_offsets `,` $w_in `,` $w_out
     (`lora` `(` $lora^ `)`)? attr-dict `:` functional-type(operands, results)
@@ -335,11 +391,11 @@ def Moma_CombineOp : Moma_Op<"combine", [Pure]> {
            tensor<2x8x32xf32>) -> tensor<2x8x32xf32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$expert_outputs,
-                       Moma_I32Tensor:$slot_token,
-                       Moma_FloatTensor:$slot_gate,
-                       Optional<Moma_FloatTensor>:$residual);
-  let results = (outs Moma_FloatTensor:$result);
+  let arguments = (ins Moma_SlotRowsTensor:$expert_outputs,
+                       Moma_SlotTokenTensor:$slot_token,
+                       Moma_SlotGateTensor:$slot_gate,
+                       Optional<Moma_ActivationTensor>:$residual);
+  let results = (outs Moma_ActivationTensor:$result);
   let assemblyFormat = [{
     $expert_outputs `,` $slot_token `,` $slot_gate (`residual` $residual^)?
     attr-dict `:` functional-type(operands, results)
@@ -369,10 +425,11 @@ def Moma_DepthRouteOp : Moma_Op<"depth_route", [Pure]> {
         -> (tensor<2x2xi32>, tensor<2x2xf32>)
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$x, Moma_FloatTensor:$weight,
-                       Optional<Moma_FloatTensor>:$aux,
+  let arguments = (ins Moma_ActivationTensor:$x, Moma_FloatTensor:$weight,
+                       Optional<Moma_TokenColumnsTensor>:$aux,
                        F64Attr:$capacity_factor);
-  let results = (outs Moma_I32Tensor:$indices, Moma_FloatTensor:$gate);
+  let results = (outs Moma_KeptIdsTensor:$indices,
+                      Moma_KeptGateTensor:$gate);
   let assemblyFormat = [{
     $x `,` $weight (`aux` $aux^)? attr-dict `:`
     functional-type(operands, results)
@@ -381,7 +438,7 @@ def Moma_DepthRouteOp : Moma_Op<"depth_route", [Pure]> {
 }
 
 def Moma_DepthRegionOp : Moma_Op<"depth_region", [
-    RecursiveMemoryEffects, SingleBlock]> {
+    RecursiveMemoryEffects, SingleBlock, AllTypesMatch<["x", "result"]>]> {
   let summary = "Run a block only on the tokens a depth router kept";
   let description = [{
     Gathers the kept tokens `xs[b, k] = x[b, indices[b, k]]`, their modality
@@ -406,10 +463,12 @@ def Moma_DepthRegionOp : Moma_Op<"depth_region", [
     }
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$x, Moma_I32Tensor:$modality,
-                       Moma_I32Tensor:$indices,
-                       Optional<Moma_FloatTensor>:$gate);
-  let results = (outs Moma_FloatTensor:$result, Variadic<AnyType>:$extras);
+  let arguments = (ins Moma_ActivationTensor:$x,
+                       Moma_TokenIdsTensor:$modality,
+                       Moma_KeptIdsTensor:$indices,
+                       Optional<Moma_KeptGateTensor>:$gate);
+  let results = (outs Moma_ActivationTensor:$result,
+                      Variadic<AnyType>:$extras);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
     $x `,` $modality `,` $indices (`gate` $gate^)? attr-dict `:`
@@ -437,7 +496,8 @@ def Moma_YieldOp : Moma_Op<"yield", [Pure, ReturnLike, Terminator,
   }];
 }
 
-def Moma_ScaleOp : Moma_Op<"scale", [Pure]> {
+def Moma_ScaleOp : Moma_Op<"scale", [Pure, AllTypesMatch<["x", "result"]>,
+    AllElementTypesMatch<["x", "scale"]>]> {
   let summary = "Scale every token's feature vector by a per-token factor";
   let description = [{
     `y[b, l, :] = scale[b, l] * x[b, l, :]`.
@@ -447,8 +507,9 @@ def Moma_ScaleOp : Moma_Op<"scale", [Pure]> {
         : (tensor<2x8x32xf32>, tensor<2x8xf32>) -> tensor<2x8x32xf32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$x, Moma_FloatTensor:$scale);
-  let results = (outs Moma_FloatTensor:$result);
+  let arguments = (ins Moma_ActivationTensor:$x,
+                       Moma_TokenFloatTensor:$scale);
+  let results = (outs Moma_ActivationTensor:$result);
   let assemblyFormat = [{
     $x `,` $scale attr-dict `:` functional-type(operands, results)
   }];
@@ -460,7 +521,7 @@ def Moma_ScaleOp : Moma_Op<"scale", [Pure]> {
 //===----------------------------------------------------------------------===//
 
 def Moma_AuxRouterOp : Moma_Op<"aux_router", [Pure, AttrSizedOperandSegments,
-                                              Moma_Untied]> {
+    DeclareOpInterfaceMethods<Moma_UntiedOpInterface, ["getModalityIds"]>]> {
   let summary = "Causal auxiliary router: sigmoid(silu(x W1) W2)";
   let description = [{
     Predicts, from a token alone, whether the (non-causal) expert-choice or
@@ -477,8 +538,9 @@ def Moma_AuxRouterOp : Moma_Op<"aux_router", [Pure, AttrSizedOperandSegments,
       group; columns `j >= E_g` and tokens outside every group are 0.
 
     Feed the result to the `aux` operand of `moma.route` / `moma.depth_route`
-    at inference, and train it with `moma.aux_router_loss` (through a
-    `moma.stop_gradient` on its input: it must not change the main model).
+    at inference. Its training objective is `moma.aux_router_loss`; it reads
+    its input through a `moma.stop_gradient`, which marks that this loss must
+    not change the main model.
 
     ```mlir
     %p = moma.aux_router %x weights(%w1, %w2)
@@ -488,11 +550,11 @@ def Moma_AuxRouterOp : Moma_Op<"aux_router", [Pure, AttrSizedOperandSegments,
         groups [#text, #image] : (...) -> tensor<2x8x4xf32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$x,
+  let arguments = (ins Moma_ActivationTensor:$x,
                        Variadic<Moma_FloatTensor>:$weights,
-                       Optional<Moma_I32Tensor>:$modality,
+                       Optional<Moma_TokenIdsTensor>:$modality,
                        OptionalAttr<Moma_ExpertGroupArrayAttr>:$groups);
-  let results = (outs Moma_FloatTensor:$result);
+  let results = (outs Moma_TokenColumnsTensor:$result);
   let assemblyFormat = [{
     $x `weights` `(` $weights `)` (`modality` $modality^)?
     (`groups` $groups^)? attr-dict `:` functional-type(operands, results)
@@ -504,9 +566,11 @@ def Moma_StopGradientOp : Moma_Op<"stop_gradient", [Pure,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "Identity in the forward pass; blocks gradients";
   let description = [{
-    Returns its operand unchanged; automatic differentiation treats the
-    result as a constant. MoMa's auxiliary routers read the residual stream
-    through it, so their loss trains only their own weights.
+    Returns its operand unchanged, and marks a value that gradients must not
+    flow through: moma compiles forward passes and losses (no gradients), and
+    the PyTorch reference (`tools/moma-reference`) detaches the value here.
+    MoMa's auxiliary routers read the residual stream through it, so their
+    loss trains only their own weights.
 
     ```mlir
     %xs = moma.stop_gradient %x : tensor<2x8x32xf32>
@@ -532,11 +596,11 @@ def Moma_RouteMaskOp : Moma_Op<"route_mask", [Pure]> {
         : (tensor<16xi32>, tensor<9xi32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
     ```
   }];
-  let arguments = (ins Moma_I32Tensor:$slot_token,
-                       Moma_I32Tensor:$expert_offsets,
-                       Moma_I32Tensor:$modality,
+  let arguments = (ins Moma_SlotTokenTensor:$slot_token,
+                       Moma_ExpertOffsetsTensor:$expert_offsets,
+                       Moma_TokenIdsTensor:$modality,
                        Moma_ExpertGroupArrayAttr:$groups);
-  let results = (outs Moma_FloatTensor:$result);
+  let results = (outs Moma_TokenColumnsTensor:$result);
   let assemblyFormat = [{
     $slot_token `,` $expert_offsets `,` $modality `groups` $groups attr-dict
     `:` functional-type(operands, results)
@@ -554,8 +618,8 @@ def Moma_DepthMaskOp : Moma_Op<"depth_mask", [Pure]> {
     %t = moma.depth_mask %idx : (tensor<2x2xi32>) -> tensor<2x8x1xf32>
     ```
   }];
-  let arguments = (ins Moma_I32Tensor:$indices);
-  let results = (outs Moma_FloatTensor:$result);
+  let arguments = (ins Moma_KeptIdsTensor:$indices);
+  let results = (outs Moma_TokenColumnsTensor:$result);
   let assemblyFormat = [{
     $indices attr-dict `:` functional-type(operands, results)
   }];
@@ -566,7 +630,8 @@ def Moma_DepthMaskOp : Moma_Op<"depth_mask", [Pure]> {
 // Losses
 //===----------------------------------------------------------------------===//
 
-def Moma_CrossEntropyOp : Moma_Op<"cross_entropy", [Pure]> {
+def Moma_CrossEntropyOp : Moma_Op<"cross_entropy", [Pure,
+    AllElementTypesMatch<["per_modality", "total"]>]> {
   let summary = "Next-token cross-entropy, per modality and overall";
   let description = [{
     `-log softmax(logits[t])[targets[t]]` averaged over the targets of each
@@ -580,9 +645,11 @@ def Moma_CrossEntropyOp : Moma_Op<"cross_entropy", [Pure]> {
         -> (tensor<2xf32>, tensor<f32>)
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$logits, Moma_I32Tensor:$targets,
-                       Moma_I32Tensor:$target_modality);
-  let results = (outs Moma_FloatTensor:$per_modality, Moma_FloatTensor:$total);
+  let arguments = (ins Moma_TokenColumnsTensor:$logits,
+                       Moma_TokenIdsTensor:$targets,
+                       Moma_TokenIdsTensor:$target_modality);
+  let results = (outs Moma_ModalityLossTensor:$per_modality,
+                      Moma_ScalarTensor:$total);
   let assemblyFormat = [{
     $logits `,` $targets `,` $target_modality attr-dict `:`
     functional-type(operands, results)
@@ -590,7 +657,8 @@ def Moma_CrossEntropyOp : Moma_Op<"cross_entropy", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moma_LoadBalancingLossOp : Moma_Op<"load_balancing_loss", [Pure]> {
+def Moma_LoadBalancingLossOp : Moma_Op<"load_balancing_loss", [Pure,
+    AllElementTypesMatch<["logits", "result"]>]> {
   let summary = "Switch-style load-balancing loss of token-choice groups";
   let description = [{
     For each token-choice group with tokens: `E_g * sum_j f_j * P_j` where
@@ -604,10 +672,11 @@ def Moma_LoadBalancingLossOp : Moma_Op<"load_balancing_loss", [Pure]> {
         : (tensor<2x8x8xf32>, tensor<2x8xi32>, tensor<9xi32>) -> tensor<f32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$logits, Moma_I32Tensor:$modality,
-                       Moma_I32Tensor:$expert_offsets,
+  let arguments = (ins Moma_TokenColumnsTensor:$logits,
+                       Moma_TokenIdsTensor:$modality,
+                       Moma_ExpertOffsetsTensor:$expert_offsets,
                        Moma_ExpertGroupArrayAttr:$groups);
-  let results = (outs Moma_FloatTensor:$result);
+  let results = (outs Moma_ScalarTensor:$result);
   let assemblyFormat = [{
     $logits `,` $modality `,` $expert_offsets `groups` $groups attr-dict `:`
     functional-type(operands, results)
@@ -615,7 +684,8 @@ def Moma_LoadBalancingLossOp : Moma_Op<"load_balancing_loss", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moma_RouterZLossOp : Moma_Op<"router_z_loss", [Pure]> {
+def Moma_RouterZLossOp : Moma_Op<"router_z_loss", [Pure,
+    AllElementTypesMatch<["logits", "result"]>]> {
   let summary = "Router z-loss: mean squared log-sum-exp of router logits";
   let description = [{
     Mean over routed tokens of `logsumexp(logits[t, :E_g])^2` (ST-MoE), 0 when
@@ -626,9 +696,10 @@ def Moma_RouterZLossOp : Moma_Op<"router_z_loss", [Pure]> {
         : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> tensor<f32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$logits, Moma_I32Tensor:$modality,
+  let arguments = (ins Moma_TokenColumnsTensor:$logits,
+                       Moma_TokenIdsTensor:$modality,
                        Moma_ExpertGroupArrayAttr:$groups);
-  let results = (outs Moma_FloatTensor:$result);
+  let results = (outs Moma_ScalarTensor:$result);
   let assemblyFormat = [{
     $logits `,` $modality `groups` $groups attr-dict `:`
     functional-type(operands, results)
@@ -636,7 +707,8 @@ def Moma_RouterZLossOp : Moma_Op<"router_z_loss", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moma_AuxRouterLossOp : Moma_Op<"aux_router_loss", [Pure]> {
+def Moma_AuxRouterLossOp : Moma_Op<"aux_router_loss", [Pure,
+    AllElementTypesMatch<["scores", "targets", "result"]>]> {
   let summary = "Binary cross-entropy of an auxiliary router";
   let description = [{
     Mean over the entries with `targets >= 0` of
@@ -649,8 +721,9 @@ def Moma_AuxRouterLossOp : Moma_Op<"aux_router_loss", [Pure]> {
         : (tensor<2x8x4xf32>, tensor<2x8x4xf32>) -> tensor<f32>
     ```
   }];
-  let arguments = (ins Moma_FloatTensor:$scores, Moma_FloatTensor:$targets);
-  let results = (outs Moma_FloatTensor:$result);
+  let arguments = (ins Moma_TokenColumnsTensor:$scores,
+                       Moma_TokenColumnsTensor:$targets);
+  let results = (outs Moma_ScalarTensor:$result);
   let assemblyFormat = [{
     $scores `,` $targets attr-dict `:` functional-type(operands, results)
   }];

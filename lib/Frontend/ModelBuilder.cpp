@@ -128,10 +128,9 @@ Value ModelIRBuilder::norm(StringRef name, Value x, Value modality) {
   Location l = loc(name);
   NormKind kind = config.norm.kind == NormConfig::Kind::RMS ? NormKind::rms
                                                             : NormKind::layer;
-  return NormOp::create(b, l, x.getType(), kind, x, weight(name + ".weight"),
-                        optionalWeight(name + ".bias"),
-                        config.untie.norms ? modality : Value(),
-                        llvm::APFloat(config.norm.eps));
+  return NormOp::create(
+      b, l, kind, x, weight(name + ".weight"), optionalWeight(name + ".bias"),
+      config.untie.norms ? modality : Value(), llvm::APFloat(config.norm.eps));
 }
 
 Value ModelIRBuilder::attention(const LayerConfig &layer, Value x,
@@ -139,10 +138,9 @@ Value ModelIRBuilder::attention(const LayerConfig &layer, Value x,
   std::string p = "layers." + std::to_string(layer.index) + ".attn";
   const moma::AttentionConfig &a = layer.attention;
   return AttentionOp::create(
-      b, loc(p), x.getType(), x, weight(p + ".wq"), weight(p + ".wk"),
-      weight(p + ".wv"), weight(p + ".wo"), positions,
-      config.untie.attention ? modality : Value(), a.heads, a.kvHeads,
-      a.headDim, llvm::APFloat(a.ropeTheta), a.causal);
+      b, loc(p), x, weight(p + ".wq"), weight(p + ".wk"), weight(p + ".wv"),
+      weight(p + ".wo"), positions, config.untie.attention ? modality : Value(),
+      a.heads, a.kvHeads, a.headDim, llvm::APFloat(a.ropeTheta), a.causal);
 }
 
 Value ModelIRBuilder::denseFfn(const LayerConfig &layer, Value x,
@@ -151,7 +149,7 @@ Value ModelIRBuilder::denseFfn(const LayerConfig &layer, Value x,
   Activation act = layer.ffn.activation == FfnConfig::Activation::SwiGLU
                        ? Activation::swiglu
                        : Activation::gelu;
-  return FfnOp::create(b, loc(p), x.getType(), act, x, weight(p + ".w_in"),
+  return FfnOp::create(b, loc(p), act, x, weight(p + ".w_in"),
                        weight(p + ".w_out"),
                        config.untie.ffn ? modality : Value());
 }
@@ -187,7 +185,7 @@ Value ModelIRBuilder::moe(const LayerConfig &layer, Value x, Value modality,
       auxWeights.push_back(weight(p + ".aux." + g.name + ".w1"));
       auxWeights.push_back(weight(p + ".aux." + g.name + ".w2"));
     }
-    Value detached = StopGradientOp::create(b, al, x.getType(), x);
+    Value detached = StopGradientOp::create(b, al, x);
     aux = AuxRouterOp::create(b, al, floats({batch, seq, maxExperts}), detached,
                               auxWeights, modality, groupsAttr(ecGroups));
   }
@@ -211,7 +209,7 @@ Value ModelIRBuilder::moe(const LayerConfig &layer, Value x, Value modality,
                        : Activation::gelu;
   double loraScale = f.loraRank > 0 ? f.loraAlpha / f.loraRank : 1.0;
   Value outputs =
-      ExpertsOp::create(b, loc(p + ".experts"), tokens.getType(), act, tokens,
+      ExpertsOp::create(b, loc(p + ".experts"), act, tokens,
                         route.getExpertOffsets(), weight(p + ".w_in"),
                         weight(p + ".w_out"), lora, llvm::APFloat(loraScale));
   Value out =
@@ -274,7 +272,7 @@ llvm::Expected<Value> ModelIRBuilder::layer(const LayerConfig &layer, Value h,
 
   Value aux;
   if (config.auxRouters.enabled) {
-    Value detached = StopGradientOp::create(b, l, h.getType(), h);
+    Value detached = StopGradientOp::create(b, l, h);
     aux = AuxRouterOp::create(
         b, l, floats({batch, seq, 1}), detached,
         ValueRange{weight(p + ".aux.w1"), weight(p + ".aux.w2")}, Value(),

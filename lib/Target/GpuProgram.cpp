@@ -13,7 +13,7 @@
 
 #include "dialects/moma/MomaDialect.h"
 #include "passes/Pipelines/Pipelines.h"
-#include "passes/Transforms/ScratchPlanner.h"
+#include "passes/Support/ScratchPlanner.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"

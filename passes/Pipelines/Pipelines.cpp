@@ -2,6 +2,7 @@
 
 #include "passes/Pipelines/Pipelines.h"
 #include "passes/Conversion/Passes.h"
+#include "passes/GPU/Passes.h"
 #include "passes/Transforms/Passes.h"
 
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"

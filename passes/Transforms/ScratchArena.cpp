@@ -9,8 +9,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moma/MomaDialect.h"
+#include "passes/Support/ScratchPlanner.h"
 #include "passes/Transforms/Passes.h"
-#include "passes/Transforms/ScratchPlanner.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/Transforms/BufferViewFlowAnalysis.h"

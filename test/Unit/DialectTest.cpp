@@ -3,9 +3,12 @@
 #include "dialects/moma/MomaOps.h"
 #include "moma/InitAll.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
 
 #include "gtest/gtest.h"
@@ -107,4 +110,32 @@ module attributes {moma.modalities = [
   EXPECT_EQ((*modalities)[1].getTokenBegin(), 96);
   EXPECT_EQ((*modalities)[1].getTokenEnd(), 128);
   EXPECT_FALSE(getDeclaredModalities(module->getOperation()->getParentOp()));
+}
+
+TEST_F(MomaDialectTest, BuildersInferResultsOfTheOperandsType) {
+  const char *ir = R"mlir(
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>]} {
+  func.func @f(%x: tensor<2x8x32xf32>, %w: tensor<32xf32>,
+      %s: tensor<2x8xf32>) {
+    return
+  }
+})mlir";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(ir, &ctx);
+  ASSERT_TRUE(module);
+  auto func = cast<func::FuncOp>(module->getBody()->front());
+  Block &entry = func.getBody().front();
+  Value x = entry.getArgument(0), w = entry.getArgument(1),
+        s = entry.getArgument(2);
+  OpBuilder b = OpBuilder::atBlockBegin(&entry);
+  Location loc = b.getUnknownLoc();
+  auto norm = NormOp::create(b, loc, NormKind::rms, x, w, Value(), Value(),
+                             llvm::APFloat(1.0e-5));
+  auto scale = ScaleOp::create(b, loc, norm, s);
+  auto detached = StopGradientOp::create(b, loc, scale);
+  for (Operation *op :
+       {norm.getOperation(), scale.getOperation(), detached.getOperation()})
+    EXPECT_EQ(op->getResult(0).getType(), x.getType())
+        << op->getName().getStringRef().str();
+  EXPECT_TRUE(succeeded(verify(*module)));
 }

@@ -210,6 +210,9 @@ struct AttentionLowering : OpRewritePattern<AttentionOp> {
     MLIRContext *ctx = rewriter.getContext();
     RankedTensorType xType = op.getX().getType();
     Type elementType = xType.getElementType();
+    if (!hasInfinity(elementType))
+      return rewriter.notifyMatchFailure(
+          op, "the row maxima start at -inf, which the element type lacks");
     int64_t batch = xType.getDimSize(0), seq = xType.getDimSize(1);
     int64_t heads = op.getHeads(), kvHeads = op.getKvHeads();
     int64_t headDim = op.getHeadDim(), group = heads / kvHeads;

@@ -20,6 +20,12 @@ Type moma::elementTypeOf(Value value) {
   return tensorTypeOf(value).getElementType();
 }
 
+bool moma::hasInfinity(Type type) {
+  auto floatType = dyn_cast<FloatType>(type);
+  return floatType &&
+         llvm::APFloat::semanticsHasInf(floatType.getFloatSemantics());
+}
+
 Value moma::createEmpty(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
                         Type elementType) {
   return tensor::EmptyOp::create(b, loc, shape, elementType);
@@ -60,6 +66,33 @@ Value moma::createFilledInt(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
                                       b.getIntegerAttr(elementType, value))
                 .getResult();
   return linalg::FillOp::create(b, loc, scalar, init).getResult(0);
+}
+
+Value moma::extractAt(OpBuilder &b, Location loc, Value tensor,
+                      ValueRange indices) {
+  return tensor::ExtractOp::create(b, loc, tensor, indices);
+}
+
+Value moma::insertAt(OpBuilder &b, Location loc, Value scalar, Value tensor,
+                     ValueRange indices) {
+  return tensor::InsertOp::create(b, loc, scalar, tensor, indices);
+}
+
+Value moma::toIndex(OpBuilder &b, Location loc, Value value) {
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), value);
+}
+
+Value moma::toI32(OpBuilder &b, Location loc, Value value) {
+  return arith::IndexCastOp::create(b, loc, b.getI32Type(), value);
+}
+
+Value moma::cmpi(OpBuilder &b, Location loc, arith::CmpIPredicate predicate,
+                 Value lhs, Value rhs) {
+  return arith::CmpIOp::create(b, loc, predicate, lhs, rhs);
+}
+
+Value moma::andi(OpBuilder &b, Location loc, Value lhs, Value rhs) {
+  return arith::AndIOp::create(b, loc, lhs, rhs);
 }
 
 Value moma::collapseTokens(OpBuilder &b, Location loc, Value x) {

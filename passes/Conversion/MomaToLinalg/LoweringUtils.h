@@ -25,7 +25,8 @@ namespace moma {
 /// Populate functions, one per file of this directory.
 void populateDenseToLinalgPatterns(RewritePatternSet &patterns);
 void populateAttentionToLinalgPatterns(RewritePatternSet &patterns);
-void populateRoutingToLinalgPatterns(RewritePatternSet &patterns);
+void populateExpertsToLinalgPatterns(RewritePatternSet &patterns);
+void populateRouteToLinalgPatterns(RewritePatternSet &patterns);
 void populateDepthToLinalgPatterns(RewritePatternSet &patterns);
 void populateLossesToLinalgPatterns(RewritePatternSet &patterns);
 
@@ -33,6 +34,12 @@ void populateLossesToLinalgPatterns(RewritePatternSet &patterns);
 RankedTensorType tensorTypeOf(Value value);
 /// Its element type.
 Type elementTypeOf(Value value);
+
+/// Whether the float type `type` has infinities. Lowerings that start a
+/// maximum at -inf (attention's row maxima, routing's softmax scores) need
+/// one: in a type without infinities (f8E4M3FN, ...) -inf would become NaN
+/// and poison every maximum, so their patterns do not apply to such types.
+bool hasInfinity(Type type);
 
 /// `tensor.empty` of the given shape.
 Value createEmpty(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
@@ -48,6 +55,18 @@ Value createFilledInt(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
 Value constantFloat(OpBuilder &b, Location loc, Type type, double value);
 Value constantI32(OpBuilder &b, Location loc, int64_t value);
 Value constantIndex(OpBuilder &b, Location loc, int64_t value);
+
+/// Scalar tensor access: `tensor.extract` / `tensor.insert` at `indices`.
+Value extractAt(OpBuilder &b, Location loc, Value tensor, ValueRange indices);
+Value insertAt(OpBuilder &b, Location loc, Value scalar, Value tensor,
+               ValueRange indices);
+/// `arith.index_cast` of an integer to index, and of an index to i32.
+Value toIndex(OpBuilder &b, Location loc, Value value);
+Value toI32(OpBuilder &b, Location loc, Value value);
+/// `arith.cmpi` and `arith.andi`.
+Value cmpi(OpBuilder &b, Location loc, mlir::arith::CmpIPredicate predicate,
+           Value lhs, Value rhs);
+Value andi(OpBuilder &b, Location loc, Value lhs, Value rhs);
 
 /// `[B, L, ...] -> [B * L, ...]` and back (`tensor.collapse_shape` /
 /// `tensor.expand_shape`).

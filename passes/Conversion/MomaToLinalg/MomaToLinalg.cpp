@@ -1,7 +1,10 @@
 //===- MomaToLinalg.cpp - The convert-moma-to-linalg pass -----------------===//
 //
-// Collects the lowering patterns of every op family and applies them until
-// no moma op is left; an op that no pattern lowers is reported.
+// Collects the lowering patterns of every op family and applies them as a
+// partial dialect conversion with the moma dialect illegal: a moma op that
+// no pattern lowers fails the pass with the conversion driver's located
+// "failed to legalize operation" diagnostic. The lowered IR is then folded
+// (constants deduplicated and hoisted, dead ops erased).
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,6 +13,7 @@
 #include "passes/Conversion/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Transforms/DialectConversion.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace moma {
@@ -29,23 +33,26 @@ struct ConvertMomaToLinalg
     RewritePatternSet patterns(&getContext());
     populateDenseToLinalgPatterns(patterns);
     populateAttentionToLinalgPatterns(patterns);
-    populateRoutingToLinalgPatterns(patterns);
+    populateRouteToLinalgPatterns(patterns);
+    populateExpertsToLinalgPatterns(patterns);
     populateDepthToLinalgPatterns(patterns);
     populateLossesToLinalgPatterns(patterns);
-    GreedyRewriteConfig config;
-    config.setMaxIterations(GreedyRewriteConfig::kNoLimit);
-    (void)applyPatternsGreedily(getOperation(), std::move(patterns), config);
 
-    // Everything must be lowered: name what was not.
-    WalkResult result = getOperation().walk([&](Operation *op) {
-      if (isa<MomaDialect>(op->getDialect())) {
-        op->emitOpError() << "was not lowered by convert-moma-to-linalg";
-        return WalkResult::interrupt();
-      }
-      return WalkResult::advance();
-    });
-    if (result.wasInterrupted())
+    // Every moma op must be lowered; everything else (the upstream dialects
+    // the patterns produce, and whatever surrounds the moma ops) stays.
+    ConversionTarget target(getContext());
+    target.addIllegalDialect<MomaDialect>();
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns)))) {
       signalPassFailure();
+      return;
+    }
+
+    // The patterns build constants where they need them: fold the new IR
+    // (the greedy driver without patterns), which deduplicates the
+    // constants, hoists them to the function entry and erases dead ops.
+    (void)applyPatternsGreedily(getOperation(), FrozenRewritePatternSet());
   }
 };
 } // namespace

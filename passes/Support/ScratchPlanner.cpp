@@ -1,6 +1,6 @@
 //===- ScratchPlanner.cpp - Placing buffers by lifetime -------------------===//
 
-#include "passes/Transforms/ScratchPlanner.h"
+#include "passes/Support/ScratchPlanner.h"
 
 #include <algorithm>
 #include <map>

@@ -1,6 +1,6 @@
-//===- LaunchUtils.cpp - Helpers shared by the loops-to-GPU passes --------===//
+//===- LaunchUtils.cpp - Helpers shared by the GPU mapping passes ---------===//
 
-#include "passes/Conversion/LoopsToGPU/LaunchUtils.h"
+#include "passes/GPU/LaunchUtils.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"

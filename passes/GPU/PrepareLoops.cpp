@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/Conversion/Passes.h"
+#include "passes/GPU/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -16,7 +16,7 @@
 
 namespace moma {
 #define GEN_PASS_DEF_MOMAGPUPREPARELOOPS
-#include "passes/Conversion/Passes.h.inc"
+#include "passes/GPU/Passes.h.inc"
 } // namespace moma
 
 using namespace mlir;

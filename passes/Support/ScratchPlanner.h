@@ -7,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef PASSES_TRANSFORMS_SCRATCHPLANNER_H
-#define PASSES_TRANSFORMS_SCRATCHPLANNER_H
+#ifndef PASSES_SUPPORT_SCRATCHPLANNER_H
+#define PASSES_SUPPORT_SCRATCHPLANNER_H
 
 #include "mlir/IR/Types.h"
 #include "llvm/ADT/ArrayRef.h"
@@ -45,4 +45,4 @@ uint64_t planLiveIntervals(llvm::MutableArrayRef<LiveInterval> intervals,
 
 } // namespace moma
 
-#endif // PASSES_TRANSFORMS_SCRATCHPLANNER_H
+#endif // PASSES_SUPPORT_SCRATCHPLANNER_H

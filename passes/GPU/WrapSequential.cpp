@@ -6,8 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/Conversion/LoopsToGPU/LaunchUtils.h"
-#include "passes/Conversion/Passes.h"
+#include "passes/GPU/LaunchUtils.h"
+#include "passes/GPU/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -19,7 +19,7 @@
 
 namespace moma {
 #define GEN_PASS_DEF_MOMAGPUWRAPSEQUENTIAL
-#include "passes/Conversion/Passes.h.inc"
+#include "passes/GPU/Passes.h.inc"
 } // namespace moma
 
 using namespace mlir;

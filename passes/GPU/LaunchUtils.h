@@ -1,12 +1,12 @@
-//===- LaunchUtils.h - Helpers of the loops-to-GPU passes -------*- C++ -*-===//
+//===- LaunchUtils.h - Helpers of the GPU mapping passes --------*- C++ -*-===//
 //
 // What counts as a view of a buffer (and may be recomputed inside a kernel)
 // and what counts as a root buffer (which the program's arena provides).
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef PASSES_CONVERSION_LOOPSTOGPU_LAUNCHUTILS_H
-#define PASSES_CONVERSION_LOOPSTOGPU_LAUNCHUTILS_H
+#ifndef PASSES_GPU_LAUNCHUTILS_H
+#define PASSES_GPU_LAUNCHUTILS_H
 
 #include "mlir/IR/Operation.h"
 #include "mlir/IR/Value.h"
@@ -26,4 +26,4 @@ bool isRootBuffer(Value value);
 
 } // namespace moma
 
-#endif // PASSES_CONVERSION_LOOPSTOGPU_LAUNCHUTILS_H
+#endif // PASSES_GPU_LAUNCHUTILS_H

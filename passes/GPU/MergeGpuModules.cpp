@@ -5,7 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/Conversion/Passes.h"
+#include "passes/GPU/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Builders.h"
@@ -13,7 +13,7 @@
 
 namespace moma {
 #define GEN_PASS_DEF_MOMAGPUMERGEMODULES
-#include "passes/Conversion/Passes.h.inc"
+#include "passes/GPU/Passes.h.inc"
 } // namespace moma
 
 using namespace mlir;

@@ -6,8 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/Conversion/LoopsToGPU/LaunchUtils.h"
-#include "passes/Conversion/Passes.h"
+#include "passes/GPU/LaunchUtils.h"
+#include "passes/GPU/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -19,7 +19,7 @@
 
 namespace moma {
 #define GEN_PASS_DEF_MOMAGPUSINKINTOLAUNCHES
-#include "passes/Conversion/Passes.h.inc"
+#include "passes/GPU/Passes.h.inc"
 } // namespace moma
 
 using namespace mlir;

@@ -1,0 +1,81 @@
+//===- MomaVerifierUtils.h - Checks the moma op verifiers share -*- C++ -*-===//
+//
+// Shape, element-type, modality and expert-group checks of the op verifiers
+// (DenseVerifiers.cpp, RoutingVerifiers.cpp, DepthVerifiers.cpp,
+// LossVerifiers.cpp). Ranks, result types equal to an operand's, the
+// element types of required operands and positive integer attributes are
+// ODS constraints (MomaOps.td); these checks cover what ODS cannot word:
+// dimension sizes, optional and variadic operands, modalities and expert
+// groups. Every check emits an op error that names the offending operand or
+// attribute and the rule it broke, and returns failure.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DIALECTS_MOMA_MOMAVERIFIERUTILS_H
+#define DIALECTS_MOMA_MOMAVERIFIERUTILS_H
+
+#include "dialects/moma/MomaOps.h"
+
+#include <string>
+#include <utility>
+
+namespace moma {
+
+/// Marks a dimension that may take any size in an expected shape.
+inline constexpr int64_t kAny = ShapedType::kDynamic;
+
+/// `[2, ?, 8]`: a shape as the messages print it (kAny as `?`).
+std::string shapeString(ArrayRef<int64_t> shape);
+
+/// The ranked tensor type of `value`.
+RankedTensorType tensorType(Value value);
+
+/// `lhs` followed by `rhs`.
+SmallVector<int64_t> concat(ArrayRef<int64_t> lhs, ArrayRef<int64_t> rhs);
+
+/// Checks that `value` has rank `expected.size()` and matches `expected`
+/// (kAny matches every size). `meaning` explains the dimensions.
+LogicalResult expectShape(Operation *op, StringRef name, Value value,
+                          ArrayRef<int64_t> expected, StringRef meaning);
+
+/// Checks that every float value shares the element type of the first one
+/// (null values, absent optional operands, are skipped).
+LogicalResult
+expectSameElementType(Operation *op,
+                      ArrayRef<std::pair<StringRef, Value>> values);
+
+/// The number of modalities the enclosing module declares.
+FailureOr<int64_t> declaredModalityCount(Operation *op);
+
+/// For ops whose weights may be untied: checks the modality ids (`[B, L]`)
+/// and returns the leading weight dimensions, `{M}` when untied, `{}` when
+/// tied.
+FailureOr<SmallVector<int64_t, 1>> untiedPrefix(Operation *op, Value modality,
+                                                int64_t batch, int64_t seq);
+
+/// `untiedPrefix` for the modality ids of the activation `x: [B, L, D]`
+/// (its rank is an ODS constraint) of an op whose weights may be untied.
+FailureOr<SmallVector<int64_t, 1>> verifyUntiedModality(Operation *op, Value x,
+                                                        Value modality);
+
+/// Checks the expert groups of an op: at least one, every modality declared,
+/// at most one group per modality.
+LogicalResult verifyGroups(Operation *op, ArrayAttr groupsAttr);
+
+/// Checks `w_in: prefix + [D, g*F]` and `w_out: prefix + [F, D]` of a
+/// SwiGLU (g = 2) or GELU (g = 1) FFN and returns F. `prefixName` names the
+/// leading dimensions in the messages (`"modalities, "`, `"experts, "`).
+FailureOr<int64_t> verifyFfnWeights(Operation *op, Activation act,
+                                    ArrayRef<int64_t> prefix, int64_t width,
+                                    Value wIn, Value wOut,
+                                    StringRef prefixName);
+
+/// Checks that the `[B, L, E_max]` logits of the ops that read router logits
+/// match their `[B, L]` modality ids (both ranks are ODS constraints) and the
+/// largest group.
+LogicalResult verifyLogits(Operation *op, StringRef name, Value logits,
+                           Value modality, ArrayRef<ExpertGroupAttr> groups);
+
+} // namespace moma
+
+#endif // DIALECTS_MOMA_MOMAVERIFIERUTILS_H

@@ -1,0 +1,38 @@
+// convert-moma-to-linalg runs as a partial conversion with the moma dialect
+// illegal: a moma op that no pattern lowers fails the pass with the
+// conversion driver's diagnostic at the op.
+// RUN: moma-opt %s --convert-moma-to-linalg -split-input-file -verify-diagnostics
+
+// Attention's row maxima start at -inf, which f8E4M3FN cannot represent
+// (it would become NaN and poison every maximum): the pattern does not
+// apply.
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 128>]} {
+func.func @attention_without_infinity(%x: tensor<2x8x32xf8E4M3FN>,
+    %wq: tensor<32x32xf8E4M3FN>, %wk: tensor<32x16xf8E4M3FN>,
+    %wv: tensor<32x16xf8E4M3FN>, %wo: tensor<32x32xf8E4M3FN>)
+    -> tensor<2x8x32xf8E4M3FN> {
+  // expected-error @+1 {{failed to legalize operation 'moma.attention' that was explicitly marked illegal}}
+  %y = moma.attention %x, %wq, %wk, %wv, %wo heads 4 kv_heads 2 head_dim 8
+      : (tensor<2x8x32xf8E4M3FN>, tensor<32x32xf8E4M3FN>, tensor<32x16xf8E4M3FN>,
+         tensor<32x16xf8E4M3FN>, tensor<32x32xf8E4M3FN>) -> tensor<2x8x32xf8E4M3FN>
+  return %y : tensor<2x8x32xf8E4M3FN>
+}
+}
+
+// -----
+
+// Softmax routing scores start their maxima at -inf too.
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 128>]} {
+func.func @softmax_route_without_infinity(%logits: tensor<2x8x4xf8E4M3FN>,
+    %mod: tensor<2x8xi32>)
+    -> (tensor<32xi32>, tensor<32xf8E4M3FN>, tensor<5xi32>) {
+  // expected-error @+1 {{failed to legalize operation 'moma.route' that was explicitly marked illegal}}
+  %tok, %gate, %off = moma.route %logits, %mod groups [
+      #moma.expert_group<modality = 0, experts = 4, token_choice(top_k = 2), score = softmax>]
+      : (tensor<2x8x4xf8E4M3FN>, tensor<2x8xi32>)
+      -> (tensor<32xi32>, tensor<32xf8E4M3FN>, tensor<5xi32>)
+  return %tok, %gate, %off : tensor<32xi32>, tensor<32xf8E4M3FN>, tensor<5xi32>
+}
+}
