@@ -103,22 +103,9 @@ static std::string summaryLine(const moma::ModelConfig &config) {
       .str();
 }
 
-/// Makes \p text valid UTF-8 for JSON output: names from `\\u` escapes may
-/// hold lone surrogates (three bytes ED A0..BF xx each); each becomes U+FFFD.
-static std::string toUTF8(StringRef text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (static_cast<unsigned char>(text[i]) == 0xED && i + 2 < text.size() &&
-        static_cast<unsigned char>(text[i + 1]) >= 0xA0 &&
-        static_cast<unsigned char>(text[i + 1]) <= 0xBF) {
-      out += "\xEF\xBF\xBD";
-      i += 2;
-      continue;
-    }
-    out += text[i];
-  }
-  return json::fixUTF8(out);
-}
+/// Makes \p text valid UTF-8 for JSON output: the reader's strings are, but
+/// an error names the file as given, in any bytes.
+static std::string toUTF8(StringRef text) { return json::fixUTF8(text); }
 
 /// Prints one `--batch-json` line for \p path.
 static void printBatchLine(StringRef path) {

@@ -20,6 +20,9 @@
 
 namespace moma {
 
+/// The format of model definitions this reader knows (`format`).
+inline constexpr llvm::StringLiteral kModelFormat = "moma-model/1";
+
 /// One modality: its name and token-id range [begin, end).
 struct ModalityConfig {
   std::string name;
@@ -135,8 +138,8 @@ struct ModelConfig {
 /// (e.g. `m.json: layers[3].ffn.groups[1].experts: must be >= 1`). The
 /// default `name` is `fileName` without directory and `.json` ("model" when
 /// `fileName` is empty). Accepts exactly what the reference accepts, except
-/// JSON nested deeper than 64 levels, integers beyond int64, more than 2^20
-/// layers and weights of more than 2^63 - 1 elements (errors here).
+/// more than 2^20 layers and weights of more than 2^63 - 1 elements (errors
+/// here).
 llvm::Expected<ModelConfig> parseModelConfig(llvm::StringRef text,
                                              llvm::StringRef fileName);
 

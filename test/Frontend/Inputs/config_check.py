@@ -31,8 +31,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCE_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "..", "tools", "moma-reference"))
 
-# The C++ reader's documented limits (moma/Frontend/ModelConfig.cpp): integers
-# beyond int64, more than 2^20 layers, weights of more than 2^63 - 1 elements.
+# The C++ reader's documented limits (moma/Frontend/ModelConfig.h): more than
+# 2^20 layers, weights of more than 2^63 - 1 elements.
 KNOWN_LIMITS = ("this reader supports", "model too large")
 
 
@@ -126,6 +126,42 @@ def mutations(text):
     ]
     for k, patch in enumerate(extra):
         out.append((f"extra{k}", json.dumps({**model, **patch})))
+    # Numbers as llvm::json reads them (both readers share its grammar):
+    # integers within [-2^63, 2^64), other numbers, lenient forms.
+    for k, number in enumerate(["01", "1.", ".5", "+1", "-2.0", "-0.0", "-0", "2.0", "1e2",
+                                "9223372036854775807", "9223372036854775808",
+                                "18446744073709551615", "18446744073709551616",
+                                "-9223372036854775808", "-9223372036854775809", "1e400",
+                                "-1e400", "1e-400", "0" * 30 + "7", "1" * 5000, "1e", "-",
+                                "1.5.2", "--1", "0x10", "NaN", "-Infinity"]):
+        out.append((f"number{k}", text.replace(": 4,", f": {number},", 1)))
+        out.append((f"vocab{k}", text.replace('"vocab_size": 128', f'"vocab_size": {number}', 1)))
+    # Duplicate keys (the first repeated key in text order is reported), a
+    # duplicate after a syntax error, several unknown keys (the first in
+    # sorted order is reported, whatever the file order).
+    inner = text.rstrip().rstrip("}")
+    out.append(("dup0", inner + ', "d_model": 1, "norm": {"eps": 1, "eps": 2}}'))
+    out.append(("dup1", text.replace('{"', '{"kind": 1, "kind": 2, "', 2)))
+    out.append(("dup2", inner + ', "\\u0064_model": 1}'))
+    out.append(("dup3", inner + ', "x": {"a": 1, "a": 2}, }'))
+    out.append(("unknown0", inner + ', "zz": 1, "bogus": 2, "aa": 3}'))
+    out.append(("unknown1", text.replace('"attention": {', '"attention": {"zzz": 1, "head": 1, ', 1)))
+    out.append(("unknown2", text.replace('"attention": {', '"attention": {"head": 1, "zzz": 1, ', 1)))
+    # Strings: lone surrogates read as U+FFFD, escapes, control characters.
+    for k, name in enumerate([r"\ud800", r"\udc00x", r"\ud83d\ude00", r"\ud800\u0041", r"\u00e9",
+                              r"a\u0000b", r"\x", r"\u12", "\t", "\u2028", "x\n", "x\u00e9"]):
+        out.append((f"string{k}", text.replace('"name": "', f'"name": "{name}', 1)))
+        out.append((f"key{k}", inner + f', "{name}": 1}}'))
+    # Nesting at and beyond the limit, with and without an earlier error.
+    out.append(("deep0", inner + ', "layer": ' + "[" * 63 + "]" * 63 + "}"))
+    out.append(("deep1", inner + ', "layer": ' + "[" * 64 + "]" * 64 + "}"))
+    out.append(("deep2", '{"a" 1, "b": ' + "{" * 70))
+    # Bytes: not UTF-8, a byte-order mark.
+    raw = text.encode("utf-8")
+    out.append(("utf0", raw.replace(b'"', b'"\xff', 1)))
+    out.append(("utf1", raw.replace(b'"', b'"\xe2\x82', 1)))
+    out.append(("utf2", raw.replace(b'"', b'"\xed\xa0\x80', 1)))
+    out.append(("bom", b"\xef\xbb\xbf" + raw))
     # Broken JSON text.
     rng = random.Random(1234)
     alphabet = list('{}[],:"\\ \n0123456789-+.eEtfnNIaul\x01\u00e9\ud83d\ude00') + ["\\u12", "\\ud800"]
@@ -151,7 +187,9 @@ def cmd_mutate(args):
             text = f.read()
         for k, (kind, mutated) in enumerate(mutations(text)):
             name = os.path.join(args.out_dir, f"{stem}.{k:04d}.{kind}.json")
-            with open(name, "w", encoding="utf-8", errors="surrogatepass") as f:
+            if isinstance(mutated, str):
+                mutated = mutated.encode("utf-8", errors="surrogatepass")
+            with open(name, "wb") as f:
                 f.write(mutated)
             count += 1
     print(f"wrote {count} mutated models")
@@ -208,18 +246,6 @@ def same_value(a, b):
     return False
 
 
-def replace_surrogates(value):
-    """The C++ reader writes a lone surrogate (from a \\udXXX escape) as
-    U+FFFD: UTF-8 output cannot carry it."""
-    if isinstance(value, str):
-        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
-    if isinstance(value, list):
-        return [replace_surrogates(v) for v in value]
-    if isinstance(value, dict):
-        return {replace_surrogates(k): replace_surrogates(v) for k, v in value.items()}
-    return value
-
-
 def compare_one(path, ref, cpp):
     """Returns (status, message): status is ok, limit, crash or FAIL."""
     v = ref["validate"]
@@ -240,13 +266,13 @@ def compare_one(path, ref, cpp):
         if any(limit in cpp["error"] for limit in KNOWN_LIMITS):
             return "limit", cpp["error"]
         return "FAIL", f"reference accepts, C++ says: {cpp['error']}"
-    if cpp["summary"] + "\n" != replace_surrogates(v["stdout"]):
+    if cpp["summary"] + "\n" != v["stdout"]:
         return "FAIL", f"validate differs:\n  reference: {v['stdout']!r}\n  C++:       {cpp['summary']!r}"
-    expand = replace_surrogates(json.loads(ref["expand"]["stdout"]))
+    expand = json.loads(ref["expand"]["stdout"])
     if not same_value(expand, cpp["expand"]):
         return "FAIL", ("--expand differs:\n  reference: " + json.dumps(expand, sort_keys=True) +
                         "\n  C++:       " + json.dumps(cpp["expand"], sort_keys=True))
-    if cpp["weights"] != replace_surrogates(ref["weights"]["stdout"]):
+    if cpp["weights"] != ref["weights"]["stdout"]:
         return "FAIL", "--list-weights differs:\n" + cpp["weights"] + "---\n" + ref["weights"]["stdout"]
     return "ok", ""
 

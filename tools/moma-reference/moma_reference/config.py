@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from .errors import ConfigError
-from .jsonio import Context, Obj, REQUIRED, format_path, load_json_file
+from .jsonio import Context, Obj, REQUIRED, format_path, load_json_file, quote
 
 FORMAT = "moma-model/1"
 
@@ -273,7 +273,7 @@ def parse_model(value, filename="", default_name="model"):
 
     fmt = top.string("format", FORMAT)
     if fmt != FORMAT:
-        raise top.error("format", f"unsupported format {fmt!r} (this reader knows {FORMAT!r})")
+        raise top.error("format", f"unsupported format {quote(fmt)} (this reader knows {quote(FORMAT)})")
     name = top.string("name", default_name)
     source = top.string("source", "")
     description = top.string("description", "")
@@ -303,8 +303,8 @@ def parse_model(value, filename="", default_name="model"):
 
     for layer in layers:
         if untie.ffn and layer.ffn.kind != "dense":
-            _, origins = _layer_sources(top, layer.index)
-            rctx = Context(filename, origins=origins, base=("layers", layer.index))
+            value, origins = _layer_sources(top, layer.index)
+            rctx = Context(filename, origins=origins, base=("layers", layer.index), document=value)
             raise rctx.error(("layers", layer.index, "ffn", "kind"),
                              "must be \"dense\" when untie.ffn is true "
                              "(an MoE layer is modality-aware through its expert groups)")
@@ -319,7 +319,7 @@ def _parse_modalities(top, vocab_size):
         name = m.string("name", pattern=NAME_PATTERN)
         for prev in result:
             if prev.name == name:
-                raise m.error("name", f"duplicate modality name {name!r} (also modalities[{prev.index}])")
+                raise m.error("name", f"duplicate modality name {quote(name)} (also modalities[{prev.index}])")
         rng = m.array("tokens")
         if (len(rng) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in rng)):
             raise m.error("tokens", "must be [begin, end]: two integers, the half-open range of token ids")
@@ -329,7 +329,7 @@ def _parse_modalities(top, vocab_size):
         for prev in result:
             if begin < prev.end and prev.begin < end:
                 raise m.error("tokens", f"range [{begin}, {end}) overlaps modalities[{prev.index}] "
-                                        f"({prev.name!r}: [{prev.begin}, {prev.end}))")
+                                        f"({quote(prev.name)}: [{prev.begin}, {prev.end}))")
         result.append(Modality(i, name, begin, end))
     return tuple(result)
 
@@ -450,13 +450,13 @@ def _expand_layers(top, model, filename):
             raise top.ctx.error(path, "must be an object")
         if "layers" not in override:
             raise top.ctx.error(path + ("layers",), "required (which layers this override applies to)")
-        for key in override:
+        for key in sorted(override):
             if key != "layers" and key not in LAYER_KEYS:
                 raise top.ctx.error(path + (key,), f"unknown key (expected one of: layers, {', '.join(LAYER_KEYS)})")
         _override_layers(top, k)
     for i in range(model.num_layers):
         value, origins = _layer_sources(top, i)
-        ctx = Context(filename, origins=origins, base=("layers", i))
+        ctx = Context(filename, origins=origins, base=("layers", i), document=value)
         yield parse_layer(value, ("layers", i), ctx, model, i)
 
 
@@ -533,9 +533,9 @@ def _parse_groups(f, model):
                 ids.append(model.modality(n).index)
             except KeyError:
                 known = ", ".join(m.name for m in model.modalities)
-                raise g.ctx.error(p, f"unknown modality {n!r} (modalities: {known})") from None
+                raise g.ctx.error(p, f"unknown modality {quote(n)} (modalities: {known})") from None
             if n in owner:
-                raise g.ctx.error(p, f"modality {n!r} already has an expert group (groups[{owner[n]}])")
+                raise g.ctx.error(p, f"modality {quote(n)} already has an expert group (groups[{owner[n]}])")
             owner[n] = i
         if g.has("name"):
             name = g.string("name", pattern=NAME_PATTERN)
@@ -545,7 +545,7 @@ def _parse_groups(f, model):
             raise g.error("name", "required for a group of several modalities")
         for prev in groups:
             if prev.name == name:
-                raise g.error("name", f"duplicate group name {name!r}")
+                raise g.error("name", f"duplicate group name {quote(name)}")
         experts = g.integer("experts", minimum=1)
         routing = g.string("routing", choices=ROUTINGS)
         if routing == "expert_choice":

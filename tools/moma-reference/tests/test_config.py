@@ -11,16 +11,23 @@ from moma_reference.errors import ConfigError
 from moma_reference.weights import parameter_count
 
 
+#: assertConfigError's default: the source is not checked.
+ANY_SOURCE = object()
+
+
 class ErrorCase(unittest.TestCase):
-    def assertConfigError(self, value, message, source=None):
-        """``value`` must be rejected with exactly ``message`` (``path: rule``)."""
+    def assertConfigError(self, value, message, source=ANY_SOURCE):
+        """``value`` must be rejected with exactly ``message`` (``path: rule``)
+        and, unless ``source`` is ANY_SOURCE, that source (None: none)."""
         with self.assertRaises(ConfigError) as ctx:
             parse_model(value, "m.json")
         err = ctx.exception
         self.assertEqual(f"{err.path}: {err.rule}", message)
         self.assertTrue(str(err).startswith("m.json: " + message), str(err))
-        if source is not None:
+        if source is not ANY_SOURCE:
             self.assertEqual(err.source, source)
+            if source is None:
+                self.assertNotIn("(value from", str(err))
         return err
 
 
@@ -93,8 +100,22 @@ class ExpansionTest(ErrorCase):
                                source="layer.ffn.groups[1].capacity_factor")
 
     def test_missing_key_source(self):
+        # A value the file did not write has no source: a missing key, a
+        # head_dim derived from d_model / heads, a missing group name.
         value = tiny_dict(ffn={"kind": "dense"})
-        self.assertConfigError(value, "layers[0].ffn.hidden: required", source="layer.ffn.hidden")
+        self.assertConfigError(value, "layers[0].ffn.hidden: required", source=None)
+        value = tiny_dict(d_model=12, attention={"heads": 4})
+        self.assertConfigError(value, "layers[0].attention.head_dim: must be even when rope_theta > 0 (is 3)",
+                               source=None)
+        value = tiny_dict(attention={"heads": 4, "head_dim": 3})
+        self.assertConfigError(value, "layers[0].attention.head_dim: must be even when rope_theta > 0 (is 3)",
+                               source="layer.attention.head_dim")
+        group = {"modalities": ["text", "image"], "experts": 2, "routing": "token_choice"}
+        self.assertConfigError(tiny_dict(ffn=moe_ffn(group)),
+                               "layers[0].ffn.groups[0].name: required for a group of several modalities",
+                               source=None)
+        value = tiny_dict(layer_overrides=[{"layers": [1], "attention": {"heads": None}}])
+        self.assertConfigError(value, "layers[1].attention.heads: required", source=None)
 
     def test_expand_round_trip_shape(self):
         cfg = load_model(os.path.join(EXAMPLES, "tiny-hybrid.json"))
@@ -120,7 +141,7 @@ class ValidationErrorsTest(ErrorCase):
                                "norm, untie, mod, aux_routers, loss, dtype, tie_embeddings, init_std, layer, "
                                "layer_overrides)")
         self.assertConfigError(tiny_dict(format="moma-model/2"),
-                               "format: unsupported format 'moma-model/2' (this reader knows 'moma-model/1')")
+                               'format: unsupported format "moma-model/2" (this reader knows "moma-model/1")')
         with self.assertRaises(ConfigError) as ctx:
             parse_model([], "m.json")
         self.assertEqual(str(ctx.exception), "m.json: must be an object, not a list")
@@ -128,13 +149,13 @@ class ValidationErrorsTest(ErrorCase):
     def test_modalities(self):
         mods = [{"name": "text", "tokens": [0, 16]}, {"name": "image", "tokens": [8, 32]}]
         self.assertConfigError(tiny_dict(modalities=mods),
-                               "modalities[1].tokens: range [8, 32) overlaps modalities[0] ('text': [0, 16))")
+                               'modalities[1].tokens: range [8, 32) overlaps modalities[0] ("text": [0, 16))')
         mods = [{"name": "text", "tokens": [0, 40]}]
         self.assertConfigError(tiny_dict(modalities=mods),
                                "modalities[0].tokens: range [0, 40) must be non-empty and inside the vocabulary [0, 32)")
         mods = [{"name": "text", "tokens": [0, 16]}, {"name": "text", "tokens": [16, 32]}]
         self.assertConfigError(tiny_dict(modalities=mods),
-                               "modalities[1].name: duplicate modality name 'text' (also modalities[0])")
+                               'modalities[1].name: duplicate modality name "text" (also modalities[0])')
         self.assertConfigError(tiny_dict(modalities=[]), "modalities: must have at least 1 entry")
         mods = [{"name": "text", "tokens": [3]}]
         self.assertConfigError(tiny_dict(modalities=mods),
@@ -163,9 +184,9 @@ class ValidationErrorsTest(ErrorCase):
 
     def test_groups(self):
         self.assertConfigError(tiny_dict(ffn=moe_ffn(ec_group("audio", 2))),
-                               "layers[0].ffn.groups[0].modality: unknown modality 'audio' (modalities: text, image)")
+                               'layers[0].ffn.groups[0].modality: unknown modality "audio" (modalities: text, image)')
         self.assertConfigError(tiny_dict(ffn=moe_ffn(ec_group("text", 2), tc_group("text", 2, 1))),
-                               "layers[0].ffn.groups[1].modality: modality 'text' already has an expert group (groups[0])")
+                               'layers[0].ffn.groups[1].modality: modality "text" already has an expert group (groups[0])')
         self.assertConfigError(tiny_dict(ffn=moe_ffn(tc_group("text", 2, 3))),
                                "layers[0].ffn.groups[0].top_k: must be <= 2")
         self.assertConfigError(tiny_dict(ffn=moe_ffn(ec_group("text", 2, top_k=1))),
