@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools", "moma-reference"))
 from moma_reference import config as ref_config  # noqa: E402
 from moma_reference import model as ref_model  # noqa: E402
+from moma_reference import safetensors as ref_safetensors  # noqa: E402
 from moma_reference import tokens as ref_tokens  # noqa: E402
 from moma_reference import weights as ref_weights  # noqa: E402
 from token_cases import edge_token_files  # noqa: E402 (beside this file)
@@ -38,6 +39,21 @@ def run(cmd):
     return proc.stdout
 
 
+def randomize_norms(weights_file, seed):
+    """Replaces the norm weights (ones) and biases (zeros) of a weights file
+    by random values, so that norms cannot hide behind their initial value
+    (a zero bias adds nothing)."""
+    f = ref_safetensors.load(weights_file)
+    g = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, t in f.tensors.items():
+        if "norm." in name:
+            t = torch.randn(t.shape, generator=g, dtype=torch.float32) * 0.5
+            t = t + 1.0 if name.endswith(".weight") else t
+        tensors[name] = t
+    ref_safetensors.save(weights_file, tensors, f.metadata)
+
+
 def check_model(args, model, tokens_file, seed, tmp):
     cfg = ref_config.load_model(model)
     batch = ref_tokens.load_tokens(tokens_file, cfg)
@@ -46,6 +62,8 @@ def check_model(args, model, tokens_file, seed, tmp):
     weights_file = os.path.join(tmp, "w.safetensors")
     program = os.path.join(tmp, "m.momaprog")
     run([args.momac, model, f"--init-weights={weights_file}", f"--seed={seed}"])
+    if args.random_norms:
+        randomize_norms(weights_file, seed)
     run([args.momac, model, "--target=cpu", f"--batch={B}", f"--seq-len={L}",
          "-o", program])
 
@@ -96,6 +114,9 @@ def main():
     parser.add_argument("--moma-run", default="moma-run")
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--random-norms", action="store_true",
+                        help="random norm weights and biases instead of "
+                             "ones and zeros")
     parser.add_argument("--edge-cases", action="append", default=[],
                         metavar="MODEL.json",
                         help="also run MODEL (text+image) on generated token "

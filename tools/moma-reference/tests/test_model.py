@@ -195,6 +195,47 @@ class UntiedTest(unittest.TestCase):
         self.assertGreater(g["layers.0.ffn.w_in"][1].abs().sum().item(), 0)
 
 
+class UngroupedModalityTest(unittest.TestCase):
+    """A modality without a group in an MoE layer gets no FFN output
+    (examples/README.md, "Expert groups"): pre-norm, only the residual
+    (y = a); post-norm, the FFN norm of a zero FFN output, which is its bias
+    for layer norm with a bias (y = a + ffn_norm.bias)."""
+
+    def check(self, placement, kind, bias):
+        cfg = config(norm={"kind": kind, "placement": placement, "bias": bias},
+                     ffn=moe_ffn(ec_group("text", 2)))
+        w = random_weights(cfg, seed=5)
+        model = Model(cfg, w)
+        layer = cfg.layers[0]
+        ids, modality = random_tokens(cfg, 2, 7, seed=6)
+        self.assertTrue(bool((modality == 1).any()) and bool((modality == 0).any()))
+        x = torch.randn(2, 7, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+        positions = torch.arange(7).unsqueeze(0).expand(2, 7)
+        y = model.block(layer, x, modality, positions, LossParts())
+        attention = model._attention(layer, x if placement == "post" else
+                                     model._norm("layers.0.attn_norm", x, modality), modality, positions)
+        a = x + (model._norm("layers.0.attn_norm", attention, modality) if placement == "post" else attention)
+        image = modality == 1
+        expected = a[image]
+        if placement == "post" and bias:
+            expected = expected + w["layers.0.ffn_norm.bias"]
+        torch.testing.assert_close(y[image], expected, rtol=0, atol=1e-12)
+        self.assertFalse(torch.allclose(y[~image], a[~image]))  # text tokens do get an FFN output
+        return w
+
+    def test_pre_norm_only_residual(self):
+        self.check("pre", "layer", True)
+        self.check("pre", "rms", False)
+
+    def test_post_norm_adds_ffn_norm_bias(self):
+        w = self.check("post", "layer", True)
+        self.assertGreater(float(w["layers.0.ffn_norm.bias"].abs().min()), 0)
+
+    def test_post_norm_without_bias_only_residual(self):
+        self.check("post", "layer", False)
+        self.check("post", "rms", False)
+
+
 class AbsentModalityModelTest(unittest.TestCase):
     def test_batch_without_image_tokens(self):
         cfg, _, _ = example("tiny-moma-t4i4")
