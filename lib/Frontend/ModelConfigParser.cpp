@@ -43,9 +43,6 @@ using llvm::StringRef;
 using llvm::Twine;
 using llvm::json::Value;
 
-/// The only format this reader knows.
-static constexpr llvm::StringLiteral kFormat = "moma-model/1";
-
 /// Most layers accepted: the effective layers are materialised, so an absurd
 /// `num_layers` would otherwise exhaust memory (the reference would spend
 /// hours expanding them). Checked where the reference starts expanding.
@@ -133,12 +130,12 @@ bool ModelParser::parse(const Value &root, StringRef defaultName,
   if (!Obj::open(root, {}, topCtx, kTopKeys, top))
     return false;
   std::string format;
-  if (!top.string("format", format, StringRef(kFormat)))
+  if (!top.string("format", format, StringRef(kModelFormat)))
     return false;
-  if (format != kFormat)
+  if (format != kModelFormat)
     return top.error("format", "unsupported format " + quoteJson(format) +
-                                   " (this reader knows " + quoteJson(kFormat) +
-                                   ")");
+                                   " (this reader knows " +
+                                   quoteJson(kModelFormat) + ")");
   if (!top.string("name", cfg.name, defaultName) ||
       !top.string("source", cfg.source, StringRef("")) ||
       !top.string("description", cfg.description, StringRef("")) ||
