@@ -100,7 +100,7 @@ llvm::json::Value ModelConfig::toExpandedJson() const {
       {"loss", Object{{"load_balancing", loss.loadBalancing},
                       {"router_z", loss.routerZ},
                       {"aux_router", loss.auxRouter}}},
-      {"dtype", dtype},
+      {"dtype", modelDTypeName(dtype)},
       {"tie_embeddings", tieEmbeddings},
       {"init_std", initStd},
       {"layers", std::move(layerList)}};

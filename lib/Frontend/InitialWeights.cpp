@@ -12,9 +12,9 @@
 
 #include "moma/Frontend/ModelConfig.h"
 
+#include "moma/Format/FloatConversion.h"
 #include "moma/Frontend/Safetensors.h"
 
-#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/Endian.h"
 #include "llvm/Support/Errc.h"
 #include "llvm/Support/MathExtras.h"
@@ -39,42 +39,6 @@ static std::string shortestDecimal(double value) {
   return std::string(buffer, result.ptr);
 }
 
-/// Rounds \p value to IEEE half precision, to nearest even (overflow gives
-/// infinity, NaN stays NaN).
-static uint16_t floatToHalfBits(float value) {
-  uint32_t x;
-  std::memcpy(&x, &value, sizeof(x));
-  const uint32_t sign = (x >> 16) & 0x8000;
-  x &= 0x7FFFFFFF;
-  if (x > 0x7F800000) // NaN: keep it quiet.
-    return sign | 0x7E00;
-  if (x >= 0x47800000) // >= 65536 (or infinity): infinity.
-    return sign | 0x7C00;
-  if (x < 0x38800000) {
-    // Subnormal or zero: adding 0.5 aligns the 10 mantissa bits at the
-    // bottom; the float addition rounds to nearest even.
-    float magic = 0.5f, f;
-    std::memcpy(&f, &x, sizeof(f));
-    f += magic;
-    uint32_t bits;
-    std::memcpy(&bits, &f, sizeof(bits));
-    return sign | static_cast<uint16_t>(bits - 0x3F000000);
-  }
-  const uint32_t odd = (x >> 13) & 1;
-  x += (static_cast<uint32_t>(15 - 127) << 23) + 0xFFF + odd;
-  return sign | static_cast<uint16_t>(x >> 13); // Carries into infinity.
-}
-
-/// Rounds \p value to bfloat16, to nearest even.
-static uint16_t floatToBFloat16Bits(float value) {
-  uint32_t x;
-  std::memcpy(&x, &value, sizeof(x));
-  if ((x & 0x7FFFFFFF) > 0x7F800000) // NaN: keep it quiet.
-    return static_cast<uint16_t>((x >> 16) | 0x40);
-  x += 0x7FFF + ((x >> 16) & 1);
-  return static_cast<uint16_t>(x >> 16);
-}
-
 namespace {
 /// Draws the elements of one tensor and stores them little-endian.
 template <DType Storage> struct ElementWriter;
@@ -95,12 +59,12 @@ template <> struct ElementWriter<DType::F64> {
 };
 template <> struct ElementWriter<DType::F16> {
   static void store(uint8_t *p, float v) {
-    llvm::support::endian::write16le(p, floatToHalfBits(v));
+    llvm::support::endian::write16le(p, runtime::doubleToHalf(v));
   }
 };
 template <> struct ElementWriter<DType::BF16> {
   static void store(uint8_t *p, float v) {
-    llvm::support::endian::write16le(p, floatToBFloat16Bits(v));
+    llvm::support::endian::write16le(p, runtime::doubleToBFloat16(v));
   }
 };
 } // namespace
@@ -128,15 +92,10 @@ static void fillTensor(std::vector<uint8_t> &bytes, uint64_t elements,
 
 llvm::Error moma::writeInitialWeights(const ModelConfig &config, uint64_t seed,
                                       StringRef path) {
-  std::optional<DType> dtype =
-      llvm::StringSwitch<std::optional<DType>>(config.dtype)
-          .Case("f32", DType::F32)
-          .Case("bf16", DType::BF16)
-          .Case("f16", DType::F16)
-          .Case("f64", DType::F64)
-          .Default(std::nullopt);
-  if (!dtype)
-    return makeError(path + ": unknown model dtype '" + config.dtype + "'");
+  const DType dtype = config.dtype;
+  if (modelDTypeName(dtype).empty())
+    return makeError(path + ": " + StringRef(dtypeName(dtype)) +
+                     " is not a model dtype (f32, bf16, f16 or f64)");
   if (!(config.initStd > 0))
     return makeError(path + ": init_std must be > 0");
 
@@ -162,11 +121,11 @@ llvm::Error moma::writeInitialWeights(const ModelConfig &config, uint64_t seed,
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const float stddev = static_cast<float>(config.initStd);
-  const size_t elementSize = dtypeSize(*dtype);
-  auto *fill = *dtype == DType::F32   ? &fillTensor<DType::F32>
-               : *dtype == DType::F64 ? &fillTensor<DType::F64>
-               : *dtype == DType::F16 ? &fillTensor<DType::F16>
-                                      : &fillTensor<DType::BF16>;
+  const size_t elementSize = dtypeSize(dtype);
+  auto *fill = dtype == DType::F32   ? &fillTensor<DType::F32>
+               : dtype == DType::F64 ? &fillTensor<DType::F64>
+               : dtype == DType::F16 ? &fillTensor<DType::F16>
+                                     : &fillTensor<DType::BF16>;
   for (const WeightSpec &spec : listWeights(config)) {
     uint64_t elements = 1;
     bool overflow = false;
@@ -183,7 +142,7 @@ llvm::Error moma::writeInitialWeights(const ModelConfig &config, uint64_t seed,
                        formatShape(spec.shape) + " is too large to write");
     std::vector<uint8_t> bytes(byteCount);
     fill(bytes, elements, spec.init, stddev, rng, normal);
-    if (llvm::Error err = writer.add(spec.name, *dtype, spec.shape, bytes))
+    if (llvm::Error err = writer.add(spec.name, dtype, spec.shape, bytes))
       return err;
   }
   return writer.writeToFile(path);

@@ -353,16 +353,24 @@ llvm::Expected<OwningOpRef<ModuleOp>> ModelIRBuilder::build() {
       !config.auxRouters.enabled)
     return llvm::createStringError(
         "routing by auxiliary routers needs aux_routers.enabled in the model");
-  if (config.dtype == "f32")
+  switch (config.dtype) {
+  case DType::F32:
     elementType = b.getF32Type();
-  else if (config.dtype == "f64")
+    break;
+  case DType::F64:
     elementType = b.getF64Type();
-  else if (config.dtype == "bf16")
+    break;
+  case DType::BF16:
     elementType = b.getBF16Type();
-  else if (config.dtype == "f16")
+    break;
+  case DType::F16:
     elementType = b.getF16Type();
-  else
-    return llvm::createStringError("unsupported dtype '" + config.dtype + "'");
+    break;
+  default:
+    return llvm::createStringError(
+        "unsupported model dtype " +
+        std::string(runtime::dtypeName(config.dtype)));
+  }
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc, config.name);
   SmallVector<Attribute> modalities;

@@ -171,8 +171,12 @@ bool ModelParser::parse(const Value &root, StringRef defaultName,
       !lw.number("router_z", cfg.loss.routerZ, 0.0, atLeast(0.0)) ||
       !lw.number("aux_router", cfg.loss.auxRouter, 1.0, atLeast(0.0)))
     return false;
-  if (!top.string("dtype", cfg.dtype, StringRef("f32"), kDTypes) ||
-      !top.boolean("tie_embeddings", cfg.tieEmbeddings, false) ||
+  std::string dtype;
+  if (!top.string("dtype", dtype, StringRef("f32"), kDTypes))
+    return false;
+  // kDTypes lists exactly the spellings parseModelDType knows.
+  cfg.dtype = *parseModelDType(dtype);
+  if (!top.boolean("tie_embeddings", cfg.tieEmbeddings, false) ||
       !top.number("init_std", cfg.initStd, 0.02, greaterThan(0.0)))
     return false;
 
@@ -667,4 +671,26 @@ llvm::Expected<ModelConfig> moma::loadModelConfig(StringRef path) {
   }
   return parseText((*buffer)->getBuffer(), fileName,
                    isStdin ? "model" : defaultModelName(path));
+}
+
+StringRef moma::modelDTypeName(DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+    return "f32";
+  case DType::BF16:
+    return "bf16";
+  case DType::F16:
+    return "f16";
+  case DType::F64:
+    return "f64";
+  default:
+    return "";
+  }
+}
+
+std::optional<DType> moma::parseModelDType(StringRef name) {
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16, DType::F64})
+    if (name == modelDTypeName(dtype))
+      return dtype;
+  return std::nullopt;
 }

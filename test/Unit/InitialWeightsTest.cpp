@@ -194,7 +194,8 @@ TEST_F(InitTest, StorageTypes) {
                         {"f16", DType::F16, 30000},  {"f16", DType::F16, 1e-6},
                         {"bf16", DType::BF16, 1e38}};
   for (const Case &k : cases) {
-    c.dtype = k.dtype;
+    c.dtype = k.storage;
+    EXPECT_EQ(modelDTypeName(k.storage), k.dtype);
     c.initStd = k.std;
     const std::string file = path(std::string("w-") + k.dtype + ".safetensors");
     ASSERT_FALSE(static_cast<bool>(writeInitialWeights(c, 3, file)));
@@ -212,7 +213,7 @@ TEST_F(InitTest, FailureLeavesNoFile) {
   llvm::consumeError(std::move(err));
   EXPECT_FALSE(llvm::sys::fs::exists(file));
 
-  c.dtype = "i8";
+  c.dtype = DType::I8;
   err = writeInitialWeights(c, 1, path("w.safetensors"));
   EXPECT_TRUE(static_cast<bool>(err));
   llvm::consumeError(std::move(err));

@@ -46,7 +46,7 @@ TEST(ModelConfigTest, Defaults) {
   EXPECT_EQ(c.loss.loadBalancing, 0.0);
   EXPECT_EQ(c.loss.routerZ, 0.0);
   EXPECT_EQ(c.loss.auxRouter, 1.0);
-  EXPECT_EQ(c.dtype, "f32");
+  EXPECT_EQ(c.dtype, DType::F32);
   EXPECT_FALSE(c.tieEmbeddings);
   EXPECT_EQ(c.initStd, 0.02);
   ASSERT_EQ(c.layers.size(), 4u);

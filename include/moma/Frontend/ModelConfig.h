@@ -9,12 +9,15 @@
 #ifndef MOMA_FRONTEND_MODELCONFIG_H
 #define MOMA_FRONTEND_MODELCONFIG_H
 
+#include "moma/Format/DType.h"
+
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +25,19 @@ namespace moma {
 
 /// The format of model definitions this reader knows (`format`).
 inline constexpr llvm::StringLiteral kModelFormat = "moma-model/1";
+
+/// The file layer's element types (safetensors), which the model's `dtype`
+/// names; moma IR uses MLIR types and programs ElementType, converted where
+/// the layers meet.
+using runtime::DType;
+
+/// The model file's spelling of a model dtype: "f32", "bf16", "f16" or
+/// "f64"; empty for a DType no model can have.
+llvm::StringRef modelDTypeName(DType dtype);
+
+/// Parses a model file's `dtype` spelling ("f32", "bf16", "f16", "f64");
+/// std::nullopt for any other text.
+std::optional<DType> parseModelDType(llvm::StringRef name);
 
 /// One modality: its name and token-id range [begin, end).
 struct ModalityConfig {
@@ -121,8 +137,9 @@ struct ModelConfig {
   struct Loss {
     double loadBalancing = 0.0, routerZ = 0.0, auxRouter = 1.0;
   } loss;
-  /// "f32", "bf16", "f16" or "f64".
-  std::string dtype = "f32";
+  /// The element type of the weights and activations: F32, BF16, F16 or
+  /// F64 (written "f32", "bf16", "f16", "f64" in the file).
+  DType dtype = DType::F32;
   bool tieEmbeddings = false;
   double initStd = 0.02;
   /// Effective configuration of every layer, in order.
