@@ -353,24 +353,15 @@ llvm::Expected<OwningOpRef<ModuleOp>> ModelIRBuilder::build() {
       !config.auxRouters.enabled)
     return llvm::createStringError(
         "routing by auxiliary routers needs aux_routers.enabled in the model");
-  switch (config.dtype) {
-  case DType::F32:
-    elementType = b.getF32Type();
-    break;
-  case DType::F64:
-    elementType = b.getF64Type();
-    break;
-  case DType::BF16:
-    elementType = b.getBF16Type();
-    break;
-  case DType::F16:
-    elementType = b.getF16Type();
-    break;
-  default:
-    return llvm::createStringError(
-        "unsupported model dtype " +
-        std::string(runtime::dtypeName(config.dtype)));
-  }
+  const DType dtype = config.dtype;
+  elementType = dtype == DType::F32    ? Type(b.getF32Type())
+                : dtype == DType::F64  ? Type(b.getF64Type())
+                : dtype == DType::BF16 ? Type(b.getBF16Type())
+                : dtype == DType::F16  ? Type(b.getF16Type())
+                                       : Type();
+  if (!elementType)
+    return llvm::createStringError("unsupported model dtype " +
+                                   std::string(runtime::dtypeName(dtype)));
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc, config.name);
   SmallVector<Attribute> modalities;

@@ -673,24 +673,24 @@ llvm::Expected<ModelConfig> moma::loadModelConfig(StringRef path) {
                    isStdin ? "model" : defaultModelName(path));
 }
 
+/// The model dtypes and their spellings in the model file (kDTypes, in
+/// the same order).
+static const std::pair<DType, StringRef> kModelDTypes[] = {
+    {DType::F32, "f32"},
+    {DType::BF16, "bf16"},
+    {DType::F16, "f16"},
+    {DType::F64, "f64"}};
+
 StringRef moma::modelDTypeName(DType dtype) {
-  switch (dtype) {
-  case DType::F32:
-    return "f32";
-  case DType::BF16:
-    return "bf16";
-  case DType::F16:
-    return "f16";
-  case DType::F64:
-    return "f64";
-  default:
-    return "";
-  }
+  for (const auto &[known, name] : kModelDTypes)
+    if (known == dtype)
+      return name;
+  return "";
 }
 
 std::optional<DType> moma::parseModelDType(StringRef name) {
-  for (DType dtype : {DType::F32, DType::BF16, DType::F16, DType::F64})
-    if (name == modelDTypeName(dtype))
+  for (const auto &[dtype, known] : kModelDTypes)
+    if (known == name)
       return dtype;
   return std::nullopt;
 }
