@@ -14,9 +14,9 @@
 
 #include "Device.h"
 #include "lib/Format/Errors.h"
-#include "moma/Format/SafetensorsReader.h"
 #include "lib/Format/Strings.h"
 #include "moma/Format/ProgramFile.h"
+#include "moma/Format/SafetensorsReader.h"
 
 #include <exception>
 #include <memory>
@@ -98,9 +98,13 @@ absl::Status wrapProgram(absl::StatusOr<Program> parsed, moma_program *out) {
   return absl::OkStatus();
 }
 
-/// Finds buffer \p name of \p session and checks that \p byteSize matches.
-absl::StatusOr<const BufferDesc *>
-sessionBuffer(moma_session session, const char *name, size_t byteSize) {
+/// Finds buffer \p name of \p session for a copy of \p byteSize bytes to or
+/// from \p data: checks that the size matches, then that \p data is given
+/// when there is something to copy.
+absl::StatusOr<const BufferDesc *> sessionBuffer(moma_session session,
+                                                 const char *name,
+                                                 const void *data,
+                                                 size_t byteSize) {
   if (!session)
     return nullArgument("session");
   if (!name)
@@ -114,6 +118,8 @@ sessionBuffer(moma_session session, const char *name, size_t byteSize) {
         cat("buffer '", name, "' holds ", buffer->byteSize, " bytes (",
             elementTypeName(buffer->type), " x ", buffer->numElements(),
             "), not ", byteSize));
+  if (!data && byteSize)
+    return nullArgument("data");
   return buffer;
 }
 
@@ -359,11 +365,9 @@ moma_status moma_session_set_buffer(moma_session session, const char *name,
                                     const void *data, size_t byte_size) {
   return guarded([&]() -> absl::Status {
     absl::StatusOr<const BufferDesc *> buffer =
-        sessionBuffer(session, name, byte_size);
+        sessionBuffer(session, name, data, byte_size);
     if (!buffer.ok())
       return buffer.status();
-    if (!data && byte_size)
-      return nullArgument("data");
     return session->device->write((*buffer)->offset, data, byte_size);
   });
 }
@@ -372,11 +376,9 @@ moma_status moma_session_get_buffer(moma_session session, const char *name,
                                     void *data, size_t byte_size) {
   return guarded([&]() -> absl::Status {
     absl::StatusOr<const BufferDesc *> buffer =
-        sessionBuffer(session, name, byte_size);
+        sessionBuffer(session, name, data, byte_size);
     if (!buffer.ok())
       return buffer.status();
-    if (!data && byte_size)
-      return nullArgument("data");
     return session->device->read((*buffer)->offset, data, byte_size);
   });
 }

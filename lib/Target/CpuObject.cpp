@@ -101,6 +101,19 @@ llvm::Error moma::addPointerArrayWrapper(ModuleOp module, StringRef callee,
   return llvm::Error::success();
 }
 
+/// Creates the file `path` and has `write` fill it; failing to create it is an
+/// error that names the path.
+static llvm::Error
+writeFileWith(const std::string &path,
+              llvm::function_ref<llvm::Error(llvm::raw_fd_ostream &)> write) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
+  if (ec)
+    return llvm::createStringError("cannot write '" + path +
+                                   "': " + ec.message());
+  return write(os);
+}
+
 llvm::Expected<std::vector<char>> moma::compileToSharedObject(ModuleOp module) {
   DialectRegistry registry;
   registerBuiltinDialectTranslation(registry);
@@ -143,18 +156,17 @@ llvm::Expected<std::vector<char>> moma::compileToSharedObject(ModuleOp module) {
   llvm::scope_exit cleanup([&] { llvm::sys::fs::remove_directories(dir); });
   std::string objectPath = (dir + "/kernels.o").str();
   std::string libraryPath = (dir + "/kernels.so").str();
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(objectPath, ec, llvm::sys::fs::OF_None);
-    if (ec)
-      return llvm::createStringError("cannot write '" + objectPath +
-                                     "': " + ec.message());
-    llvm::legacy::PassManager passes;
-    if (machine->addPassesToEmitFile(passes, os, nullptr,
-                                     llvm::CodeGenFileType::ObjectFile))
-      return llvm::createStringError("the host target cannot emit objects");
-    passes.run(*llvmModule);
-  }
+  if (llvm::Error err = writeFileWith(
+          objectPath, [&](llvm::raw_fd_ostream &os) -> llvm::Error {
+            llvm::legacy::PassManager passes;
+            if (machine->addPassesToEmitFile(passes, os, nullptr,
+                                             llvm::CodeGenFileType::ObjectFile))
+              return llvm::createStringError(
+                  "the host target cannot emit objects");
+            passes.run(*llvmModule);
+            return llvm::Error::success();
+          }))
+    return std::move(err);
 
   llvm::ErrorOr<std::string> linker = llvm::sys::findProgramByName("clang-22");
   if (!linker)
@@ -163,14 +175,12 @@ llvm::Expected<std::vector<char>> moma::compileToSharedObject(ModuleOp module) {
     return llvm::createStringError(
         "linking the CPU kernels needs clang-22 (or clang) on PATH");
   std::string supportPath = (dir + "/support.c").str();
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(supportPath, ec, llvm::sys::fs::OF_None);
-    if (ec)
-      return llvm::createStringError("cannot write '" + supportPath +
-                                     "': " + ec.message());
-    os << kSupportSource;
-  }
+  if (llvm::Error err = writeFileWith(
+          supportPath, [](llvm::raw_fd_ostream &os) -> llvm::Error {
+            os << kSupportSource;
+            return llvm::Error::success();
+          }))
+    return std::move(err);
   SmallVector<StringRef> argv = {
       *linker, "-shared",   "-fuse-ld=lld", "-O2",       "-fPIC",
       "-o",    libraryPath, objectPath,     supportPath, "-lm"};

@@ -522,10 +522,6 @@ compileGpuProgram(ModuleOp module, StringRef chip,
     builder.addLaunch(module_, launch.kernel, launch.grid, launch.block,
                       std::move(args), launch.sharedMemBytes);
   }
-  absl::StatusOr<runtime::Program> program = builder.build();
-  if (!program.ok())
-    return llvm::createStringError("internal error: invalid program: " +
-                                   std::string(program.status().message()));
-  return std::move(*program);
+  return buildProgram(builder);
 }
 } // namespace moma

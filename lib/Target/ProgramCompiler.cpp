@@ -224,6 +224,11 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
     args.push_back(runtime::LaunchArg::buffer(offset));
   }
   builder.addLaunch(kernels, "moma_forward", {}, {}, std::move(args));
+  return buildProgram(builder);
+}
+
+llvm::Expected<runtime::Program>
+buildProgram(runtime::ProgramBuilder &builder) {
   absl::StatusOr<runtime::Program> program = builder.build();
   if (!program.ok())
     return llvm::createStringError("internal error: invalid program: " +

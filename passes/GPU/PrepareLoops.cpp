@@ -56,6 +56,19 @@ void lowerCopy(memref::CopyOp copy) {
   copy.erase();
 }
 
+/// Moves the operations of `loop`'s body (all but its terminator) into
+/// `dest`, before its terminator, with the induction variables replaced by
+/// `ivs`, and erases `loop`.
+void inlineLoopBody(scf::ParallelOp loop, Block *dest, ValueRange ivs) {
+  Block *body = loop.getBody();
+  for (auto [arg, iv] : llvm::zip_equal(body->getArguments(), ivs))
+    arg.replaceAllUsesWith(iv);
+  dest->getOperations().splice(Block::iterator(dest->getTerminator()),
+                               body->getOperations(), body->begin(),
+                               std::prev(body->end()));
+  loop.erase();
+}
+
 /// Replaces `loop` (no reductions) by a nest of `scf.for` loops, the first
 /// dimension outermost.
 void sequentialize(scf::ParallelOp loop) {
@@ -68,14 +81,7 @@ void sequentialize(scf::ParallelOp loop) {
     ivs.push_back(forOp.getInductionVar());
     b.setInsertionPointToStart(forOp.getBody());
   }
-  Block *inner = b.getInsertionBlock();
-  Block *body = loop.getBody();
-  for (auto [arg, iv] : llvm::zip_equal(body->getArguments(), ivs))
-    arg.replaceAllUsesWith(iv);
-  inner->getOperations().splice(Block::iterator(inner->getTerminator()),
-                                body->getOperations(), body->begin(),
-                                std::prev(body->end()));
-  loop.erase();
+  inlineLoopBody(loop, b.getInsertionBlock(), ivs);
 }
 
 /// Rewrites a multi-dimensional `loop` into a one-dimensional loop over the
@@ -115,13 +121,7 @@ void collapse(scf::ParallelOp loop) {
     ivs[i] =
         b.createOrFold<arith::AddIOp>(loc, loop.getLowerBound()[i], scaled);
   }
-  Block *body = loop.getBody();
-  for (auto [arg, iv] : llvm::zip_equal(body->getArguments(), ivs))
-    arg.replaceAllUsesWith(iv);
-  flatBody->getOperations().splice(Block::iterator(flatBody->getTerminator()),
-                                   body->getOperations(), body->begin(),
-                                   std::prev(body->end()));
-  loop.erase();
+  inlineLoopBody(loop, flatBody, ivs);
 }
 
 struct MomaGpuPrepareLoops

@@ -271,40 +271,29 @@ std::string shapeString(const moma_buffer_info &info) {
   return out + "]";
 }
 
+/// Returns the \p T stored, unaligned, at \p p.
+template <typename T> T load(const char *p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
 /// Returns element \p i of a host array of type \p dtype as a double.
 double element(const std::string &bytes, moma_dtype dtype, size_t i) {
   const char *p = bytes.data() + i * dtypeSize(dtype);
   switch (dtype) {
-  case MOMA_DTYPE_F32: {
-    float v;
-    std::memcpy(&v, p, 4);
-    return v;
-  }
-  case MOMA_DTYPE_F64: {
-    double v;
-    std::memcpy(&v, p, 8);
-    return v;
-  }
-  case MOMA_DTYPE_I32: {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-  }
-  case MOMA_DTYPE_I64: {
-    int64_t v;
-    std::memcpy(&v, p, 8);
-    return static_cast<double>(v);
-  }
-  case MOMA_DTYPE_BF16: {
-    uint16_t h;
-    std::memcpy(&h, p, 2);
-    return moma::runtime::bfloat16ToDouble(h);
-  }
-  case MOMA_DTYPE_F16: {
-    uint16_t h;
-    std::memcpy(&h, p, 2);
-    return moma::runtime::halfToDouble(h);
-  }
+  case MOMA_DTYPE_F32:
+    return load<float>(p);
+  case MOMA_DTYPE_F64:
+    return load<double>(p);
+  case MOMA_DTYPE_I32:
+    return load<int32_t>(p);
+  case MOMA_DTYPE_I64:
+    return static_cast<double>(load<int64_t>(p));
+  case MOMA_DTYPE_BF16:
+    return moma::runtime::bfloat16ToDouble(load<uint16_t>(p));
+  case MOMA_DTYPE_F16:
+    return moma::runtime::halfToDouble(load<uint16_t>(p));
   }
   return 0;
 }
@@ -331,14 +320,8 @@ std::string formatElement(const std::string &bytes, moma_dtype dtype,
                           size_t i) {
   char text[64];
   if (dtype == MOMA_DTYPE_I32 || dtype == MOMA_DTYPE_I64) {
-    int64_t v = 0;
-    if (dtype == MOMA_DTYPE_I32) {
-      int32_t w;
-      std::memcpy(&w, bytes.data() + i * 4, 4);
-      v = w;
-    } else {
-      std::memcpy(&v, bytes.data() + i * 8, 8);
-    }
+    const char *p = bytes.data() + i * dtypeSize(dtype);
+    int64_t v = dtype == MOMA_DTYPE_I32 ? load<int32_t>(p) : load<int64_t>(p);
     std::snprintf(text, sizeof(text), "%" PRId64, v);
   } else {
     std::snprintf(text, sizeof(text), "%.*g", roundTripDigits(dtype),

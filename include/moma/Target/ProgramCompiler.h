@@ -74,6 +74,10 @@ runLoweringPipeline(mlir::ModuleOp module,
 void recordModelMetadata(mlir::ModuleOp module,
                          runtime::ProgramBuilder &builder);
 
+/// Builds the program `builder` holds (ProgramBuilder::build); a program it
+/// rejects is an internal error of the back end that filled it.
+llvm::Expected<runtime::Program> buildProgram(runtime::ProgramBuilder &builder);
+
 } // namespace moma
 
 #endif // MOMA_TARGET_PROGRAMCOMPILER_H

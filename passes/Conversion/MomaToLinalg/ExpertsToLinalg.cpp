@@ -179,37 +179,20 @@ private:
   /// that is the number of `e' in [1, E)` with `off[e'] <= s`.
   static Value buildSlotExperts(OpBuilder &b, Location loc, Value offsets,
                                 int64_t numSlots, int64_t numExperts) {
-    MLIRContext *ctx = b.getContext();
-    Type i32 = b.getI32Type();
-    Value init = createFilledInt(b, loc, {numSlots}, i32, 0);
-    AffineExpr s, e;
-    bindDims(ctx, s, e);
-    SmallVector<AffineMap> maps = {AffineMap::get(2, 0, {e}, ctx),
-                                   AffineMap::get(2, 0, {s}, ctx)};
-    SmallVector<utils::IteratorType> iterators = {
-        utils::IteratorType::parallel, utils::IteratorType::reduction};
-    Value counts =
-        linalg::GenericOp::create(
-            b, loc, init.getType(), ValueRange{offsets}, ValueRange{init}, maps,
-            iterators,
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              Value slot = toI32(nb, nl, linalg::IndexOp::create(nb, nl, 0));
-              Value expert = linalg::IndexOp::create(nb, nl, 1);
-              Value interior =
-                  andi(nb, nl,
-                       cmpi(nb, nl, arith::CmpIPredicate::sge, expert,
-                            constantIndex(nb, nl, 1)),
-                       cmpi(nb, nl, arith::CmpIPredicate::slt, expert,
-                            constantIndex(nb, nl, numExperts)));
-              Value started =
-                  cmpi(nb, nl, arith::CmpIPredicate::sle, args[0], slot);
-              Value one = arith::ExtUIOp::create(
-                  nb, nl, i32, andi(nb, nl, interior, started));
-              linalg::YieldOp::create(
-                  nb, nl,
-                  arith::AddIOp::create(nb, nl, args[1], one).getResult());
-            })
-            .getResult(0);
+    Value counts = buildCountWhere(
+        b, loc, offsets, numSlots,
+        [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+          Value slot = toI32(nb, nl, linalg::IndexOp::create(nb, nl, 0));
+          Value expert = linalg::IndexOp::create(nb, nl, 1);
+          Value interior = andi(nb, nl,
+                                cmpi(nb, nl, arith::CmpIPredicate::sge, expert,
+                                     constantIndex(nb, nl, 1)),
+                                cmpi(nb, nl, arith::CmpIPredicate::slt, expert,
+                                     constantIndex(nb, nl, numExperts)));
+          Value started =
+              cmpi(nb, nl, arith::CmpIPredicate::sle, args[0], slot);
+          return andi(nb, nl, interior, started);
+        });
     Value begin = extractAt(b, loc, offsets, constantIndex(b, loc, 0));
     Value end = extractAt(b, loc, offsets, constantIndex(b, loc, numExperts));
     return mapElementwise(

@@ -513,29 +513,39 @@ Value moma::buildGroupScores(OpBuilder &b, Location loc, Value logits,
       });
 }
 
-Value moma::buildGroupTokenCounts(OpBuilder &b, Location loc, Value groupIds,
-                                  int64_t numGroups) {
+Value moma::buildCountWhere(OpBuilder &b, Location loc, Value input,
+                            int64_t size, ScalarFn predicate) {
   MLIRContext *ctx = b.getContext();
   Type i32 = b.getI32Type();
-  Value init = createFilledInt(b, loc, {numGroups}, i32, 0);
-  AffineExpr g, t;
-  bindDims(ctx, g, t);
-  SmallVector<AffineMap> maps = {AffineMap::get(2, 0, {t}, ctx),
-                                 AffineMap::get(2, 0, {g}, ctx)};
+  Value init = createFilledInt(b, loc, {size}, i32, 0);
+  AffineExpr i, j;
+  bindDims(ctx, i, j);
+  SmallVector<AffineMap> maps = {AffineMap::get(2, 0, {j}, ctx),
+                                 AffineMap::get(2, 0, {i}, ctx)};
   SmallVector<utils::IteratorType> iterators = {utils::IteratorType::parallel,
                                                 utils::IteratorType::reduction};
   return linalg::GenericOp::create(
-             b, loc, init.getType(), ValueRange{groupIds}, ValueRange{init},
-             maps, iterators,
+             b, loc, init.getType(), ValueRange{input}, ValueRange{init}, maps,
+             iterators,
              [&](OpBuilder &nb, Location nl, ValueRange args) {
-               Value index = linalg::IndexOp::create(nb, nl, 0);
-               Value group = arith::IndexCastOp::create(nb, nl, i32, index);
-               Value match = arith::CmpIOp::create(
-                   nb, nl, arith::CmpIPredicate::eq, args[0], group);
-               Value one = arith::ExtUIOp::create(nb, nl, i32, match);
+               Value one =
+                   arith::ExtUIOp::create(nb, nl, i32, predicate(nb, nl, args));
                linalg::YieldOp::create(
                    nb, nl,
                    arith::AddIOp::create(nb, nl, args[1], one).getResult());
              })
       .getResult(0);
+}
+
+Value moma::buildGroupTokenCounts(OpBuilder &b, Location loc, Value groupIds,
+                                  int64_t numGroups) {
+  return buildCountWhere(
+      b, loc, groupIds, numGroups,
+      [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+        Value index = linalg::IndexOp::create(nb, nl, 0);
+        Value group =
+            arith::IndexCastOp::create(nb, nl, nb.getI32Type(), index);
+        return arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, args[0],
+                                     group);
+      });
 }

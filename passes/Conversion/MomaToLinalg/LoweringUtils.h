@@ -163,6 +163,13 @@ buildGroupSoftmaxStats(OpBuilder &b, Location loc, Value logits, Value groupIds,
 Value buildGroupScores(OpBuilder &b, Location loc, Value logits, Value groupIds,
                        ArrayRef<ExpertGroupAttr> groups);
 
+/// `[size] i32`: for every `i < size`, the number of elements `x = input[j]`
+/// of the 1-D `input` for which `predicate` holds. `predicate` builds, in the
+/// body of a `linalg.generic` over `(i, j)` (`linalg.index` 0 and 1), the i1
+/// from `x` (its `args[0]`).
+Value buildCountWhere(OpBuilder &b, Location loc, Value input, int64_t size,
+                      ScalarFn predicate);
+
 /// `[G] i32`: the number of tokens of every group (`G = numGroups`).
 Value buildGroupTokenCounts(OpBuilder &b, Location loc, Value groupIds,
                             int64_t numGroups);

@@ -91,20 +91,11 @@ Program makeGpuProgram(Target target, ModuleFormat format,
       builder.addBuffer("y", BufferRole::Output, ElementType::F32, {kN});
   uint64_t z =
       builder.addBuffer("z", BufferRole::Output, ElementType::F32, {kN});
-  builder.addLaunch(0, "vadd", {1, 1, 1}, {128, 1, 1},
-                    {LaunchArg::buffer(a), LaunchArg::buffer(b),
-                     LaunchArg::buffer(c), LaunchArg::i32(kN)});
-  builder.addLaunch(0, "scale", {4, 1, 1}, {32, 1, 1},
-                    {LaunchArg::buffer(c), LaunchArg::buffer(y),
-                     LaunchArg::f32(0.5f), LaunchArg::i64(kN),
-                     LaunchArg::f64(2.0)});
-  builder.addLaunch(0, "vadd", {kN, 1, 1}, {1, 1, 1},
-                    {LaunchArg::buffer(y), LaunchArg::buffer(b),
-                     LaunchArg::buffer(z), LaunchArg::i32(kN)},
+  builder.addLaunch(0, "vadd", {1, 1, 1}, {128, 1, 1}, vaddArgs(a, b, c));
+  builder.addLaunch(0, "scale", {4, 1, 1}, {32, 1, 1}, scaleArgs(c, y));
+  builder.addLaunch(0, "vadd", {kN, 1, 1}, {1, 1, 1}, vaddArgs(y, b, z),
                     64 * 1024);
-  absl::StatusOr<Program> program = builder.build();
-  EXPECT_TRUE(program.ok()) << program.status();
-  return *program;
+  return buildProgram(builder);
 }
 
 /// Loads \p program into a handle.

@@ -102,6 +102,22 @@ std::string safetensors(const std::string &header, const std::string &data) {
 }
 std::string kernelBytes() { return readFile(MOMA_TEST_CPU_KERNELS); }
 
+std::vector<LaunchArg> vaddArgs(uint64_t a, uint64_t b, uint64_t c) {
+  return {LaunchArg::buffer(a), LaunchArg::buffer(b), LaunchArg::buffer(c),
+          LaunchArg::i32(kN)};
+}
+
+std::vector<LaunchArg> scaleArgs(uint64_t c, uint64_t y) {
+  return {LaunchArg::buffer(c), LaunchArg::buffer(y), LaunchArg::f32(0.5f),
+          LaunchArg::i64(kN), LaunchArg::f64(2.0)};
+}
+
+Program buildProgram(ProgramBuilder &builder) {
+  absl::StatusOr<Program> program = builder.build();
+  EXPECT_TRUE(program.ok()) << program.status();
+  return program.ok() ? *program : Program();
+}
+
 Program makeCpuProgram() {
   ProgramBuilder builder(Target::Cpu, 64);
   builder.addModule(ModuleFormat::CpuSo, kernelBytes(),
@@ -117,18 +133,11 @@ Program makeCpuProgram() {
       builder.addBuffer("y", BufferRole::Output, ElementType::F32, {kN});
   uint64_t calls =
       builder.addBuffer("calls", BufferRole::Output, ElementType::I64, {});
-  builder.addLaunch(0, "vadd", {1, 1, 1}, {1, 1, 1},
-                    {LaunchArg::buffer(a), LaunchArg::buffer(b),
-                     LaunchArg::buffer(c), LaunchArg::i32(kN)});
-  builder.addLaunch(0, "scale", {1, 1, 1}, {1, 1, 1},
-                    {LaunchArg::buffer(c), LaunchArg::buffer(y),
-                     LaunchArg::f32(0.5f), LaunchArg::i64(kN),
-                     LaunchArg::f64(2.0)});
+  builder.addLaunch(0, "vadd", {1, 1, 1}, {1, 1, 1}, vaddArgs(a, b, c));
+  builder.addLaunch(0, "scale", {1, 1, 1}, {1, 1, 1}, scaleArgs(c, y));
   builder.addLaunch(0, "count_calls", {1, 1, 1}, {1, 1, 1},
                     {LaunchArg::buffer(calls)});
-  absl::StatusOr<Program> program = builder.build();
-  EXPECT_TRUE(program.ok()) << program.status();
-  return *program;
+  return buildProgram(builder);
 }
 
 std::string writeWeights(const TempDir &dir,

@@ -15,6 +15,7 @@
 #define MOMA_TEST_UNIT_RUNTIME_RUNTIMETESTSUPPORT_H
 
 #include "moma/Format/Program.h"
+#include "moma/Format/ProgramBuilder.h"
 
 #include <cstdint>
 #include <cstring>
@@ -111,6 +112,18 @@ constexpr int kN = 100;
 /// Returns the bytes of the CPU kernels' shared object
 /// (RuntimeTestKernels.c).
 std::string kernelBytes();
+
+/// The arguments of the test kernel vadd (RuntimeTestKernels.c, and the fake
+/// CUDA module's): c = a + b over kN f32 elements, given arena offsets.
+std::vector<LaunchArg> vaddArgs(uint64_t a, uint64_t b, uint64_t c);
+
+/// The arguments of the test kernel scale: y = 0.5 * c + 2 over kN f32
+/// elements, given arena offsets.
+std::vector<LaunchArg> scaleArgs(uint64_t c, uint64_t y);
+
+/// Returns the program \p builder holds, expecting it valid (an empty
+/// Program when it is not).
+Program buildProgram(ProgramBuilder &builder);
 
 /// A CPU program: c = a + b (vadd), y = 0.5 * c + 2 (scale), and a call
 /// counter; b and s are weights.

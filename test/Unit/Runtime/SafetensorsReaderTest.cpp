@@ -137,34 +137,32 @@ TEST(RuntimeSafetensors, RejectsDamagedFiles) {
                   R"("t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                   data),
       "duplicate key \"t\"");
-  expectSafetensorsRejected(one("3"), "tensor 't': expected an object");
-  expectSafetensorsRejected(
-      one(R"({"dtype":"F31","shape":[1],"data_offsets":[0,4]})"),
-      "tensor 't': unknown dtype \"F31\"");
-  expectSafetensorsRejected(one(R"({"shape":[1],"data_offsets":[0,4]})"),
-                            "tensor 't': missing string \"dtype\"");
-  expectSafetensorsRejected(
-      one(R"({"dtype":"F32","shape":[-1],"data_offsets":[0,4]})"),
-      "tensor 't': the shape holds a value");
-  expectSafetensorsRejected(
-      one(R"({"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1})"),
-      "tensor 't': unknown key \"x\"");
-  expectSafetensorsRejected(
-      one(R"({"dtype":"F32","shape":[1],"data_offsets":[0]})"),
-      "\"data_offsets\" is not a pair");
-  expectSafetensorsRejected(
-      one(R"({"dtype":"F32","shape":[2],"data_offsets":[12,20]})"),
-      "data_offsets [12, 20] lie outside the data buffer of 16 bytes");
-  expectSafetensorsRejected(
-      one(R"({"dtype":"F32","shape":[2],"data_offsets":[8,4]})"),
-      "lie outside");
-  expectSafetensorsRejected(
-      one(R"({"dtype":"F32","shape":[3],"data_offsets":[0,8]})"),
-      "8 bytes do not match F32 [3] (12 bytes)");
-  expectSafetensorsRejected(
-      one(R"({"dtype":"F32","shape":[4294967296,4294967296],)"
-          R"("data_offsets":[0,8]})"),
-      "the shape is too large");
+  // One tensor entry "t" and what its rejection says.
+  const std::pair<std::string, std::string> badEntries[] = {
+      {"3", "tensor 't': expected an object"},
+      {R"({"dtype":"F31","shape":[1],"data_offsets":[0,4]})",
+       "tensor 't': unknown dtype \"F31\""},
+      {R"({"shape":[1],"data_offsets":[0,4]})",
+       "tensor 't': missing string \"dtype\""},
+      {R"({"dtype":"F32","shape":[-1],"data_offsets":[0,4]})",
+       "tensor 't': the shape holds a value"},
+      {R"({"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1})",
+       "tensor 't': unknown key \"x\""},
+      {R"({"dtype":"F32","shape":[1],"data_offsets":[0]})",
+       "\"data_offsets\" is not a pair"},
+      {R"({"dtype":"F32","shape":[2],"data_offsets":[12,20]})",
+       "data_offsets [12, 20] lie outside the data buffer of 16 bytes"},
+      {R"({"dtype":"F32","shape":[2],"data_offsets":[8,4]})", "lie outside"},
+      {R"({"dtype":"F32","shape":[3],"data_offsets":[0,8]})",
+       "8 bytes do not match F32 [3] (12 bytes)"},
+      {R"({"dtype":"F32","shape":[4294967296,4294967296],)"
+       R"("data_offsets":[0,8]})",
+       "the shape is too large"},
+  };
+  for (const auto &[entry, needle] : badEntries) {
+    SCOPED_TRACE(entry);
+    expectSafetensorsRejected(one(entry), needle);
+  }
   expectSafetensorsRejected(
       safetensors(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                   R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
