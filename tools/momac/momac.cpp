@@ -13,9 +13,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moma/Format/ProgramFile.h"
 #include "moma/Frontend/ModelBuilder.h"
 #include "moma/Frontend/ModelConfig.h"
-#include "moma/Format/ProgramFile.h"
 #include "moma/Target/GpuProgram.h"
 #include "moma/Target/ProgramCompiler.h"
 #include "passes/Transforms/FlopCount.h"
