@@ -65,6 +65,11 @@ static const StringRef kTopKeys[] = {
     "init_std",    "layer",      "layer_overrides"};
 static const StringRef kLayerKeys[] = {"attention", "ffn"};
 static const StringRef kDTypes[] = {"f32", "bf16", "f16", "f64"};
+/// The model dtypes, in the order of their spellings in kDTypes.
+static const DType kModelDTypes[] = {DType::F32, DType::BF16, DType::F16,
+                                     DType::F64};
+static_assert(std::size(kModelDTypes) == std::size(kDTypes),
+              "one spelling per model dtype");
 static const StringRef kNormKinds[] = {"rms", "layer"};
 static const StringRef kNormPlacements[] = {"pre", "post"};
 static const StringRef kFfnKinds[] = {"dense", "moe"};
@@ -673,24 +678,15 @@ llvm::Expected<ModelConfig> moma::loadModelConfig(StringRef path) {
                    isStdin ? "model" : defaultModelName(path));
 }
 
-/// The model dtypes and their spellings in the model file (kDTypes, in
-/// the same order).
-static const std::pair<DType, StringRef> kModelDTypes[] = {
-    {DType::F32, "f32"},
-    {DType::BF16, "bf16"},
-    {DType::F16, "f16"},
-    {DType::F64, "f64"}};
-
 StringRef moma::modelDTypeName(DType dtype) {
-  for (const auto &[known, name] : kModelDTypes)
-    if (known == dtype)
-      return name;
-  return "";
+  const auto *it = llvm::find(kModelDTypes, dtype);
+  return it == std::end(kModelDTypes) ? StringRef()
+                                      : kDTypes[it - std::begin(kModelDTypes)];
 }
 
 std::optional<DType> moma::parseModelDType(StringRef name) {
-  for (const auto &[dtype, known] : kModelDTypes)
-    if (known == name)
-      return dtype;
-  return std::nullopt;
+  const auto *it = llvm::find(kDTypes, name);
+  if (it == std::end(kDTypes))
+    return std::nullopt;
+  return kModelDTypes[it - std::begin(kDTypes)];
 }
