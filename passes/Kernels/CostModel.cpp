@@ -1,0 +1,137 @@
+//===- CostModel.cpp - Targets and the kernel layer's cost model ----------===//
+//
+// The model is the one KernelLayer.md states: a register tile's throughput is
+// bounded by the FMA ports, the load ports and the FMA latency; the cache
+// blocks are the largest that fit half of the cache level they live in.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Kernels/CostModel.h"
+
+#include "llvm/ADT/StringRef.h"
+
+#include <algorithm>
+#include <cmath>
+
+using namespace moma;
+
+namespace {
+
+/// Per-core figures of the CPU micro-architecture model: two FMA ports, two
+/// load ports, a 4-cycle FMA latency, at a nominal 3 GHz.
+constexpr double kCpuHertz = 3.0e9;
+constexpr double kFmaPorts = 2, kLoadPorts = 2, kFmaLatency = 4;
+
+TargetModel cpuModel(StringRef name, unsigned vectorBits, unsigned registers,
+                     int64_t l2Bytes) {
+  TargetModel target;
+  target.name = name.str();
+  target.vectorBits = vectorBits;
+  target.vectorRegisters = registers;
+  target.l1Bytes = 32 * 1024;
+  target.l2Bytes = l2Bytes;
+  target.cores = 1;
+  target.peakFlops = kFmaPorts * (vectorBits / 32) * 2 * kCpuHertz;
+  target.bytesPerSecond = 15.0e9;
+  return target;
+}
+
+TargetModel gpuModel(StringRef name, unsigned sms, int64_t sharedBytes,
+                     int64_t l2Bytes, double f32Flops, double bandwidth) {
+  TargetModel target;
+  target.name = name.str();
+  target.isGpu = true;
+  target.vectorBits = 32;
+  target.vectorRegisters = 255;
+  target.l1Bytes = sharedBytes;
+  target.l2Bytes = l2Bytes;
+  target.cores = sms;
+  target.peakFlops = f32Flops;
+  target.bytesPerSecond = bandwidth;
+  return target;
+}
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/// The fraction of its peak a register tile of `mr` x `nrVectors` reaches:
+/// per k step it issues mr * nrVectors FMAs and mr + nrVectors loads, and an
+/// accumulator is updated once per step, so a step lasts at least the FMA
+/// latency.
+double registerTileEfficiency(int64_t mr, int64_t nrVectors) {
+  double fmas = double(mr * nrVectors);
+  double cycles =
+      std::max({fmas / kFmaPorts, (mr + nrVectors) / kLoadPorts, kFmaLatency});
+  return (fmas / kFmaPorts) / cycles;
+}
+
+} // namespace
+
+std::optional<TargetModel> TargetModel::get(StringRef name) {
+  if (name == "x86-64-v3")
+    return cpuModel(name, 256, 16, 256 * 1024);
+  if (name == "x86-64-v4")
+    return cpuModel(name, 512, 32, 1024 * 1024);
+  // A100 (SXM, 40 GB) and H100 (SXM): f32 CUDA-core peaks, HBM bandwidth.
+  if (name == "sm_80")
+    return gpuModel(name, 108, 164 * 1024, 40 << 20, 19.5e12, 1.555e12);
+  if (name == "sm_90" || name == "sm_90a")
+    return gpuModel(name, 132, 228 * 1024, 50 << 20, 66.9e12, 3.35e12);
+  return std::nullopt;
+}
+
+MatmulTiling moma::chooseMatmulTiling(const TargetModel &target,
+                                      const MatmulShape &shape) {
+  MatmulTiling best;
+  int64_t elementBytes = std::max<int64_t>(1, shape.elementBits / 8);
+  best.flops = 2.0 * double(shape.m) * double(shape.n) * double(shape.k);
+  best.bytes =
+      double(elementBytes) *
+      (double(shape.m) * shape.k + double(shape.groups) * shape.k * shape.n +
+       double(shape.m) * shape.n);
+  double memorySeconds = best.bytes / target.bytesPerSecond;
+  if (target.isGpu || shape.m <= 0 || shape.n <= 0 || shape.k <= 0) {
+    // One thread per output element until the tensor-core mapping exists.
+    best.seconds = std::max(best.flops / target.peakFlops, memorySeconds);
+    return best;
+  }
+
+  int64_t lanes = target.lanes();
+  double bestScore = -1;
+  for (int64_t nrVectors = 1; nrVectors <= 4; ++nrVectors) {
+    int64_t nr = nrVectors * lanes;
+    // Padding in N (the last panel is masked) wastes lanes.
+    double columnUse = double(shape.n) / double(ceilDiv(shape.n, nr) * nr);
+    for (int64_t mr = 1; mr <= 16; ++mr) {
+      // Accumulators, the B vectors of one k step and one broadcast A value.
+      if (mr * nrVectors + nrVectors + 1 > target.vectorRegisters)
+        break;
+      // Rows beyond the last full tile run with a tile of the remainder.
+      int64_t full = shape.m / mr * mr, rest = shape.m - full;
+      double rowEfficiency =
+          (full * registerTileEfficiency(mr, nrVectors) +
+           (rest ? rest * registerTileEfficiency(rest, nrVectors) : 0)) /
+          double(shape.m);
+      double score = rowEfficiency * columnUse;
+      // Among equals, the tile that loads least per FMA.
+      double loadsPerFma = double(mr + nrVectors) / double(mr * nrVectors);
+      if (score > bestScore + 1e-9 ||
+          (std::abs(score - bestScore) <= 1e-9 &&
+           loadsPerFma < double(best.mr + best.nr / lanes) /
+                             double(best.mr * (best.nr / lanes)))) {
+        bestScore = score;
+        best.mr = mr;
+        best.nr = nr;
+      }
+    }
+  }
+  // One kc x nr panel of B in half of L1; one mc x kc block of A in half of
+  // L2. kc is a multiple of 8 (or K itself).
+  int64_t kc = target.l1Bytes / 2 / (best.nr * elementBytes) / 8 * 8;
+  best.kc = std::clamp<int64_t>(kc, 8, shape.k);
+  int64_t mc =
+      target.l2Bytes / 2 / (best.kc * elementBytes) / best.mr * best.mr;
+  best.mc = std::clamp<int64_t>(mc, best.mr, std::max(best.mr, shape.m));
+  best.seconds =
+      std::max(best.flops / (target.peakFlops * bestScore), memorySeconds);
+  return best;
+}
