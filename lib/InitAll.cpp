@@ -3,6 +3,7 @@
 #include "moma/InitAll.h"
 
 #include "dialects/moma/MomaDialect.h"
+#include "passes/CPU/Passes.h"
 #include "passes/Conversion/Passes.h"
 #include "passes/GPU/Passes.h"
 #include "passes/Pipelines/Pipelines.h"
@@ -27,5 +28,6 @@ void moma::registerAllPasses() {
   moma::registerMomaTransformsPasses();
   moma::registerMomaConversionPasses();
   moma::registerMomaGPUPasses();
+  moma::registerMomaCPUPasses();
   moma::registerMomaPipelines();
 }

@@ -23,7 +23,7 @@ llvm=/usr/lib/llvm-22
 
 packages=(libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22
           lld-22 libabsl-dev ninja-build cmake libgtest-dev python3-torch
-          python3-numpy nlohmann-json3-dev)
+          python3-numpy nlohmann-json3-dev libomp-dev)
 
 setup() {
   local missing=()

@@ -7,11 +7,13 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -23,12 +25,21 @@
 
 using namespace mlir;
 
-/// The support routines lowered MLIR code calls besides libc and libm:
-/// `memrefCopy` (strided `memref.copy`, normally from libmlir_c_runner_utils,
-/// which a deployed program cannot assume). Same ABI as upstream's.
+/// The support routines lowered MLIR code calls besides libc, libm and
+/// libomp: `memrefCopy` (strided `memref.copy`, normally from
+/// libmlir_c_runner_utils, which a deployed program cannot assume; same ABI
+/// as upstream's), and `moma_cpu_set_threads`, which the runtime calls after
+/// loading the object to size the OpenMP team.
 static const char kSupportSource[] = R"c(
 #include <stdint.h>
 #include <string.h>
+
+void omp_set_num_threads(int);
+
+void moma_cpu_set_threads(int n) {
+  if (n > 0)
+    omp_set_num_threads(n);
+}
 
 typedef struct {
   int64_t rank;
@@ -114,10 +125,12 @@ writeFileWith(const std::string &path,
   return write(os);
 }
 
-llvm::Expected<std::vector<char>> moma::compileToSharedObject(ModuleOp module) {
+llvm::Expected<std::vector<char>> moma::compileToSharedObject(ModuleOp module,
+                                                              StringRef cpu) {
   DialectRegistry registry;
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
+  registerOpenMPDialectTranslation(registry);
   module.getContext()->appendDialectRegistry(registry);
 
   llvm::InitializeNativeTarget();
@@ -137,14 +150,17 @@ llvm::Expected<std::vector<char>> moma::compileToSharedObject(ModuleOp module) {
   if (!target)
     return llvm::createStringError("no LLVM target for '" + tripleName +
                                    "': " + error);
-  // A generic CPU: the shared object must run wherever the program goes.
+  // The feature level, not the host: the program runs on any CPU of that
+  // level (the runtime checks it at load time).
   std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
-      triple, "x86-64", "", llvm::TargetOptions(), llvm::Reloc::PIC_,
-      std::nullopt, llvm::CodeGenOptLevel::Default));
+      triple, cpu, "", llvm::TargetOptions(), llvm::Reloc::PIC_, std::nullopt,
+      llvm::CodeGenOptLevel::Aggressive));
+  if (!machine->getMCSubtargetInfo()->isCPUStringValid(cpu))
+    return llvm::createStringError("unknown CPU level '" + cpu.str() + "'");
   llvmModule->setTargetTriple(triple);
   llvmModule->setDataLayout(machine->createDataLayout());
 
-  auto optimize = makeOptimizingTransformer(2, 0, machine.get());
+  auto optimize = makeOptimizingTransformer(3, 0, machine.get());
   if (llvm::Error err = optimize(llvmModule.get()))
     return std::move(err);
 
@@ -181,9 +197,12 @@ llvm::Expected<std::vector<char>> moma::compileToSharedObject(ModuleOp module) {
             return llvm::Error::success();
           }))
     return std::move(err);
-  SmallVector<StringRef> argv = {
-      *linker, "-shared",   "-fuse-ld=lld", "-O2",       "-fPIC",
-      "-o",    libraryPath, objectPath,     supportPath, "-lm"};
+  SmallVector<StringRef> argv = {*linker, "-shared", "-fuse-ld=lld", "-O2",
+                                 "-fPIC", "-o", libraryPath, objectPath,
+                                 supportPath, "-lm",
+                                 // The LLVM OpenMP runtime by its soname
+                                 // (Debian's libomp5 has no unversioned link).
+                                 "-l:libomp.so.5"};
   std::string message;
   int status = llvm::sys::ExecuteAndWait(*linker, argv, std::nullopt, {}, 0, 0,
                                          &message);

@@ -153,7 +153,8 @@ static llvm::Error checkNoAllocations(func::FuncOp func) {
   return llvm::createStringError(text);
 }
 
-llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
+llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module,
+                                                   StringRef cpu) {
   llvm::Expected<std::vector<ProgramArgument>> buffers = prepareForward(module);
   if (!buffers)
     return buffers.takeError();
@@ -166,6 +167,7 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
   options.outParams = true;
   options.barePointers = true;
   options.scratchArena = true;
+  options.cpu = cpu.str();
   if (llvm::Error err = runLoweringPipeline(
           module,
           [&](OpPassManager &pm) {
@@ -199,7 +201,8 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module) {
   if (llvm::Error err =
           addPointerArrayWrapper(module, "forward", "moma_forward"))
     return std::move(err);
-  llvm::Expected<std::vector<char>> library = compileToSharedObject(module);
+  llvm::Expected<std::vector<char>> library =
+      compileToSharedObject(module, cpu);
   if (!library)
     return library.takeError();
 

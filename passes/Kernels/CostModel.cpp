@@ -135,3 +135,61 @@ MatmulTiling moma::chooseMatmulTiling(const TargetModel &target,
       std::max(best.flops / (target.peakFlops * bestScore), memorySeconds);
   return best;
 }
+
+MatmulTiling moma::chooseDotTiling(const TargetModel &target,
+                                   const MatmulShape &shape) {
+  MatmulTiling best;
+  int64_t elementBytes = std::max<int64_t>(1, shape.elementBits / 8);
+  best.flops = 2.0 * double(shape.m) * double(shape.n) * double(shape.k);
+  best.bytes = double(elementBytes) *
+               (double(shape.m) * shape.k + double(shape.k) * shape.n +
+                double(shape.m) * shape.n);
+  double memorySeconds = best.bytes / target.bytesPerSecond;
+  if (target.isGpu || shape.m <= 0 || shape.n <= 0 || shape.k <= 0) {
+    best.seconds = std::max(best.flops / target.peakFlops, memorySeconds);
+    return best;
+  }
+  int64_t lanes = target.lanes();
+  // Lanes of the last k vector that are masked off do no work.
+  double laneUse = double(shape.k) / double(ceilDiv(shape.k, lanes) * lanes);
+  auto tileUse = [](int64_t extent, int64_t tile) {
+    int64_t full = extent / tile * tile, rest = extent - full;
+    return std::pair<int64_t, int64_t>(full, rest);
+  };
+  double bestScore = -1;
+  for (int64_t mr = 1; mr <= 8; ++mr)
+    for (int64_t nr = 1; nr <= 8; ++nr) {
+      // Accumulators plus one k vector of every row and column.
+      if (mr * nr + mr + nr > int64_t(target.vectorRegisters))
+        continue;
+      auto [mFull, mRest] = tileUse(shape.m, mr);
+      auto [nFull, nRest] = tileUse(shape.n, nr);
+      auto efficiency = [](int64_t rows, int64_t cols) {
+        double fmas = double(rows * cols);
+        double cycles = std::max(
+            {fmas / kFmaPorts, (rows + cols) / kLoadPorts, kFmaLatency});
+        return (fmas / kFmaPorts) / cycles;
+      };
+      double weighted =
+          double(mFull) * nFull * efficiency(mr, nr) +
+          (mRest ? double(mRest) * nFull * efficiency(mRest, nr) : 0) +
+          (nRest ? double(mFull) * nRest * efficiency(mr, nRest) : 0) +
+          (mRest && nRest ? double(mRest) * nRest * efficiency(mRest, nRest)
+                          : 0);
+      double score = weighted / (double(shape.m) * shape.n) * laneUse;
+      double loadsPerFma = double(mr + nr) / double(mr * nr);
+      if (score > bestScore + 1e-9 ||
+          (std::abs(score - bestScore) <= 1e-9 &&
+           loadsPerFma <
+               double(best.mr + best.nr) / double(best.mr * best.nr))) {
+        bestScore = score;
+        best.mr = mr;
+        best.nr = nr;
+      }
+    }
+  best.kc = shape.k;
+  best.mc = best.mr;
+  best.seconds =
+      std::max(best.flops / (target.peakFlops * bestScore), memorySeconds);
+  return best;
+}

@@ -76,6 +76,12 @@ struct MatmulTiling {
 MatmulTiling chooseMatmulTiling(const TargetModel &target,
                                 const MatmulShape &shape);
 
+/// The tiling of a product whose reduction dimension is contiguous in both
+/// inputs (`C[M, N] += A[M, K] B[N, K]^T`, attention's scores): `mr` x `nr`
+/// vector accumulators along K, reduced across lanes at the end; `kc` is K.
+MatmulTiling chooseDotTiling(const TargetModel &target,
+                             const MatmulShape &shape);
+
 } // namespace moma
 
 #endif // PASSES_KERNELS_COSTMODEL_H

@@ -38,6 +38,16 @@ struct CpuPipelineOptions
                      "last argument (moma-scratch-arena), so that the code "
                      "allocates nothing"),
       llvm::cl::init(false)};
+  PassOptions::Option<std::string> cpu{
+      *this, "cpu",
+      llvm::cl::desc("The CPU level the kernels are tiled and compiled for: "
+                     "x86-64-v3 (AVX2 + FMA) or x86-64-v4 (AVX-512)"),
+      llvm::cl::init("x86-64-v3")};
+  PassOptions::Option<bool> threads{
+      *this, "threads",
+      llvm::cl::desc("Run the kernels' parallel loops on OpenMP threads "
+                     "(else in sequence)"),
+      llvm::cl::init(true)};
 };
 
 /// moma -> linalg/tensor -> one-shot bufferization -> loops -> LLVM dialect:

@@ -29,6 +29,7 @@ import numpy as np
 
 LLVM_LIB = "/usr/lib/llvm-22/lib"
 MLIR_RUNNER = "/usr/lib/llvm-22/bin/mlir-runner"
+OPENMP_LIB = "/usr/lib/x86_64-linux-gnu/libomp.so.5"
 
 _ELEMENT = {
     np.dtype(np.float32): ("f32", "i32", np.int32),
@@ -130,9 +131,11 @@ class Runner:
                 capture_output=True, text=True)
             if lowered.returncode != 0:
                 raise RuntimeError(f"moma-opt failed:\n{lowered.stderr}")
-            libs = ",".join(os.path.join(LLVM_LIB, lib) for lib in
-                            ("libmlir_runner_utils.so",
-                             "libmlir_c_runner_utils.so"))
+            # The parallel loops of moma-to-cpu run on the LLVM OpenMP
+            # runtime.
+            libs = ",".join([os.path.join(LLVM_LIB, lib) for lib in
+                             ("libmlir_runner_utils.so",
+                              "libmlir_c_runner_utils.so")] + [OPENMP_LIB])
             ran = subprocess.run(
                 [self.runner, "-e", "main", "-entry-point-result=void",
                  f"-shared-libs={libs}"],

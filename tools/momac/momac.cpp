@@ -68,6 +68,12 @@ cl::opt<std::string>
            cl::desc("Compile a program (.momaprog) for this target instead of "
                     "emitting text: cpu, sm_80, sm_90 or sm_90a"),
            cl::value_desc("target"), cl::cat(category));
+cl::opt<std::string>
+    cpuLevel("cpu",
+             cl::desc("CPU target: the x86-64 feature level the kernels are "
+                      "tiled and compiled for, x86-64-v3 (AVX2 + FMA, the "
+                      "default) or x86-64-v4 (AVX-512)"),
+             cl::init("x86-64-v3"), cl::value_desc("level"), cl::cat(category));
 cl::opt<bool> scratchReuse(
     "scratch-reuse",
     cl::desc("GPU targets: let scratch buffers whose launches do not overlap "
@@ -137,9 +143,12 @@ int main(int argc, char **argv) {
     if (target != "cpu" && !moma::parseGpuTarget(target))
       return fail("--target=" + target +
                   ": unknown target (expected cpu, sm_80, sm_90 or sm_90a)");
+    if (target == "cpu" && cpuLevel != "x86-64-v3" && cpuLevel != "x86-64-v4")
+      return fail("--cpu=" + cpuLevel +
+                  ": unknown CPU level (expected x86-64-v3 or x86-64-v4)");
     Expected<moma::runtime::Program> program =
         target == "cpu"
-            ? moma::compileCpuProgram(**module)
+            ? moma::compileCpuProgram(**module, cpuLevel)
             : moma::compileGpuProgram(
                   **module, target,
                   moma::GpuProgramOptions{

@@ -26,10 +26,14 @@ llvm::Error addPointerArrayWrapper(mlir::ModuleOp module,
                                    llvm::StringRef callee,
                                    llvm::StringRef wrapperName);
 
-/// Compiles `module` (LLVM dialect only) for the host at -O2 and links it
-/// into a shared object with the system linker driver (clang-22 / clang,
-/// which must be on PATH). Returns the bytes of the shared object.
-llvm::Expected<std::vector<char>> compileToSharedObject(mlir::ModuleOp module);
+/// Compiles `module` (LLVM dialect, OpenMP ops allowed) at -O3 for the x86-64
+/// feature level `cpu` ("x86-64-v3": AVX2 + FMA; "x86-64-v4": AVX-512) and
+/// links it into a shared object with the system linker driver (clang-22 /
+/// clang, which must be on PATH), with the LLVM OpenMP runtime (libomp.so.5)
+/// and a support routine `moma_cpu_set_threads(int)` the runtime calls to
+/// size the thread team. Returns the bytes of the shared object.
+llvm::Expected<std::vector<char>> compileToSharedObject(mlir::ModuleOp module,
+                                                        llvm::StringRef cpu);
 
 } // namespace moma
 

@@ -24,15 +24,18 @@ class ProgramBuilder;
 } // namespace runtime
 
 /// Compiles `module` (moma IR with a `@forward` whose arguments and results
-/// carry `moma.input` / `moma.weight` / `moma.output` names) for the host
-/// CPU: `moma-to-cpu` with out-parameters, bare pointers and the scratch
+/// carry `moma.input` / `moma.weight` / `moma.output` names) for a CPU of
+/// the x86-64 feature level `cpu` ("x86-64-v3" or "x86-64-v4"): the kernel
+/// layer's tiles for that level, `moma-to-cpu` with out-parameters, bare
+/// pointers, OpenMP threads and the scratch
 /// arena (every temporary a view of one planned byte buffer: the code
 /// allocates nothing at run time, and an allocation left is an internal
 /// error), one kernel `moma_forward(void **args)` in a shared object, and a
 /// one-launch schedule over an arena of inputs, weights, outputs and the
 /// `scratch` buffer (its bytes described as i32 words), passed last.
 /// `module` is consumed.
-llvm::Expected<runtime::Program> compileCpuProgram(mlir::ModuleOp module);
+llvm::Expected<runtime::Program>
+compileCpuProgram(mlir::ModuleOp module, llvm::StringRef cpu = "x86-64-v3");
 
 /// One argument or result of `@forward` as a program buffer.
 struct ProgramArgument {

@@ -1,0 +1,805 @@
+//===- VectorizeContractions.cpp - Matmul-class ops to vector loops -------===//
+//
+// The CPU mapping of the kernel layer's matmul class (see Passes.td for the
+// forms it recognises). A contraction is first analysed into a
+// `Contraction`: which loop dimension is the tile's rows (m), columns (n)
+// and reduction (k), which are outer loops, and how each operand is indexed.
+// The emitter then writes the loop nest with the cost model's tiles.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/CPU/Passes.h"
+#include "passes/Kernels/CostModel.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/SmallBitVector.h"
+
+namespace moma {
+#define GEN_PASS_DEF_MOMACPUVECTORIZECONTRACTIONS
+#include "passes/CPU/Passes.h.inc"
+} // namespace moma
+
+using namespace mlir;
+using namespace moma;
+
+namespace {
+
+/// How the loops of a recognised contraction `C += A * B` are used.
+struct Contraction {
+  linalg::LinalgOp op;
+  /// The operand buffers; for row-selected weights `b` is the `[G, K, N]`
+  /// buffer the body loads from.
+  Value a, b, c;
+  /// Operand indexing maps over the loop dimensions (`bMap` unused for
+  /// row-selected weights, which index `b` as `[s, k, n]`).
+  AffineMap aMap, bMap, cMap;
+  SmallVector<int64_t> sizes;
+  unsigned mDim = 0, nDim = 0, kDim = 0;
+  SmallVector<unsigned> outerDims;
+  /// The dot form: k is contiguous in A and B (else n is contiguous in B
+  /// and C: the outer-product form).
+  bool dotForm = false;
+
+  /// Row-selected weights: the body value that is the slice index, a
+  /// function of side inputs and of the row alone.
+  bool rowSelected = false;
+  Value slice;
+  /// A masked contraction (`yield select(cond, out + x * y, out)`): the
+  /// condition, a function of side inputs and of every dimension but n.
+  Value condition;
+
+  /// The op's inputs, their maps and its body, from which the slice and the
+  /// condition are rebuilt: block arguments other than the two factors
+  /// ("side inputs") are loaded from their buffers at the tile's indices.
+  SmallVector<Value> inputs;
+  SmallVector<AffineMap> inputMaps;
+  SmallVector<BlockArgument> sideArgs;
+  Block *body = nullptr;
+
+  int64_t size(unsigned dim) const { return sizes[dim]; }
+};
+
+bool hasUnitInnerStride(Value buffer) {
+  auto type = dyn_cast<MemRefType>(buffer.getType());
+  if (!type || type.getRank() == 0)
+    return false;
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (failed(type.getStridesAndOffset(strides, offset)))
+    return false;
+  return strides.back() == 1;
+}
+
+/// The loop dimension `value` is `linalg.index` of, if it is one.
+std::optional<unsigned> indexDim(Value value) {
+  if (auto index = value.getDefiningOp<linalg::IndexOp>())
+    return index.getDim();
+  return std::nullopt;
+}
+
+/// The loop dimensions `value` (computed in the body of `op`) depends on,
+/// through `linalg.index` and the maps of the inputs it reads; nullopt if it
+/// reads a block argument not in `sideArgs`, or an op with regions or
+/// effects.
+std::optional<llvm::SmallBitVector> dimsOf(Value value, linalg::LinalgOp op,
+                                           ArrayRef<BlockArgument> sideArgs) {
+  Block *body = op.getBlock();
+  unsigned numLoops = op.getNumLoops();
+  llvm::SmallBitVector dims(numLoops);
+  if (auto blockArg = dyn_cast<BlockArgument>(value)) {
+    if (blockArg.getOwner() != body)
+      return dims;
+    if (!llvm::is_contained(sideArgs, blockArg))
+      return std::nullopt;
+    AffineMap map =
+        op.getMatchingIndexingMap(&op->getOpOperand(blockArg.getArgNumber()));
+    for (unsigned r = 0; r < map.getNumResults(); ++r)
+      dims.set(map.getDimPosition(r));
+    return dims;
+  }
+  Operation *def = value.getDefiningOp();
+  if (def->getBlock() != body)
+    return dims; // defined above the op
+  if (auto index = dyn_cast<linalg::IndexOp>(def)) {
+    dims.set(index.getDim());
+    return dims;
+  }
+  if (def->getNumRegions() != 0 || !isPure(def))
+    return std::nullopt;
+  for (Value operand : def->getOperands()) {
+    std::optional<llvm::SmallBitVector> inner = dimsOf(operand, op, sideArgs);
+    if (!inner)
+      return std::nullopt;
+    dims |= *inner;
+  }
+  return dims;
+}
+
+/// `value` is `mulf(x, y)`: returns {x, y}.
+std::optional<std::pair<Value, Value>> matchMul(Value value) {
+  auto mul = value.getDefiningOp<arith::MulFOp>();
+  if (!mul)
+    return std::nullopt;
+  return std::make_pair(mul.getLhs(), mul.getRhs());
+}
+
+/// Recognises `op` as a contraction this pass maps, or fails.
+FailureOr<Contraction> analyse(linalg::LinalgOp op) {
+  Contraction result;
+  result.op = op;
+  if (!op.hasPureBufferSemantics() || op.getNumDpsInits() != 1 ||
+      op.getNumDpsInputs() < 2 || op->getNumRegions() != 1)
+    return failure();
+  for (OpOperand &operand : op->getOpOperands()) {
+    auto type = dyn_cast<MemRefType>(operand.get().getType());
+    if (!type || !type.hasStaticShape())
+      return failure();
+  }
+  result.sizes = op.getStaticLoopRanges();
+  if (llvm::any_of(result.sizes, ShapedType::isDynamic))
+    return failure();
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  if (!llvm::all_of(maps,
+                    [](AffineMap m) { return m.isProjectedPermutation(); }))
+    return failure();
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  Block *body = op.getBlock();
+  result.body = body;
+  for (OpOperand *input : op.getDpsInputOperands()) {
+    result.inputs.push_back(input->get());
+    result.inputMaps.push_back(op.getMatchingIndexingMap(input));
+  }
+  auto yield = cast<linalg::YieldOp>(body->getTerminator());
+  if (yield.getNumOperands() != 1)
+    return failure();
+  unsigned numInputs = op.getNumDpsInputs();
+  BlockArgument out = body->getArgument(numInputs);
+  if (!out.getType().isF32())
+    return failure();
+
+  // The body: yield(out + x * y), in either operand order, possibly as
+  // yield(select(cond, out + x * y, out)).
+  Value accumulated = yield.getOperand(0);
+  if (auto select = accumulated.getDefiningOp<arith::SelectOp>()) {
+    if (select.getFalseValue() != out)
+      return failure();
+    result.condition = select.getCondition();
+    accumulated = select.getTrueValue();
+  }
+  auto add = accumulated.getDefiningOp<arith::AddFOp>();
+  if (!add || (add.getLhs() == out) == (add.getRhs() == out))
+    return failure();
+  Value product = add.getLhs() == out ? add.getRhs() : add.getLhs();
+  std::optional<std::pair<Value, Value>> factors = matchMul(product);
+  if (!factors)
+    return failure();
+  auto [x, y] = *factors;
+  auto isInput = [&](Value v, unsigned i) { return v == body->getArgument(i); };
+  if (isInput(y, 0))
+    std::swap(x, y);
+  if (!isInput(x, 0))
+    return failure();
+  result.c = op.getDpsInitOperand(0)->get();
+  result.cMap = maps[numInputs];
+  result.a = result.inputs[0];
+  result.aMap = maps[0];
+  SmallVector<BlockArgument> &sideArgs = result.sideArgs;
+  if (isInput(y, 1)) {
+    result.b = result.inputs[1];
+    result.bMap = maps[1];
+    for (unsigned i = 2; i < numInputs; ++i)
+      sideArgs.push_back(body->getArgument(i));
+  } else {
+    // Row-selected weights: the other factor is a load of a buffer from
+    // above the op at [s(side inputs), index k, index n].
+    for (unsigned i = 1; i < numInputs; ++i)
+      sideArgs.push_back(body->getArgument(i));
+    auto load = y.getDefiningOp<memref::LoadOp>();
+    if (!load || load->getBlock() != body || load.getIndices().size() != 3)
+      return failure();
+    Value weights = load.getMemRef();
+    if (weights.getParentBlock() == body ||
+        op->isAncestor(weights.getParentBlock()->getParentOp()))
+      return failure();
+    std::optional<unsigned> k = indexDim(load.getIndices()[1]);
+    std::optional<unsigned> n = indexDim(load.getIndices()[2]);
+    if (!k || !n || !load.getIndices()[0].getType().isIndex())
+      return failure();
+    auto weightType = cast<MemRefType>(weights.getType());
+    if (!weightType.hasStaticShape() ||
+        weightType.getDimSize(1) != result.sizes[*k] ||
+        weightType.getDimSize(2) != result.sizes[*n])
+      return failure();
+    result.rowSelected = true;
+    result.b = weights;
+    result.slice = load.getIndices()[0];
+    result.kDim = *k;
+    result.nDim = *n;
+    if (iterators[*k] != utils::IteratorType::reduction)
+      return failure();
+  }
+  // Side inputs only feed the slice and the condition.
+  for (BlockArgument arg : sideArgs)
+    for (Operation *user : arg.getUsers())
+      if (user == add || user == product.getDefiningOp())
+        return failure();
+  if (!cast<MemRefType>(result.a.getType()).getElementType().isF32() ||
+      !cast<MemRefType>(result.b.getType()).getElementType().isF32())
+    return failure();
+
+  // Classify the loop dimensions.
+  unsigned numLoops = result.sizes.size();
+  auto uses = [](AffineMap map, unsigned dim) {
+    return map.isFunctionOfDim(dim);
+  };
+  SmallVector<unsigned> reductions, mCandidates, nCandidates;
+  for (unsigned d = 0; d < numLoops; ++d) {
+    bool inA = uses(result.aMap, d), inC = uses(result.cMap, d);
+    bool inB = result.rowSelected ? (d == result.kDim || d == result.nDim)
+                                  : uses(result.bMap, d);
+    if (iterators[d] == utils::IteratorType::reduction) {
+      if (!inA || !inB || inC)
+        return failure();
+      reductions.push_back(d);
+      continue;
+    }
+    if (!inC)
+      return failure();
+    if (inA && !inB)
+      mCandidates.push_back(d);
+    else if (inB && !inA)
+      nCandidates.push_back(d);
+    else if (inA && inB)
+      result.outerDims.push_back(d);
+    else
+      result.outerDims.push_back(d); // a broadcast: an outer loop of C only
+  }
+  if (reductions.size() != 1 || mCandidates.empty() || nCandidates.empty())
+    return failure();
+  result.kDim = reductions.front();
+
+  // n: the candidate that is C's innermost index if there is one.
+  unsigned cLast = result.cMap.getDimPosition(result.cMap.getNumResults() - 1);
+  if (!result.rowSelected)
+    result.nDim =
+        llvm::is_contained(nCandidates, cLast) ? cLast : nCandidates.back();
+  else if (!llvm::is_contained(nCandidates, result.nDim))
+    return failure();
+  // m: the largest candidate (the later one in C among equals).
+  result.mDim = mCandidates.front();
+  for (unsigned d : mCandidates)
+    if (result.sizes[d] >= result.sizes[result.mDim])
+      result.mDim = d;
+  for (unsigned d : mCandidates)
+    if (d != result.mDim)
+      result.outerDims.push_back(d);
+  for (unsigned d : nCandidates)
+    if (d != result.nDim)
+      result.outerDims.push_back(d);
+  llvm::sort(result.outerDims);
+
+  if (result.condition) {
+    std::optional<llvm::SmallBitVector> dims =
+        dimsOf(result.condition, op, sideArgs);
+    if (!dims || dims->test(result.nDim))
+      return failure();
+  }
+  if (result.rowSelected) {
+    // [T, K] x [G, K, N] -> [T, N], the slice a function of the row.
+    std::optional<llvm::SmallBitVector> dims =
+        dimsOf(result.slice, op, sideArgs);
+    if (!dims || dims->count() > 1 || (dims->any() && !dims->test(result.mDim)))
+      return failure();
+    if (numLoops != 3 || result.cMap.getDimPosition(1) != result.nDim ||
+        !hasUnitInnerStride(result.c) || !hasUnitInnerStride(result.b))
+      return failure();
+    return result;
+  }
+  auto lastDim = [](AffineMap map) {
+    return map.getDimPosition(map.getNumResults() - 1);
+  };
+  if (lastDim(result.bMap) == result.nDim &&
+      lastDim(result.cMap) == result.nDim && hasUnitInnerStride(result.b) &&
+      hasUnitInnerStride(result.c))
+    return result;
+  if (lastDim(result.aMap) == result.kDim &&
+      lastDim(result.bMap) == result.kDim && hasUnitInnerStride(result.a) &&
+      hasUnitInnerStride(result.b) && !result.condition) {
+    result.dotForm = true;
+    return result;
+  }
+  return failure();
+}
+
+/// Writes the loops of one contraction.
+class Emitter {
+public:
+  Emitter(Contraction &plan, const TargetModel &target)
+      : plan(plan), target(target), lanes(target.lanes()) {}
+
+  void emit(OpBuilder &b) {
+    Location loc = plan.op.getLoc();
+    if (plan.dotForm)
+      emitDotForm(b, loc);
+    else
+      emitOuterForm(b, loc);
+  }
+
+private:
+  Contraction &plan;
+  const TargetModel &target;
+  int64_t lanes;
+
+  Value cst(OpBuilder &b, Location loc, int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  }
+  VectorType vecType(int64_t width) {
+    return VectorType::get({width}, Float32Type::get(plan.op->getContext()));
+  }
+
+  /// The operand indices of `map` for loop values `dims` (null: absent).
+  SmallVector<Value> indices(AffineMap map, ArrayRef<Value> dims) {
+    SmallVector<Value> result;
+    for (unsigned r = 0, e = map.getNumResults(); r < e; ++r)
+      result.push_back(dims[map.getDimPosition(r)]);
+    return result;
+  }
+
+  /// The body value `value` (the slice or the condition) at loop indices
+  /// `dims`: its computation cloned from the body, side inputs loaded from
+  /// their buffers and `linalg.index` replaced by the index.
+  Value materialize(OpBuilder &b, Location loc, Value value,
+                    ArrayRef<Value> dims, IRMapping &mapping) {
+    if (Value mapped = mapping.lookupOrNull(value))
+      return mapped;
+    if (auto arg = dyn_cast<BlockArgument>(value)) {
+      if (arg.getOwner() != plan.body)
+        return value;
+      unsigned i = arg.getArgNumber();
+      Value loaded = memref::LoadOp::create(b, loc, plan.inputs[i],
+                                            indices(plan.inputMaps[i], dims));
+      mapping.map(value, loaded);
+      return loaded;
+    }
+    Operation *def = value.getDefiningOp();
+    if (def->getBlock() != plan.body)
+      return value; // from above the op
+    if (auto index = dyn_cast<linalg::IndexOp>(def)) {
+      mapping.map(value, dims[index.getDim()]);
+      return dims[index.getDim()];
+    }
+    for (Value operand : def->getOperands())
+      materialize(b, loc, operand, dims, mapping);
+    Operation *clone = b.clone(*def, mapping);
+    return clone->getResult(cast<OpResult>(value).getResultNumber());
+  }
+
+  /// The slice index of row `row` (row-selected weights).
+  Value sliceOf(OpBuilder &b, Location loc, Value row) {
+    SmallVector<Value> dims(plan.sizes.size());
+    dims[plan.mDim] = row;
+    IRMapping mapping;
+    return materialize(b, loc, plan.slice, dims, mapping);
+  }
+
+  /// A mask of `width` lanes whose first `live` are set.
+  Value laneMask(OpBuilder &b, Location loc, int64_t width, int64_t live) {
+    SmallVector<bool> bits(width, false);
+    for (int64_t i = 0; i < live; ++i)
+      bits[i] = true;
+    auto type = VectorType::get({width}, b.getI1Type());
+    return arith::ConstantOp::create(b, loc,
+                                     DenseElementsAttr::get(type, bits));
+  }
+
+  Value loadVector(OpBuilder &b, Location loc, Value buffer, ValueRange idx,
+                   Value mask) {
+    if (!mask)
+      return vector::LoadOp::create(b, loc, vecType(lanes), buffer, idx);
+    Value zero = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(vecType(lanes), b.getF32FloatAttr(0)));
+    return vector::MaskedLoadOp::create(b, loc, vecType(lanes), buffer, idx,
+                                        mask, zero);
+  }
+
+  void storeVector(OpBuilder &b, Location loc, Value value, Value buffer,
+                   ValueRange idx, Value mask) {
+    if (!mask)
+      vector::StoreOp::create(b, loc, value, buffer, idx);
+    else
+      vector::MaskedStoreOp::create(b, loc, buffer, idx, mask, value);
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Outer-product form
+  //===--------------------------------------------------------------------===//
+
+  void emitOuterForm(OpBuilder &b, Location loc) {
+    MatmulShape shape;
+    shape.m = plan.size(plan.mDim);
+    shape.n = plan.size(plan.nDim);
+    shape.k = plan.size(plan.kDim);
+    if (plan.rowSelected)
+      shape.groups = cast<MemRefType>(plan.b.getType()).getDimSize(0);
+    MatmulTiling tiles = chooseMatmulTiling(target, shape);
+    int64_t nr = tiles.nr, n = shape.n;
+    int64_t panels = (n + nr - 1) / nr;
+
+    // One parallel loop over the outer dimensions and the column panels.
+    SmallVector<Value> lower, upper, steps;
+    for (unsigned d : plan.outerDims) {
+      lower.push_back(cst(b, loc, 0));
+      upper.push_back(cst(b, loc, plan.size(d)));
+      steps.push_back(cst(b, loc, 1));
+    }
+    lower.push_back(cst(b, loc, 0));
+    upper.push_back(cst(b, loc, panels));
+    steps.push_back(cst(b, loc, 1));
+    scf::ParallelOp::create(
+        b, loc, lower, upper, steps,
+        [&](OpBuilder &pb, Location ploc, ValueRange ivs) {
+          SmallVector<Value> dims(plan.sizes.size());
+          for (auto [d, iv] : llvm::zip(plan.outerDims, ivs.drop_back()))
+            dims[d] = iv;
+          Value panel = ivs.back();
+          int64_t tailWidth = n - (panels - 1) * nr;
+          if (tailWidth == nr) {
+            Value n0 =
+                arith::MulIOp::create(pb, ploc, panel, cst(pb, ploc, nr));
+            emitPanel(pb, ploc, dims, n0, nr, tiles);
+          } else {
+            Value isLast =
+                arith::CmpIOp::create(pb, ploc, arith::CmpIPredicate::eq, panel,
+                                      cst(pb, ploc, panels - 1));
+            scf::IfOp::create(
+                pb, ploc, isLast,
+                [&](OpBuilder &tb, Location tloc) {
+                  emitPanel(tb, tloc, dims, cst(tb, tloc, (panels - 1) * nr),
+                            tailWidth, tiles);
+                  scf::YieldOp::create(tb, tloc);
+                },
+                [&](OpBuilder &eb, Location eloc) {
+                  Value n0 =
+                      arith::MulIOp::create(eb, eloc, panel, cst(eb, eloc, nr));
+                  emitPanel(eb, eloc, dims, n0, nr, tiles);
+                  scf::YieldOp::create(eb, eloc);
+                });
+          }
+        });
+  }
+
+  /// Columns [n0, n0 + width) of every row: mc-row blocks, kc-deep slices,
+  /// mr-row register tiles, then the rows left over.
+  void emitPanel(OpBuilder &b, Location loc, SmallVector<Value> dims, Value n0,
+                 int64_t width, const MatmulTiling &tiles) {
+    int64_t m = plan.size(plan.mDim), k = plan.size(plan.kDim);
+    int64_t mr = tiles.mr, full = m / mr * mr;
+    auto kSlices =
+        [&](OpBuilder &b, Location loc,
+            function_ref<void(OpBuilder &, Location, Value, Value)> body) {
+          scf::ForOp::create(
+              b, loc, cst(b, loc, 0), cst(b, loc, k), cst(b, loc, tiles.kc),
+              ValueRange{},
+              [&](OpBuilder &fb, Location floc, Value k0, ValueRange) {
+                Value kEnd = arith::MinSIOp::create(
+                    fb, floc,
+                    arith::AddIOp::create(fb, floc, k0,
+                                          cst(fb, floc, tiles.kc)),
+                    cst(fb, floc, k));
+                body(fb, floc, k0, kEnd);
+                scf::YieldOp::create(fb, floc);
+              });
+        };
+    if (full > 0) {
+      scf::ForOp::create(
+          b, loc, cst(b, loc, 0), cst(b, loc, full), cst(b, loc, tiles.mc),
+          ValueRange{},
+          [&](OpBuilder &mb, Location mloc, Value m0, ValueRange) {
+            Value mEnd = arith::MinSIOp::create(
+                mb, mloc,
+                arith::AddIOp::create(mb, mloc, m0, cst(mb, mloc, tiles.mc)),
+                cst(mb, mloc, full));
+            kSlices(
+                mb, mloc,
+                [&](OpBuilder &kb, Location kloc, Value k0, Value kEnd) {
+                  scf::ForOp::create(
+                      kb, kloc, m0, mEnd, cst(kb, kloc, mr), ValueRange{},
+                      [&](OpBuilder &rb, Location rloc, Value r0, ValueRange) {
+                        emitTile(rb, rloc, dims, r0, mr, n0, width, k0, kEnd);
+                        scf::YieldOp::create(rb, rloc);
+                      });
+                });
+            scf::YieldOp::create(mb, mloc);
+          });
+    }
+    if (m > full)
+      kSlices(b, loc, [&](OpBuilder &kb, Location kloc, Value k0, Value kEnd) {
+        emitTile(kb, kloc, dims, cst(kb, kloc, full), m - full, n0, width, k0,
+                 kEnd);
+      });
+  }
+
+  /// Rows [r0, r0 + rows) of a panel over k in [k0, kEnd). With
+  /// row-selected weights, a tile whose rows select different slices runs
+  /// row by row.
+  void emitTile(OpBuilder &b, Location loc, ArrayRef<Value> dims, Value r0,
+                int64_t rows, Value n0, int64_t width, Value k0, Value kEnd) {
+    if (!plan.rowSelected) {
+      emitMicroKernel(b, loc, dims, r0, rows, Value(), n0, width, k0, kEnd);
+      return;
+    }
+    Value first = sliceOf(b, loc, r0);
+    if (rows == 1) {
+      emitMicroKernel(b, loc, dims, r0, 1, first, n0, width, k0, kEnd);
+      return;
+    }
+    Value uniform;
+    for (int64_t i = 1; i < rows; ++i) {
+      Value row = arith::AddIOp::create(b, loc, r0, cst(b, loc, i));
+      Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                         sliceOf(b, loc, row), first);
+      uniform = uniform ? arith::AndIOp::create(b, loc, uniform, same) : same;
+    }
+    scf::IfOp::create(
+        b, loc, uniform,
+        [&](OpBuilder &tb, Location tloc) {
+          emitMicroKernel(tb, tloc, dims, r0, rows, first, n0, width, k0, kEnd);
+          scf::YieldOp::create(tb, tloc);
+        },
+        [&](OpBuilder &eb, Location eloc) {
+          scf::ForOp::create(
+              eb, eloc, cst(eb, eloc, 0), cst(eb, eloc, rows), cst(eb, eloc, 1),
+              ValueRange{},
+              [&](OpBuilder &fb, Location floc, Value i, ValueRange) {
+                Value row = arith::AddIOp::create(fb, floc, r0, i);
+                emitMicroKernel(fb, floc, dims, row, 1, sliceOf(fb, floc, row),
+                                n0, width, k0, kEnd);
+                scf::YieldOp::create(fb, floc);
+              });
+          scf::YieldOp::create(eb, eloc);
+        });
+  }
+
+  /// The register tile: `rows` x ceil(width / lanes) accumulators loaded
+  /// from C, one FMA per row and vector for every k, stored back.
+  void emitMicroKernel(OpBuilder &b, Location loc, ArrayRef<Value> outerDims,
+                       Value r0, int64_t rows, Value slice, Value n0,
+                       int64_t width, Value k0, Value kEnd) {
+    int64_t vectors = (width + lanes - 1) / lanes;
+    int64_t tailLanes = width - (vectors - 1) * lanes;
+    Value tailMask =
+        tailLanes == lanes ? Value() : laneMask(b, loc, lanes, tailLanes);
+    auto maskOf = [&](int64_t j) {
+      return j == vectors - 1 ? tailMask : Value();
+    };
+    SmallVector<Value> rowIdx, colIdx;
+    for (int64_t i = 0; i < rows; ++i)
+      rowIdx.push_back(
+          i == 0
+              ? r0
+              : arith::AddIOp::create(b, loc, r0, cst(b, loc, i)).getResult());
+    for (int64_t j = 0; j < vectors; ++j)
+      colIdx.push_back(
+          j == 0 ? n0
+                 : arith::AddIOp::create(b, loc, n0, cst(b, loc, j * lanes))
+                       .getResult());
+    auto cIndices = [&](int64_t i, int64_t j) {
+      SmallVector<Value> dims(outerDims);
+      dims[plan.mDim] = rowIdx[i];
+      dims[plan.nDim] = colIdx[j];
+      return indices(plan.cMap, dims);
+    };
+    SmallVector<Value> acc;
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < vectors; ++j)
+        acc.push_back(loadVector(b, loc, plan.c, cIndices(i, j), maskOf(j)));
+
+    auto loop = scf::ForOp::create(
+        b, loc, k0, kEnd, cst(b, loc, 1), acc,
+        [&](OpBuilder &kb, Location kloc, Value kIv, ValueRange iter) {
+          SmallVector<Value> bVectors;
+          for (int64_t j = 0; j < vectors; ++j) {
+            SmallVector<Value> idx;
+            if (plan.rowSelected) {
+              idx = {slice, kIv, colIdx[j]};
+            } else {
+              SmallVector<Value> dims(outerDims);
+              dims[plan.kDim] = kIv;
+              dims[plan.nDim] = colIdx[j];
+              idx = indices(plan.bMap, dims);
+            }
+            bVectors.push_back(loadVector(kb, kloc, plan.b, idx, maskOf(j)));
+          }
+          SmallVector<Value> next;
+          for (int64_t i = 0; i < rows; ++i) {
+            SmallVector<Value> dims(outerDims);
+            dims[plan.mDim] = rowIdx[i];
+            dims[plan.kDim] = kIv;
+            Value a = memref::LoadOp::create(kb, kloc, plan.a,
+                                             indices(plan.aMap, dims));
+            Value splat =
+                vector::BroadcastOp::create(kb, kloc, vecType(lanes), a);
+            Value keep;
+            if (plan.condition) {
+              IRMapping mapping;
+              keep = materialize(kb, kloc, plan.condition, dims, mapping);
+            }
+            for (int64_t j = 0; j < vectors; ++j) {
+              Value acc = iter[i * vectors + j];
+              Value sum =
+                  vector::FMAOp::create(kb, kloc, splat, bVectors[j], acc);
+              if (keep)
+                sum = arith::SelectOp::create(kb, kloc, keep, sum, acc);
+              next.push_back(sum);
+            }
+          }
+          scf::YieldOp::create(kb, kloc, next);
+        });
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < vectors; ++j)
+        storeVector(b, loc, loop.getResult(i * vectors + j), plan.c,
+                    cIndices(i, j), maskOf(j));
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Dot form
+  //===--------------------------------------------------------------------===//
+
+  void emitDotForm(OpBuilder &b, Location loc) {
+    MatmulShape shape;
+    shape.m = plan.size(plan.mDim);
+    shape.n = plan.size(plan.nDim);
+    shape.k = plan.size(plan.kDim);
+    MatmulTiling tiles = chooseDotTiling(target, shape);
+    int64_t mr = tiles.mr, m = shape.m;
+    int64_t rowTiles = (m + mr - 1) / mr;
+
+    SmallVector<Value> lower, upper, steps;
+    for (unsigned d : plan.outerDims) {
+      lower.push_back(cst(b, loc, 0));
+      upper.push_back(cst(b, loc, plan.size(d)));
+      steps.push_back(cst(b, loc, 1));
+    }
+    lower.push_back(cst(b, loc, 0));
+    upper.push_back(cst(b, loc, rowTiles));
+    steps.push_back(cst(b, loc, 1));
+    scf::ParallelOp::create(
+        b, loc, lower, upper, steps,
+        [&](OpBuilder &pb, Location ploc, ValueRange ivs) {
+          SmallVector<Value> dims(plan.sizes.size());
+          for (auto [d, iv] : llvm::zip(plan.outerDims, ivs.drop_back()))
+            dims[d] = iv;
+          Value r0 =
+              arith::MulIOp::create(pb, ploc, ivs.back(), cst(pb, ploc, mr));
+          int64_t tailRows = m - (rowTiles - 1) * mr;
+          if (tailRows == mr) {
+            emitDotRows(pb, ploc, dims, r0, mr, tiles);
+            return;
+          }
+          Value isLast =
+              arith::CmpIOp::create(pb, ploc, arith::CmpIPredicate::eq,
+                                    ivs.back(), cst(pb, ploc, rowTiles - 1));
+          scf::IfOp::create(
+              pb, ploc, isLast,
+              [&](OpBuilder &tb, Location tloc) {
+                emitDotRows(tb, tloc, dims, r0, tailRows, tiles);
+                scf::YieldOp::create(tb, tloc);
+              },
+              [&](OpBuilder &eb, Location eloc) {
+                emitDotRows(eb, eloc, dims, r0, mr, tiles);
+                scf::YieldOp::create(eb, eloc);
+              });
+        });
+  }
+
+  /// Rows [r0, r0 + rows) against every column, nr columns at a time.
+  void emitDotRows(OpBuilder &b, Location loc, ArrayRef<Value> dims, Value r0,
+                   int64_t rows, const MatmulTiling &tiles) {
+    int64_t n = plan.size(plan.nDim), nr = tiles.nr;
+    int64_t full = n / nr * nr;
+    if (full > 0)
+      scf::ForOp::create(
+          b, loc, cst(b, loc, 0), cst(b, loc, full), cst(b, loc, nr),
+          ValueRange{},
+          [&](OpBuilder &fb, Location floc, Value c0, ValueRange) {
+            emitDotTile(fb, floc, dims, r0, rows, c0, nr);
+            scf::YieldOp::create(fb, floc);
+          });
+    if (n > full)
+      emitDotTile(b, loc, dims, r0, rows, cst(b, loc, full), n - full);
+  }
+
+  /// C[r, c] += sum_k A[r, k] B[c, k] for a rows x cols tile: vector
+  /// accumulators along k (the last slice masked), summed across lanes.
+  void emitDotTile(OpBuilder &b, Location loc, ArrayRef<Value> outerDims,
+                   Value r0, int64_t rows, Value c0, int64_t cols) {
+    int64_t k = plan.size(plan.kDim);
+    int64_t full = k / lanes * lanes;
+    SmallVector<Value> rowIdx, colIdx;
+    for (int64_t i = 0; i < rows; ++i)
+      rowIdx.push_back(
+          arith::AddIOp::create(b, loc, r0, cst(b, loc, i)).getResult());
+    for (int64_t j = 0; j < cols; ++j)
+      colIdx.push_back(
+          arith::AddIOp::create(b, loc, c0, cst(b, loc, j)).getResult());
+    Value zero = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(vecType(lanes), b.getF32FloatAttr(0)));
+    SmallVector<Value> acc(rows * cols, zero);
+    auto step = [&](OpBuilder &kb, Location kloc, Value kIv, ValueRange iter,
+                    Value mask) {
+      SmallVector<Value> aVectors, bVectors, next;
+      for (int64_t i = 0; i < rows; ++i) {
+        SmallVector<Value> dims(outerDims);
+        dims[plan.mDim] = rowIdx[i];
+        dims[plan.kDim] = kIv;
+        aVectors.push_back(
+            loadVector(kb, kloc, plan.a, indices(plan.aMap, dims), mask));
+      }
+      for (int64_t j = 0; j < cols; ++j) {
+        SmallVector<Value> dims(outerDims);
+        dims[plan.nDim] = colIdx[j];
+        dims[plan.kDim] = kIv;
+        bVectors.push_back(
+            loadVector(kb, kloc, plan.b, indices(plan.bMap, dims), mask));
+      }
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j)
+          next.push_back(vector::FMAOp::create(
+              kb, kloc, aVectors[i], bVectors[j], iter[i * cols + j]));
+      return next;
+    };
+    if (full > 0) {
+      auto loop = scf::ForOp::create(
+          b, loc, cst(b, loc, 0), cst(b, loc, full), cst(b, loc, lanes), acc,
+          [&](OpBuilder &kb, Location kloc, Value kIv, ValueRange iter) {
+            scf::YieldOp::create(kb, kloc, step(kb, kloc, kIv, iter, Value()));
+          });
+      acc.assign(loop.getResults().begin(), loop.getResults().end());
+    }
+    if (k > full)
+      acc = step(b, loc, cst(b, loc, full), acc,
+                 laneMask(b, loc, lanes, k - full));
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) {
+        SmallVector<Value> dims(outerDims);
+        dims[plan.mDim] = rowIdx[i];
+        dims[plan.nDim] = colIdx[j];
+        SmallVector<Value> idx = indices(plan.cMap, dims);
+        Value init = memref::LoadOp::create(b, loc, plan.c, idx);
+        Value sum = vector::ReductionOp::create(
+            b, loc, vector::CombiningKind::ADD, acc[i * cols + j], init);
+        memref::StoreOp::create(b, loc, sum, plan.c, idx);
+      }
+  }
+};
+
+struct VectorizeContractionsPass
+    : moma::impl::MomaCpuVectorizeContractionsBase<VectorizeContractionsPass> {
+  using MomaCpuVectorizeContractionsBase::MomaCpuVectorizeContractionsBase;
+
+  void runOnOperation() override {
+    std::optional<TargetModel> model = TargetModel::get(target);
+    if (!model || model->isGpu) {
+      emitError(getOperation().getLoc())
+          << "moma-cpu-vectorize-contractions: unknown CPU target '" << target
+          << "' (expected x86-64-v3 or x86-64-v4)";
+      return signalPassFailure();
+    }
+    std::vector<Contraction> plans;
+    getOperation().walk([&](linalg::LinalgOp op) {
+      FailureOr<Contraction> plan = analyse(op);
+      if (succeeded(plan))
+        plans.push_back(*plan);
+    });
+    for (Contraction &plan : plans) {
+      OpBuilder b(plan.op);
+      Emitter(plan, *model).emit(b);
+      plan.op->erase();
+    }
+  }
+};
+
+} // namespace

@@ -1,0 +1,149 @@
+// RUN: moma-opt %s -split-input-file --moma-cpu-vectorize-contractions | FileCheck %s
+// RUN: moma-opt %s -split-input-file --moma-cpu-vectorize-contractions=target=x86-64-v4 | FileCheck %s --check-prefix=V4
+// RUN: not moma-opt %s -split-input-file --moma-cpu-vectorize-contractions=target=sm_90 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: error: moma-cpu-vectorize-contractions: unknown CPU target 'sm_90' (expected x86-64-v3 or x86-64-v4)
+
+// A matmul whose N (20) is not a multiple of the panel: the cost model
+// picks 4 x 24 on AVX2 (3 vectors of 8, the last masked to 4 lanes), rows
+// 0..11 in 4-row tiles and row 12 alone; threads split the one panel.
+// CHECK-LABEL: func.func @matmul_tails
+// CHECK-NOT:     linalg.matmul
+// CHECK:         scf.parallel
+// CHECK:           arith.constant dense<[true, true, true, true, false, false, false, false]> : vector<8xi1>
+// CHECK:           vector.maskedload
+// CHECK:           scf.for {{.*}} iter_args
+// CHECK-COUNT-12:    vector.fma {{.*}} : vector<8xf32>
+// CHECK:           vector.maskedstore
+// AVX-512: 16 lanes, 2 vectors (the second masked to 4 lanes).
+// V4-LABEL: func.func @matmul_tails
+// V4:         arith.constant dense<[true, true, true, true, false, false, false, false, false, false, false, false, false, false, false, false]> : vector<16xi1>
+// V4:         vector.fma {{.*}} : vector<16xf32>
+func.func @matmul_tails(%a: memref<13x24xf32>, %b: memref<24x20xf32>, %c: memref<13x20xf32>) {
+  linalg.matmul ins(%a, %b : memref<13x24xf32>, memref<24x20xf32>) outs(%c : memref<13x20xf32>)
+  return
+}
+
+// -----
+
+// Exact panels: no mask, plain vector loads and stores, and k sliced by kc.
+// CHECK-LABEL: func.func @matmul_exact
+// CHECK-NOT:     vector.maskedload
+// CHECK:         scf.parallel
+// CHECK:         vector.load
+// CHECK:         vector.fma
+// CHECK:         vector.store
+func.func @matmul_exact(%a: memref<64x512xf32>, %b: memref<512x64xf32>, %c: memref<64x64xf32>) {
+  linalg.matmul ins(%a, %b : memref<64x512xf32>, memref<512x64xf32>) outs(%c : memref<64x64xf32>)
+  return
+}
+
+// -----
+
+// Row-selected weights (untied linears, grouped experts): the slice of each
+// row is rebuilt from the body (max, min, index_cast of the selector); a
+// tile whose rows all select the same slice runs with the shared weight
+// vectors, else row by row.
+// CHECK-LABEL: func.func @row_selected
+// CHECK-NOT:     linalg.generic
+// CHECK:         scf.parallel
+// CHECK:           memref.load %arg1
+// CHECK:           arith.maxsi
+// CHECK:           arith.minsi
+// CHECK:           arith.cmpi eq
+// CHECK:           scf.if
+// CHECK:             vector.load %arg2
+// CHECK:             vector.fma
+// CHECK:           } else {
+// CHECK:             scf.for
+func.func @row_selected(%x: memref<32x16xf32>, %sel: memref<32xi32>, %w: memref<2x16x32xf32>, %y: memref<32x32xf32>) {
+  %c0_i32 = arith.constant 0 : i32
+  %c1_i32 = arith.constant 1 : i32
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d0)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x, %sel : memref<32x16xf32>, memref<32xi32>) outs(%y : memref<32x32xf32>) {
+  ^bb0(%in: f32, %s: i32, %out: f32):
+    %0 = arith.maxsi %s, %c0_i32 : i32
+    %1 = arith.minsi %0, %c1_i32 : i32
+    %2 = arith.index_cast %1 : i32 to index
+    %3 = linalg.index 1 : index
+    %4 = linalg.index 2 : index
+    %5 = memref.load %w[%2, %4, %3] : memref<2x16x32xf32>
+    %6 = arith.mulf %in, %5 : f32
+    %7 = arith.addf %out, %6 : f32
+    linalg.yield %7 : f32
+  }
+  return
+}
+
+// -----
+
+// Attention scores: the reduction (d) is contiguous in both inputs, so the
+// dot form: vector accumulators along d, reduced across lanes into C. The
+// batch, head and group dimensions are outer parallel loops.
+// CHECK-LABEL: func.func @scores
+// CHECK:         scf.parallel
+// CHECK:           vector.load
+// CHECK:           vector.fma
+// CHECK:           vector.reduction <add>
+func.func @scores(%q: memref<2x16x4x1x8xf32>, %k: memref<2x16x4x8xf32>, %s: memref<2x4x1x16x16xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3, d1, d2, d5)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d4, d1, d5)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : memref<2x16x4x1x8xf32>, memref<2x16x4x8xf32>) outs(%s : memref<2x4x1x16x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %out: f32):
+    %0 = arith.mulf %a, %b : f32
+    %1 = arith.addf %out, %0 : f32
+    linalg.yield %1 : f32
+  }
+  return
+}
+
+// -----
+
+// Attention's P V with the key mask: the outer-product form, the condition
+// rebuilt per row and key from the position inputs, and the accumulators
+// kept where it is false.
+// CHECK-LABEL: func.func @masked_pv
+// CHECK:         scf.parallel
+// CHECK:           arith.cmpi sle
+// CHECK:           vector.fma
+// CHECK:           arith.select {{.*}} : vector<8xf32>
+func.func @masked_pv(%p: memref<2x4x1x16x16xf32>, %v: memref<2x16x4x8xf32>, %pos: memref<2x16xi32>, %y: memref<2x16x4x1x8xf32>) {
+  %c0_i32 = arith.constant 0 : i32
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3, d5)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d5, d1, d4)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d5)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3, d1, d2, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%p, %v, %pos, %pos : memref<2x4x1x16x16xf32>, memref<2x16x4x8xf32>, memref<2x16xi32>, memref<2x16xi32>) outs(%y : memref<2x16x4x1x8xf32>) {
+  ^bb0(%in: f32, %in_0: f32, %kp: i32, %qp: i32, %out: f32):
+    %0 = arith.cmpi sge, %kp, %c0_i32 : i32
+    %1 = arith.cmpi sle, %kp, %qp : i32
+    %2 = arith.andi %0, %1 : i1
+    %3 = arith.mulf %in, %in_0 : f32
+    %4 = arith.addf %out, %3 : f32
+    %5 = arith.select %2, %4, %out : f32
+    linalg.yield %5 : f32
+  }
+  return
+}
+
+// -----
+
+// Left to convert-linalg-to-loops: other element types, a body that is not
+// a multiply-accumulate, a condition that depends on the column.
+// CHECK-LABEL: func.func @not_mapped
+// CHECK:         linalg.matmul ins({{.*}} : memref<8x8xf64>, memref<8x8xf64>)
+// CHECK:         linalg.generic
+// CHECK:         linalg.generic
+// CHECK-NOT:     vector.
+func.func @not_mapped(%a: memref<8x8xf64>, %b: memref<8x8xf64>, %c: memref<8x8xf64>, %x: memref<8x8xf32>, %y: memref<8x8xf32>, %z: memref<8x8xf32>, %col: memref<8xi32>) {
+  %c0_i32 = arith.constant 0 : i32
+  linalg.matmul ins(%a, %b : memref<8x8xf64>, memref<8x8xf64>) outs(%c : memref<8x8xf64>)
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x, %y : memref<8x8xf32>, memref<8x8xf32>) outs(%z : memref<8x8xf32>) {
+  ^bb0(%in: f32, %in_0: f32, %out: f32):
+    %0 = arith.maximumf %in, %in_0 : f32
+    %1 = arith.addf %out, %0 : f32
+    linalg.yield %1 : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x, %y, %col : memref<8x8xf32>, memref<8x8xf32>, memref<8xi32>) outs(%z : memref<8x8xf32>) {
+  ^bb0(%in: f32, %in_0: f32, %cv: i32, %out: f32):
+    %0 = arith.cmpi sge, %cv, %c0_i32 : i32
+    %1 = arith.mulf %in, %in_0 : f32
+    %2 = arith.addf %out, %1 : f32
+    %3 = arith.select %0, %2, %out : f32
+    linalg.yield %3 : f32
+  }
+  return
+}

@@ -1,0 +1,191 @@
+"""The CPU mapping of matmul-class kernels (moma-cpu-vectorize-contractions)
+against numpy, at shapes that exercise every tail of the tiling.
+
+Each case is one linalg op on tensors, lowered by `moma-opt --moma-to-cpu`
+(which vectorises it) and run by mlir-runner (opcheck.py). The expected
+value is computed in float64. Shapes are chosen so that M is not a multiple
+of the register tile's rows, N not a multiple of its columns (masked last
+panel), K spans several kc slices, and M several mc blocks; the row-selected
+cases mix slices inside one register tile and select out of range (the op
+clamps); the output starts non-zero, since the op accumulates into it. Results
+must agree to 1e-5 of the output's largest magnitude.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+import opcheck
+
+# Scale-relative, like the model checks: |out - ref| <= RTOL * max |ref|
+# (the sums cancel, so elementwise relative error is meaningless near 0).
+RTOL = 1e-5
+
+
+def matmul_case(m, k, n):
+    func = f"""
+  func.func @op(%a: tensor<{m}x{k}xf32>, %b: tensor<{k}x{n}xf32>,
+                %c: tensor<{m}x{n}xf32>) -> tensor<{m}x{n}xf32> {{
+    %r = linalg.matmul ins(%a, %b : tensor<{m}x{k}xf32>, tensor<{k}x{n}xf32>)
+                       outs(%c : tensor<{m}x{n}xf32>) -> tensor<{m}x{n}xf32>
+    return %r : tensor<{m}x{n}xf32>
+  }}"""
+    def inputs(rng):
+        return [rng.standard_normal((m, k)).astype(np.float32),
+                rng.standard_normal((k, n)).astype(np.float32),
+                rng.standard_normal((m, n)).astype(np.float32)]
+    def expected(a, b, c):
+        return c.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
+    return func, inputs, expected, f"tensor<{m}x{n}xf32>"
+
+
+def row_selected_case(t, k, n, g, selector):
+    func = f"""
+  func.func @op(%x: tensor<{t}x{k}xf32>, %sel: tensor<{t}xi32>,
+                %w: tensor<{g}x{k}x{n}xf32>,
+                %c: tensor<{t}x{n}xf32>) -> tensor<{t}x{n}xf32> {{
+    %zero = arith.constant 0 : i32
+    %last = arith.constant {g - 1} : i32
+    %r = linalg.generic {{
+        indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                         affine_map<(t, n, k) -> (t)>,
+                         affine_map<(t, n, k) -> (t, n)>],
+        iterator_types = ["parallel", "parallel", "reduction"]}}
+        ins(%x, %sel : tensor<{t}x{k}xf32>, tensor<{t}xi32>)
+        outs(%c : tensor<{t}x{n}xf32>) {{
+    ^bb0(%in: f32, %s: i32, %out: f32):
+      %lo = arith.maxsi %s, %zero : i32
+      %cl = arith.minsi %lo, %last : i32
+      %slice = arith.index_cast %cl : i32 to index
+      %col = linalg.index 1 : index
+      %red = linalg.index 2 : index
+      %wv = tensor.extract %w[%slice, %red, %col] : tensor<{g}x{k}x{n}xf32>
+      %p = arith.mulf %in, %wv : f32
+      %sum = arith.addf %out, %p : f32
+      linalg.yield %sum : f32
+    }} -> tensor<{t}x{n}xf32>
+    return %r : tensor<{t}x{n}xf32>
+  }}"""
+    def inputs(rng):
+        return [rng.standard_normal((t, k)).astype(np.float32),
+                np.asarray(selector, dtype=np.int32),
+                rng.standard_normal((g, k, n)).astype(np.float32),
+                rng.standard_normal((t, n)).astype(np.float32)]
+    def expected(x, sel, w, c):
+        s = np.clip(sel, 0, g - 1)
+        y = np.einsum("tk,tkn->tn", x.astype(np.float64),
+                      w[s].astype(np.float64))
+        return c.astype(np.float64) + y
+    return func, inputs, expected, f"tensor<{t}x{n}xf32>"
+
+
+def dot_case(batch, m, n, k):
+    """C[b, m, n] += sum_k A[b, m, k] B[b, n, k]: k contiguous in both."""
+    func = f"""
+  func.func @op(%a: tensor<{batch}x{m}x{k}xf32>, %b: tensor<{batch}x{n}x{k}xf32>,
+                %c: tensor<{batch}x{m}x{n}xf32>) -> tensor<{batch}x{m}x{n}xf32> {{
+    %r = linalg.generic {{
+        indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>,
+                         affine_map<(b, m, n, k) -> (b, n, k)>,
+                         affine_map<(b, m, n, k) -> (b, m, n)>],
+        iterator_types = ["parallel", "parallel", "parallel", "reduction"]}}
+        ins(%a, %b : tensor<{batch}x{m}x{k}xf32>, tensor<{batch}x{n}x{k}xf32>)
+        outs(%c : tensor<{batch}x{m}x{n}xf32>) {{
+    ^bb0(%x: f32, %y: f32, %out: f32):
+      %p = arith.mulf %x, %y : f32
+      %sum = arith.addf %out, %p : f32
+      linalg.yield %sum : f32
+    }} -> tensor<{batch}x{m}x{n}xf32>
+    return %r : tensor<{batch}x{m}x{n}xf32>
+  }}"""
+    def inputs(rng):
+        return [rng.standard_normal((batch, m, k)).astype(np.float32),
+                rng.standard_normal((batch, n, k)).astype(np.float32),
+                rng.standard_normal((batch, m, n)).astype(np.float32)]
+    def expected(a, b, c):
+        return c.astype(np.float64) + np.einsum(
+            "bmk,bnk->bmn", a.astype(np.float64), b.astype(np.float64))
+    return func, inputs, expected, f"tensor<{batch}x{m}x{n}xf32>"
+
+
+def masked_case(m, k, n):
+    """C[m, n] += sum_k [key[k] <= query[m]] P[m, k] V[k, n] (causal P V)."""
+    func = f"""
+  func.func @op(%p: tensor<{m}x{k}xf32>, %v: tensor<{k}x{n}xf32>,
+                %key: tensor<{k}xi32>, %query: tensor<{m}xi32>,
+                %c: tensor<{m}x{n}xf32>) -> tensor<{m}x{n}xf32> {{
+    %zero = arith.constant 0 : i32
+    %r = linalg.generic {{
+        indexing_maps = [affine_map<(m, n, k) -> (m, k)>,
+                         affine_map<(m, n, k) -> (k, n)>,
+                         affine_map<(m, n, k) -> (k)>,
+                         affine_map<(m, n, k) -> (m)>,
+                         affine_map<(m, n, k) -> (m, n)>],
+        iterator_types = ["parallel", "parallel", "reduction"]}}
+        ins(%p, %v, %key, %query : tensor<{m}x{k}xf32>, tensor<{k}x{n}xf32>,
+                                   tensor<{k}xi32>, tensor<{m}xi32>)
+        outs(%c : tensor<{m}x{n}xf32>) {{
+    ^bb0(%x: f32, %y: f32, %kp: i32, %qp: i32, %out: f32):
+      %valid = arith.cmpi sge, %kp, %zero : i32
+      %causal = arith.cmpi sle, %kp, %qp : i32
+      %keep = arith.andi %valid, %causal : i1
+      %prod = arith.mulf %x, %y : f32
+      %sum = arith.addf %out, %prod : f32
+      %sel = arith.select %keep, %sum, %out : f32
+      linalg.yield %sel : f32
+    }} -> tensor<{m}x{n}xf32>
+    return %r : tensor<{m}x{n}xf32>
+  }}"""
+    def inputs(rng):
+        key = np.arange(k, dtype=np.int32)
+        key[::5] = -1  # padding keys
+        return [rng.standard_normal((m, k)).astype(np.float32),
+                rng.standard_normal((k, n)).astype(np.float32), key,
+                rng.integers(-1, k, size=m).astype(np.int32),
+                rng.standard_normal((m, n)).astype(np.float32)]
+    def expected(p, v, key, query, c):
+        mask = (key[None, :] >= 0) & (key[None, :] <= query[:, None])
+        return c.astype(np.float64) + (p.astype(np.float64) * mask) @ \
+            v.astype(np.float64)
+    return func, inputs, expected, f"tensor<{m}x{n}xf32>"
+
+
+def cases():
+    yield "matmul 13x24x20 (row and column tails)", matmul_case(13, 24, 20)
+    yield "matmul 1x7x3 (one row, one masked vector)", matmul_case(1, 7, 3)
+    yield "matmul 150x300x40 (kc slices, mc blocks)", matmul_case(150, 300, 40)
+    yield "matmul 9x16x64 (exact panels)", matmul_case(9, 16, 64)
+    mixed = [0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, -3, 7, 1, 0, 0]
+    yield "row-selected mixed slices", row_selected_case(21, 12, 19, 3, mixed)
+    yield "row-selected one slice", row_selected_case(16, 9, 24, 2, [1] * 16)
+    runs = [i * 4 // 37 for i in range(37)]
+    yield "row-selected sorted runs", row_selected_case(37, 33, 70, 4, runs)
+    yield "dot 2x13x11x64", dot_case(2, 13, 11, 64)
+    yield "dot 3x5x7x13 (masked k)", dot_case(3, 5, 7, 13)
+    yield "masked causal 17x23x20", masked_case(17, 23, 20)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--moma-opt", default="moma-opt")
+    args = parser.parse_args()
+    runner = opcheck.Runner(moma_opt=args.moma_opt)
+    rng = np.random.default_rng(7)
+    failed = 0
+    for name, (func, make_inputs, expected, result_type) in cases():
+        inputs = make_inputs(rng)
+        try:
+            [out] = runner.run(func, inputs, [result_type])
+            ref = expected(*inputs)
+            opcheck.assert_close(name, out, ref, rtol=0,
+                                 atol=RTOL * np.abs(ref).max())
+            print(f"{name}: ok")
+        except (AssertionError, RuntimeError) as err:
+            failed += 1
+            print(f"{name}: FAILED\n{err}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
