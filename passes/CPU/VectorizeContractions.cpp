@@ -33,6 +33,9 @@ struct Contraction {
   /// The operand buffers; for row-selected weights `b` is the `[G, K, N]`
   /// buffer the body loads from.
   Value a, b, c;
+  /// A computed in the body (a fused row gather: `a` is then null), as a
+  /// function of side inputs, indices and loads of buffers from above.
+  Value aValue;
   /// Operand indexing maps over the loop dimensions (`bMap` unused for
   /// row-selected weights, which index `b` as `[s, k, n]`).
   AffineMap aMap, bMap, cMap;
@@ -107,7 +110,12 @@ std::optional<llvm::SmallBitVector> dimsOf(Value value, linalg::LinalgOp op,
     dims.set(index.getDim());
     return dims;
   }
-  if (def->getNumRegions() != 0 || !isPure(def))
+  // Loads of buffers from above the op (a fused gather's source) are reads
+  // of values the op does not write.
+  auto load = dyn_cast<memref::LoadOp>(def);
+  if (load && op->isAncestor(load.getMemRef().getParentBlock()->getParentOp()))
+    return std::nullopt;
+  if (!load && (def->getNumRegions() != 0 || !isPure(def)))
     return std::nullopt;
   for (Value operand : def->getOperands()) {
     std::optional<llvm::SmallBitVector> inner = dimsOf(operand, op, sideArgs);
@@ -177,37 +185,61 @@ FailureOr<Contraction> analyse(linalg::LinalgOp op) {
   if (!factors)
     return failure();
   auto [x, y] = *factors;
-  auto isInput = [&](Value v, unsigned i) { return v == body->getArgument(i); };
-  if (isInput(y, 0))
-    std::swap(x, y);
-  if (!isInput(x, 0))
+  auto asInput = [&](Value v) -> std::optional<unsigned> {
+    auto arg = dyn_cast<BlockArgument>(v);
+    if (!arg || arg.getOwner() != body || arg.getArgNumber() >= numInputs)
+      return std::nullopt;
+    return arg.getArgNumber();
+  };
+  // A load of weights from above the op at [s, index k, index n].
+  auto isWeightLoad = [&](Value v) {
+    auto load = v.getDefiningOp<memref::LoadOp>();
+    if (!load || load->getBlock() != body || load.getIndices().size() != 3 ||
+        !indexDim(load.getIndices()[1]) || !indexDim(load.getIndices()[2]))
+      return false;
+    Value weights = load.getMemRef();
+    return weights.getParentBlock() != body &&
+           !op->isAncestor(weights.getParentBlock()->getParentOp());
+  };
+  // The B factor is an input or a weight load; the A factor an input or a
+  // value the body computes (a fused row gather).
+  Value aFactor, bFactor;
+  if (asInput(x) && asInput(y)) {
+    bool xFirst = *asInput(x) < *asInput(y);
+    aFactor = xFirst ? x : y;
+    bFactor = xFirst ? y : x;
+  } else if (isWeightLoad(y) || asInput(y)) {
+    aFactor = x;
+    bFactor = y;
+  } else if (isWeightLoad(x) || asInput(x)) {
+    aFactor = y;
+    bFactor = x;
+  } else {
     return failure();
+  }
   result.c = op.getDpsInitOperand(0)->get();
   result.cMap = maps[numInputs];
-  result.a = result.inputs[0];
-  result.aMap = maps[0];
   SmallVector<BlockArgument> &sideArgs = result.sideArgs;
-  if (isInput(y, 1)) {
-    result.b = result.inputs[1];
-    result.bMap = maps[1];
-    for (unsigned i = 2; i < numInputs; ++i)
+  for (unsigned i = 0; i < numInputs; ++i)
+    if (body->getArgument(i) != aFactor && body->getArgument(i) != bFactor)
       sideArgs.push_back(body->getArgument(i));
+  if (std::optional<unsigned> a = asInput(aFactor)) {
+    result.a = result.inputs[*a];
+    result.aMap = maps[*a];
   } else {
-    // Row-selected weights: the other factor is a load of a buffer from
-    // above the op at [s(side inputs), index k, index n].
-    for (unsigned i = 1; i < numInputs; ++i)
-      sideArgs.push_back(body->getArgument(i));
-    auto load = y.getDefiningOp<memref::LoadOp>();
-    if (!load || load->getBlock() != body || load.getIndices().size() != 3)
-      return failure();
-    Value weights = load.getMemRef();
-    if (weights.getParentBlock() == body ||
-        op->isAncestor(weights.getParentBlock()->getParentOp()))
-      return failure();
+    result.aValue = aFactor;
+  }
+  if (std::optional<unsigned> b = asInput(bFactor)) {
+    result.b = result.inputs[*b];
+    result.bMap = maps[*b];
+  } else {
+    // Row-selected weights.
+    auto load = bFactor.getDefiningOp<memref::LoadOp>();
     std::optional<unsigned> k = indexDim(load.getIndices()[1]);
     std::optional<unsigned> n = indexDim(load.getIndices()[2]);
-    if (!k || !n || !load.getIndices()[0].getType().isIndex())
+    if (!load.getIndices()[0].getType().isIndex())
       return failure();
+    Value weights = load.getMemRef();
     auto weightType = cast<MemRefType>(weights.getType());
     if (!weightType.hasStaticShape() ||
         weightType.getDimSize(1) != result.sizes[*k] ||
@@ -221,14 +253,22 @@ FailureOr<Contraction> analyse(linalg::LinalgOp op) {
     if (iterators[*k] != utils::IteratorType::reduction)
       return failure();
   }
-  // Side inputs only feed the slice and the condition.
+  // Side inputs only feed the slice, the condition and a computed A.
   for (BlockArgument arg : sideArgs)
     for (Operation *user : arg.getUsers())
       if (user == add || user == product.getDefiningOp())
         return failure();
-  if (!cast<MemRefType>(result.a.getType()).getElementType().isF32() ||
-      !cast<MemRefType>(result.b.getType()).getElementType().isF32())
+  if ((result.a &&
+       !cast<MemRefType>(result.a.getType()).getElementType().isF32()) ||
+      !cast<MemRefType>(result.b.getType()).getElementType().isF32() ||
+      !aFactor.getType().isF32())
     return failure();
+  std::optional<llvm::SmallBitVector> aDims;
+  if (result.aValue) {
+    aDims = dimsOf(result.aValue, op, sideArgs);
+    if (!aDims)
+      return failure();
+  }
 
   // Classify the loop dimensions.
   unsigned numLoops = result.sizes.size();
@@ -237,7 +277,8 @@ FailureOr<Contraction> analyse(linalg::LinalgOp op) {
   };
   SmallVector<unsigned> reductions, mCandidates, nCandidates;
   for (unsigned d = 0; d < numLoops; ++d) {
-    bool inA = uses(result.aMap, d), inC = uses(result.cMap, d);
+    bool inA = aDims ? aDims->test(d) : uses(result.aMap, d);
+    bool inC = uses(result.cMap, d);
     bool inB = result.rowSelected ? (d == result.kDim || d == result.nDim)
                                   : uses(result.bMap, d);
     if (iterators[d] == utils::IteratorType::reduction) {
@@ -305,9 +346,9 @@ FailureOr<Contraction> analyse(linalg::LinalgOp op) {
       lastDim(result.cMap) == result.nDim && hasUnitInnerStride(result.b) &&
       hasUnitInnerStride(result.c))
     return result;
-  if (lastDim(result.aMap) == result.kDim &&
+  if (result.a && lastDim(result.aMap) == result.kDim &&
       lastDim(result.bMap) == result.kDim && hasUnitInnerStride(result.a) &&
-      hasUnitInnerStride(result.b) && !result.condition) {
+      hasUnitInnerStride(result.b) && !result.condition && !result.aValue) {
     result.dotForm = true;
     return result;
   }
@@ -618,8 +659,14 @@ private:
             SmallVector<Value> dims(outerDims);
             dims[plan.mDim] = rowIdx[i];
             dims[plan.kDim] = kIv;
-            Value a = memref::LoadOp::create(kb, kloc, plan.a,
-                                             indices(plan.aMap, dims));
+            Value a;
+            if (plan.aValue) {
+              IRMapping mapping;
+              a = materialize(kb, kloc, plan.aValue, dims, mapping);
+            } else {
+              a = memref::LoadOp::create(kb, kloc, plan.a,
+                                         indices(plan.aMap, dims));
+            }
             Value splat =
                 vector::BroadcastOp::create(kb, kloc, vecType(lanes), a);
             Value keep;

@@ -72,6 +72,9 @@ static void buildMomaToBuffers(OpPassManager &pm, bool outParams) {
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // The kernel layer's fusions: dispatch's row gathers into the grouped
+  // GEMMs that read them.
+  pm.addNestedPass<func::FuncOp>(moma::createMomaFuseRowGathers());
 
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;

@@ -81,6 +81,37 @@ def MomaScratchArena : Pass<"moma-scratch-arena", "::mlir::ModuleOp"> {
   ];
 }
 
+def MomaFuseRowGathers
+    : Pass<"moma-fuse-row-gathers", "::mlir::func::FuncOp"> {
+  let summary = "Fuse row gathers (dispatch) into the contractions that read "
+                "them";
+  let description = [{
+    Part of the kernel layer, shared by both targets. A *row gather* is an
+    all-parallel `linalg.generic` on tensors whose body reads another tensor
+    with `tensor.extract` at rows computed from its inputs: `moma.dispatch`
+    lowers to one (`tokens[s, d] = x[slot_token[s], d]`, 0 for an empty
+    slot). When such a gather has a single use, as an input of a
+    contraction (a `linalg.generic` with a reduction, such as the grouped
+    expert GEMM), this pass fuses it into the contraction: the gather's
+    inputs become the contraction's and its body computes the gathered
+    value, so the contraction loads its rows through `slot_token` itself and
+    the gathered `[S, D]` copy is never materialised. A loop dimension that
+    no operand spans after the fusion (the reduction of a GEMM whose weights
+    are read with `tensor.extract`) gets a shape operand, a `tensor.empty`
+    the body never reads. The CPU mapping turns the fused load into a gathered
+    row load of its register tile; on the GPU each thread reads through the
+    index.
+
+    Gathers whose body computes more than index arithmetic, comparisons,
+    selects and the extract are not fused: fusing an expensive producer into
+    a contraction would recompute it for every output column.
+
+    Example: `moma-opt --moma-fuse-row-gathers`.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def MomaStripAttributes : Pass<"moma-strip-attributes", "::mlir::ModuleOp"> {
   let summary = "Drop moma's discardable attributes once no moma op is left";
   let description = [{

@@ -80,6 +80,72 @@ def row_selected_case(t, k, n, g, selector):
     return func, inputs, expected, f"tensor<{t}x{n}xf32>"
 
 
+def gathered_case(tokens, slots, k, n, g):
+    """The grouped expert GEMM reading its rows through slot_token (the row
+    gather moma-fuse-row-gathers fuses in): empty slots (-1) read zeros,
+    experts own runs of slots, and some experts get no slot at all."""
+    func = f"""
+  func.func @op(%x: tensor<{tokens}x{k}xf32>, %st: tensor<{slots}xi32>,
+                %e: tensor<{slots}xi32>, %w: tensor<{g}x{k}x{n}xf32>,
+                %c: tensor<{slots}x{n}xf32>) -> tensor<{slots}x{n}xf32> {{
+    %c0 = arith.constant 0 : i32
+    %glast = arith.constant {g - 1} : i32
+    %tlast = arith.constant {tokens - 1} : i32
+    %tend = arith.constant {tokens} : i32
+    %zero = arith.constant 0.0 : f32
+    %empty = tensor.empty() : tensor<{slots}x{k}xf32>
+    %rows = linalg.generic {{
+        indexing_maps = [affine_map<(s, d) -> (s)>, affine_map<(s, d) -> (s, d)>],
+        iterator_types = ["parallel", "parallel"]}}
+        ins(%st : tensor<{slots}xi32>) outs(%empty : tensor<{slots}x{k}xf32>) {{
+    ^bb0(%t: i32, %out: f32):
+      %lo = arith.cmpi sge, %t, %c0 : i32
+      %hi = arith.cmpi slt, %t, %tend : i32
+      %valid = arith.andi %lo, %hi : i1
+      %a = arith.maxsi %t, %c0 : i32
+      %b = arith.minsi %a, %tlast : i32
+      %row = arith.index_cast %b : i32 to index
+      %col = linalg.index 1 : index
+      %v = tensor.extract %x[%row, %col] : tensor<{tokens}x{k}xf32>
+      %r = arith.select %valid, %v, %zero : f32
+      linalg.yield %r : f32
+    }} -> tensor<{slots}x{k}xf32>
+    %y = linalg.generic {{
+        indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                         affine_map<(t, n, k) -> (t)>,
+                         affine_map<(t, n, k) -> (t, n)>],
+        iterator_types = ["parallel", "parallel", "reduction"]}}
+        ins(%rows, %e : tensor<{slots}x{k}xf32>, tensor<{slots}xi32>)
+        outs(%c : tensor<{slots}x{n}xf32>) {{
+    ^bb0(%in: f32, %s: i32, %out: f32):
+      %a = arith.maxsi %s, %c0 : i32
+      %b = arith.minsi %a, %glast : i32
+      %slice = arith.index_cast %b : i32 to index
+      %col = linalg.index 1 : index
+      %red = linalg.index 2 : index
+      %wv = tensor.extract %w[%slice, %red, %col] : tensor<{g}x{k}x{n}xf32>
+      %p = arith.mulf %in, %wv : f32
+      %sum = arith.addf %out, %p : f32
+      linalg.yield %sum : f32
+    }} -> tensor<{slots}x{n}xf32>
+    return %y : tensor<{slots}x{n}xf32>
+  }}"""
+    def inputs(rng):
+        st = rng.integers(0, tokens, size=slots).astype(np.int32)
+        st[::7] = -1  # empty slots
+        experts = np.sort(rng.choice([0, 2, 3], size=slots)).astype(np.int32)
+        return [rng.standard_normal((tokens, k)).astype(np.float32), st,
+                experts, rng.standard_normal((g, k, n)).astype(np.float32),
+                rng.standard_normal((slots, n)).astype(np.float32)]
+    def expected(x, st, e, w, c):
+        rows = np.where((st >= 0)[:, None],
+                        x[np.clip(st, 0, tokens - 1)].astype(np.float64), 0.0)
+        y = np.einsum("sk,skn->sn", rows, w[np.clip(e, 0, g - 1)]
+                      .astype(np.float64))
+        return c.astype(np.float64) + y
+    return func, inputs, expected, f"tensor<{slots}x{n}xf32>"
+
+
 def dot_case(batch, m, n, k):
     """C[b, m, n] += sum_k A[b, m, k] B[b, n, k]: k contiguous in both."""
     func = f"""
@@ -161,6 +227,8 @@ def cases():
     yield "row-selected one slice", row_selected_case(16, 9, 24, 2, [1] * 16)
     runs = [i * 4 // 37 for i in range(37)]
     yield "row-selected sorted runs", row_selected_case(37, 33, 70, 4, runs)
+    yield "gathered rows, empty slots and experts", gathered_case(
+        20, 45, 24, 40, 4)
     yield "dot 2x13x11x64", dot_case(2, 13, 11, 64)
     yield "dot 3x5x7x13 (masked k)", dot_case(3, 5, 7, 13)
     yield "masked causal 17x23x20", masked_case(17, 23, 20)
