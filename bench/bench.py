@@ -76,15 +76,17 @@ def parse_args(argv):
     return args
 
 
-def cpu_flags():
+def cpuinfo(field):
+    """The first ``field`` of /proc/cpuinfo (``model name``, ``flags``), or ""."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                key, _, value = line.partition(":")
+                if key.strip() == field:
+                    return value.strip()
     except OSError:
         pass
-    return set()
+    return ""
 
 
 def openblas_coretype():
@@ -93,7 +95,7 @@ def openblas_coretype():
     0.3.21 on Sapphire/Emerald Rapids) fall back to the SSE3 "Prescott"
     kernels, several times slower; naming the family avoids that. None
     when the CPU has no AVX2 (OpenBLAS's own choice stands)."""
-    flags = cpu_flags()
+    flags = set(cpuinfo("flags").split())
     if {"avx512f", "avx512dq", "avx512bw", "avx512vl"} <= flags:
         return "SkylakeX"
     if {"avx2", "fma"} <= flags:
@@ -122,17 +124,6 @@ def run(cmd):
     if proc.returncode != 0:
         raise SystemExit(f"bench: command failed: {' '.join(cmd)}\n{proc.stderr}")
     return proc.stdout
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def blas_library():
@@ -290,7 +281,8 @@ def main():
     blas, openblas_details = blas_library()
     openblas = openblas_details is not None
     check = sgemm_rate(512, 256, 1024)
-    print(f"cpu: {cpu_model()} ({os.cpu_count()} cores)")
+    cpu = cpuinfo("model name") or "unknown"
+    print(f"cpu: {cpu} ({os.cpu_count()} cores)")
     print(f"threads: {args.threads} (torch.set_num_threads, OPENBLAS_NUM_THREADS); "
           f"moma-run: " + (f"--threads {args.threads}" if threads_flag else
                            "single-threaded (this moma-run has no --threads)"))
@@ -304,7 +296,7 @@ def main():
     print_table(rows)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cpu": cpu_model(), "cores": os.cpu_count(), "threads": args.threads,
+            json.dump({"cpu": cpu, "cores": os.cpu_count(), "threads": args.threads,
                        "moma_threads": args.threads if threads_flag else 1,
                        "torch": torch.__version__, "blas": blas, "openblas": openblas,
                        "openblas_kernels": openblas_details[0] if openblas else None,
