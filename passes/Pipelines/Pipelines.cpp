@@ -113,7 +113,12 @@ void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
   contractions.target = options.cpu;
   pm.addNestedPass<func::FuncOp>(
       createMomaCpuVectorizeContractions(contractions));
-  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // With threads, the parallel dimensions of every other op become an
+  // scf.parallel too.
+  if (options.threads)
+    pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  else
+    pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   // scf.parallel runs on OpenMP threads, or else in sequence (scf-to-cf).
