@@ -31,9 +31,10 @@ static Type withElement(Type type, Type element) {
   return element;
 }
 
-/// Whether `type` is `element` or a vector of it.
-static bool hasElement(Type type, Type element) {
-  return getElementTypeOrSelf(type) == element;
+/// Whether the cast `op` goes from (scalars or vectors of) `from` to `to`.
+static bool castsBetween(Operation *op, Type from, Type to) {
+  return getElementTypeOrSelf(op->getOperand(0).getType()) == from &&
+         getElementTypeOrSelf(op->getResult(0).getType()) == to;
 }
 
 namespace {
@@ -83,10 +84,9 @@ struct ExpandHalfExtF : OpRewritePattern<arith::ExtFOp> {
 
   LogicalResult matchAndRewrite(arith::ExtFOp op,
                                 PatternRewriter &rewriter) const override {
-    Type f16 = rewriter.getF16Type(), f32 = rewriter.getF32Type();
-    Type in = op.getIn().getType(), out = op.getType();
-    if (!hasElement(in, f16) || !hasElement(out, f32))
+    if (!castsBetween(op, rewriter.getF16Type(), rewriter.getF32Type()))
       return rewriter.notifyMatchFailure(op, "not an f16 -> f32 extension");
+    Type in = op.getIn().getType(), out = op.getType();
     Location loc = op.getLoc();
     Bits x{rewriter, loc, withElement(in, rewriter.getI32Type())};
     Value half = x.bitcast(withElement(in, rewriter.getI16Type()), op.getIn());
@@ -121,10 +121,9 @@ struct ExpandHalfTruncF : OpRewritePattern<arith::TruncFOp> {
 
   LogicalResult matchAndRewrite(arith::TruncFOp op,
                                 PatternRewriter &rewriter) const override {
-    Type f16 = rewriter.getF16Type(), f32 = rewriter.getF32Type();
-    Type in = op.getIn().getType(), out = op.getType();
-    if (!hasElement(in, f32) || !hasElement(out, f16))
+    if (!castsBetween(op, rewriter.getF32Type(), rewriter.getF16Type()))
       return rewriter.notifyMatchFailure(op, "not an f32 -> f16 truncation");
+    Type in = op.getIn().getType(), out = op.getType();
     if (op.getRoundingmodeAttr() &&
         *op.getRoundingmode() != arith::RoundingMode::to_nearest_even)
       return rewriter.notifyMatchFailure(op, "not round to nearest even");
