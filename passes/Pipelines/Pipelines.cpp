@@ -41,6 +41,7 @@
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/OpenMP/OpenMPDialect.h"
@@ -67,6 +68,8 @@ using namespace mlir;
 /// results optionally through out-parameters: the common front of both
 /// pipelines.
 static void buildMomaToBuffers(OpPassManager &pm, bool outParams) {
+  // bf16/f16 ops compute in f32 and round their results once (Semantics.md).
+  pm.addPass(moma::createMomaWidenCompute());
   pm.addPass(moma::createConvertMomaToLinalg());
   // Element-wise arith on tensors (residual adds, loss arithmetic).
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
@@ -119,6 +122,16 @@ void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   else
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // What arithmetic is left on bf16/f16 (element-wise tensor arith, the
+  // depth-region scatter) runs in f32, and the casts become integer code:
+  // a generic x86-64 has no instruction for them, and LLVM's fallback calls
+  // compiler-runtime routines (__truncsfbf2, ...) the program cannot load.
+  arith::ArithEmulateUnsupportedFloatsOptions emulate;
+  emulate.sourceTypeStrs = {"bf16", "f16"};
+  emulate.targetTypeStr = "f32";
+  pm.addPass(arith::createArithEmulateUnsupportedFloats(emulate));
+  pm.addPass(math::createMathExtendToSupportedTypes());
+  pm.addPass(moma::createMomaExpandNarrowFloatCasts());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   // scf.parallel runs on OpenMP threads, or else in sequence (scf-to-cf).

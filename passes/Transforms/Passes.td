@@ -127,4 +127,50 @@ def MomaStripAttributes : Pass<"moma-strip-attributes", "::mlir::ModuleOp"> {
   }];
 }
 
+def MomaWidenCompute : Pass<"moma-widen-compute", "::mlir::ModuleOp"> {
+  let summary = "Compute every moma op on bf16/f16 tensors in f32";
+  let description = [{
+    The mixed-precision rule of `dialects/moma/Semantics.md`: values are
+    stored in the model's dtype, arithmetic runs in f32. Every moma op with
+    a float operand or result narrower than f32 (bf16, f16) gets its narrow
+    float operands extended to f32 (`arith.extf`, exact), computes in f32
+    (so matmuls, attention's `q.k` and `p.v`, norm statistics, softmax,
+    log-sum-exp, router scores and every other sum inside the op accumulate
+    in f32), and rounds each float result to the stored type once
+    (`arith.truncf`, round to nearest even).
+
+    Left alone, because they only move values (their results are exact in
+    any type): `embed`, `dispatch`, `stop_gradient`, `route_mask`,
+    `depth_mask`; and `depth_region` itself, whose body's ops are widened
+    one by one (its gated blend is computed in f32 by its lowering). Ops on
+    f32 or f64 are unchanged, so f32 models lower exactly as before.
+
+    Example: `moma-opt model.mlir --moma-widen-compute`.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def MomaExpandNarrowFloatCasts
+    : Pass<"moma-expand-narrow-float-casts", "::mlir::ModuleOp"> {
+  let summary = "Expand f32 <-> bf16/f16 casts into integer arithmetic";
+  let description = [{
+    `arith.extf` from bf16/f16 to f32 and `arith.truncf` from f32 to
+    bf16/f16 (scalars or vectors) become integer and bit-cast operations
+    with IEEE round-to-nearest-even (NaN stays NaN, overflow rounds to
+    infinity, f16 subnormals are exact), so the CPU code needs no
+    conversion routine from a compiler runtime library (`__truncsfbf2`,
+    `__truncsfhf2`, `__extendhfsf2`): on a generic x86-64 target LLVM would
+    otherwise call them, and the shared object would not load. bf16 uses
+    the upstream arith expansion; f16 follows the branch-free scheme of the
+    classic `half` conversions (the subnormal cases go through one exact
+    f32 addition or subtraction).
+
+    Run after the arithmetic on bf16/f16 has been emulated in f32
+    (`arith-emulate-unsupported-floats`), before `convert-arith-to-llvm`.
+
+    Example: `moma-opt loops.mlir --moma-expand-narrow-float-casts`.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 #endif // MOMA_PASSES_TRANSFORMS_PASSES_TD

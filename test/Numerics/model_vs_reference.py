@@ -7,9 +7,17 @@ the same model on the same weights in float32. Logits and every loss must
 agree: `|compiled - reference| <= rtol * max(|reference|)` per output, with
 rtol 1e-5 (a scale-relative bound: elementwise relative error is undefined
 for logits near 0).
+
+With `--dtype bf16` or `f16` the model file's dtype is replaced by it: the
+weights are written, the program compiled and the reference run (its
+mixed-precision mode: stored in that dtype, every op computed in float32,
+Semantics.md "Precision") in that dtype, and outputs are compared after
+widening both to float32, at the `--rtol` the test gives (examples/README.md,
+"Numerics tolerances", says why those values).
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -54,7 +62,38 @@ def randomize_norms(weights_file, seed):
     ref_safetensors.save(weights_file, tensors, f.metadata)
 
 
+#: --dtype -> (numpy dtype of a dumped element, torch dtype of the
+#: reference's weights).
+DTYPES = {
+    "f32": ("<f4", torch.float32),
+    "bf16": ("<u2", torch.bfloat16),
+    "f16": ("<f2", torch.float16),
+}
+
+
+def read_output(path, dtype):
+    """A dumped output as float32 (bf16 as its 16-bit patterns)."""
+    raw = np.fromfile(path, dtype=DTYPES[dtype][0])
+    if dtype == "bf16":
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    return raw.astype(np.float32)
+
+
+def with_dtype(model, dtype, tmp):
+    """`model`, or a copy of it in `tmp` whose dtype is `dtype`."""
+    if dtype == "f32":
+        return model
+    with open(model) as f:
+        definition = json.load(f)
+    definition["dtype"] = dtype
+    path = os.path.join(tmp, os.path.basename(model))
+    with open(path, "w") as f:
+        json.dump(definition, f)
+    return path
+
+
 def check_model(args, model, tokens_file, seed, tmp):
+    model = with_dtype(model, args.dtype, tmp)
     cfg = ref_config.load_model(model)
     batch = ref_tokens.load_tokens(tokens_file, cfg)
     ids, modality = batch.tensors()
@@ -82,7 +121,7 @@ def check_model(args, model, tokens_file, seed, tmp):
         cmd += ["--dump", f"{name}={os.path.join(tmp, name + '.out')}"]
     run(cmd)
 
-    weights = ref_weights.load_weights(cfg, weights_file, torch.float32)
+    weights = ref_weights.load_weights(cfg, weights_file, DTYPES[args.dtype][1])
     out, _ = ref_model.run(cfg, weights, ids, modality)
     expected = {
         "logits": out.logits, "ce_per_modality": out.ce, "ce": out.ce_total,
@@ -91,8 +130,8 @@ def check_model(args, model, tokens_file, seed, tmp):
     }
     worst = 0.0
     for name in OUTPUTS:
-        ref = expected[name].detach().numpy().astype(np.float32)
-        got = np.fromfile(os.path.join(tmp, name + ".out"), dtype="<f4")
+        ref = expected[name].detach().float().numpy()
+        got = read_output(os.path.join(tmp, name + ".out"), args.dtype)
         got = got.reshape(ref.shape)
         scale = max(float(np.max(np.abs(ref))), 1e-30)
         error = float(np.max(np.abs(got - ref))) / scale if ref.size else 0.0
@@ -104,7 +143,8 @@ def check_model(args, model, tokens_file, seed, tmp):
                              f"reference {ref.ravel()[:8]}")
     ce = " ".join(f"{m.name}={v:.6f}" for m, v in
                   zip(cfg.modalities, out.ce.tolist()))
-    print(f"{os.path.basename(model)} {os.path.basename(tokens_file)}: ok "
+    dtype = "" if args.dtype == "f32" else f" {args.dtype}"
+    print(f"{os.path.basename(model)}{dtype} {os.path.basename(tokens_file)}: ok "
           f"(worst relative error {worst:.1e}; ce {ce})")
 
 
@@ -114,6 +154,9 @@ def main():
     parser.add_argument("--moma-run", default="moma-run")
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="f32",
+                        help="run the models in this dtype instead of "
+                             "their own (the examples are f32)")
     parser.add_argument("--random-norms", action="store_true",
                         help="random norm weights and biases instead of "
                              "ones and zeros")

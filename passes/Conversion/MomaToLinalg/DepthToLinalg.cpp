@@ -238,15 +238,20 @@ struct DepthRegionLowering : OpRewritePattern<DepthRegionOp> {
     llvm::append_range(results, yield.getExtras());
     rewriter.eraseOp(yield);
 
-    // New rows: o (ungated) or xs + gate * (o - xs).
+    // New rows: o (ungated) or xs + gate * (o - xs), computed in f32 and
+    // rounded once for bf16/f16 (Semantics.md).
     Value rows = out;
     if (gate)
       rows = mapElementwise(
           rewriter, loc, rowsType, ValueRange{xs, out, gate},
           [&](OpBuilder &b, Location l, ValueRange args) -> Value {
-            Value branch = arith::SubFOp::create(b, l, args[1], args[0]);
-            Value gated = arith::MulFOp::create(b, l, args[2], branch);
-            return arith::AddFOp::create(b, l, args[0], gated);
+            Value x = widenToF32(b, l, args[0]);
+            Value branch =
+                arith::SubFOp::create(b, l, widenToF32(b, l, args[1]), x);
+            Value gated =
+                arith::MulFOp::create(b, l, widenToF32(b, l, args[2]), branch);
+            return roundTo(b, l, arith::AddFOp::create(b, l, x, gated),
+                           args[0].getType());
           });
 
     // y = x, then y[b, idx[b, k]] = rows[b, k] for the non-empty slots, in

@@ -254,6 +254,19 @@ Value moma::reduceLastDim(OpBuilder &b, Location loc, Value x, bool max) {
       .getResult(0);
 }
 
+Value moma::widenToF32(OpBuilder &b, Location loc, Value x) {
+  auto type = dyn_cast<FloatType>(x.getType());
+  if (!type || type.getWidth() >= 32)
+    return x;
+  return arith::ExtFOp::create(b, loc, b.getF32Type(), x);
+}
+
+Value moma::roundTo(OpBuilder &b, Location loc, Value x, Type type) {
+  if (x.getType() == type)
+    return x;
+  return arith::TruncFOp::create(b, loc, type, x);
+}
+
 Value moma::scalarSigmoid(OpBuilder &b, Location loc, Value x) {
   Value one = constantFloat(b, loc, x.getType(), 1.0);
   Value negated = arith::NegFOp::create(b, loc, x);

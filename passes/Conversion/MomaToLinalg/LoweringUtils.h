@@ -109,6 +109,12 @@ Value mapElementwise(OpBuilder &b, Location loc, RankedTensorType resultType,
 /// Sum (or max) over the last dimension: `[..., N] -> [...]`, in order.
 Value reduceLastDim(OpBuilder &b, Location loc, Value x, bool max = false);
 
+/// A float scalar narrower than f32 (bf16, f16) extended to f32 (exact);
+/// any other value unchanged.
+Value widenToF32(OpBuilder &b, Location loc, Value x);
+/// `x` rounded to the float type `type` (nearest even) if it differs.
+Value roundTo(OpBuilder &b, Location loc, Value x, Type type);
+
 /// Scalar math on a float of any width (computed in that type).
 Value scalarSigmoid(OpBuilder &b, Location loc, Value x);
 Value scalarSilu(OpBuilder &b, Location loc, Value x);

@@ -5,7 +5,7 @@
     moma_reference.py validate MODEL.json [--expand] [--list-weights]
     moma_reference.py init MODEL.json --seed N -o W.safetensors [--storage f32|bf16|f16|f64]
     moma_reference.py run MODEL.json --weights W.safetensors --tokens T.json
-                      [--dtype f64|f32] [--routing batch|aux]
+                      [--dtype f64|f32|bf16|f16] [--routing batch|aux]
                       [--grads G.safetensors] [--logits X.safetensors] [--json]
 
 Input errors print one line ``moma-reference: error: <file>: <where>: <rule>``
@@ -131,7 +131,9 @@ def build_parser():
     r.add_argument("model", metavar="MODEL.json")
     r.add_argument("--weights", required=True, metavar="W.safetensors")
     r.add_argument("--tokens", required=True, metavar="TOKENS.json")
-    r.add_argument("--dtype", choices=sorted(COMPUTE_DTYPES), default="f64")
+    r.add_argument("--dtype", choices=sorted(COMPUTE_DTYPES), default="f64",
+                   help="f64/f32: compute in that type; bf16/f16: store in it, compute every op "
+                        "in f32 (the mixed-precision rule of Semantics.md)")
     r.add_argument("--routing", choices=("batch", "aux"), default="batch",
                    help="batch: training semantics; aux: causal inference with the auxiliary routers")
     r.add_argument("--grads", metavar="G.safetensors", help="write d(total)/d(weight) for every weight")

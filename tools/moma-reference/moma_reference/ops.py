@@ -340,7 +340,13 @@ def depth_region(x, modality, idx, gate, body):
     ms = torch.where(valid, torch.gather(modality, 1, safe), torch.full_like(safe, -1))
     ps = idx
     o = body(xs, ms, ps)
-    new = o if gate is None else xs + gate.unsqueeze(-1) * (o - xs)
+    if gate is None:
+        new = o
+    else:
+        # bf16/f16: the blend computes in float32, rounded once (Semantics.md).
+        wide = torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
+        xw = xs.to(wide)
+        new = (xw + gate.unsqueeze(-1).to(wide) * (o.to(wide) - xw)).to(x.dtype)
     rows = (torch.arange(B).unsqueeze(1) * L + safe)[valid]
     return x.reshape(B * L, D).index_copy(0, rows, new[valid]).reshape(B, L, D)
 

@@ -18,7 +18,10 @@ from .errors import SafetensorsError
 #: Model ``dtype`` -> safetensors dtype of the stored weights.
 STORAGE_DTYPES = {"f32": "F32", "bf16": "BF16", "f16": "F16", "f64": "F64"}
 #: ``--dtype`` of the reference -> torch compute dtype.
-COMPUTE_DTYPES = {"f64": torch.float64, "f32": torch.float32}
+#: bf16/f16 store weights and activations in that dtype and compute every
+#: op in float32 (the mixed-precision rule of Semantics.md).
+COMPUTE_DTYPES = {"f64": torch.float64, "f32": torch.float32,
+                  "bf16": torch.bfloat16, "f16": torch.float16}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from torch.autograd import gradcheck
 from .helpers import EXAMPLES, config, ec_group, moe_ffn, random_tokens, random_weights, tc_group
 from moma_reference import ops
 from moma_reference.config import load_model
-from moma_reference.model import LossParts, Model, run
+from moma_reference.model import NARROW_DTYPES, LossParts, MixedPrecisionOps, Model, run
 from moma_reference.tokens import load_tokens
 from moma_reference.weights import weight_specs
 
@@ -368,6 +368,39 @@ class PrecisionTest(unittest.TestCase):
                 self.assertEqual(b.total.dtype, torch.float32)
                 self.assertAlmostEqual(a.total.item(), b.total.item(), delta=1e-4)
                 torch.testing.assert_close(gb["embed.weight"].double(), ga["embed.weight"], rtol=1e-3, atol=1e-5)
+
+    def test_narrow_ops_compute_in_f32_and_round_once(self):
+        """bf16/f16 (Semantics.md "Precision"): an op reads its stored
+        operands as f32, computes in f32 and rounds each float result once;
+        value-moving ops keep the stored type."""
+        g = torch.Generator().manual_seed(4)
+        x = torch.randn(3, 5, 16, generator=g)
+        w = torch.randn(16, 24, generator=g)
+        for dtype in NARROW_DTYPES:
+            with self.subTest(dtype=dtype):
+                mixed = MixedPrecisionOps(dtype)
+                xs, ws = x.to(dtype), w.to(dtype)
+                y = mixed.linear(xs, ws)
+                self.assertEqual(y.dtype, dtype)
+                self.assertTrue(torch.equal(y, (xs.float() @ ws.float()).to(dtype)))
+                n = mixed.norm(xs, ws[:, 0], None, "rms", 1e-5)
+                ref = ops.norm(xs.float(), ws[:, 0].float(), None, "rms", 1e-5).to(dtype)
+                self.assertTrue(torch.equal(n, ref))
+                self.assertIs(mixed.embed, ops.embed)
+
+    def test_narrow_model_stores_narrow_results(self):
+        for dtype in NARROW_DTYPES:
+            with self.subTest(dtype=dtype):
+                cfg, ids, modality = example("tiny-moma-mod")
+                w = {n: t.to(dtype) for n, t in random_weights(cfg, seed=15, std=0.2).items()}
+                wide = {n: t.float() for n, t in w.items()}
+                a, _ = run(cfg, w, ids, modality)
+                b, _ = run(cfg, wide, ids, modality)
+                self.assertEqual(a.logits.dtype, dtype)
+                self.assertEqual(a.total.dtype, dtype)
+                # Close to the f32 model on the same weights, but rounded.
+                self.assertAlmostEqual(a.total.item(), b.total.item(), delta=0.1)
+                self.assertFalse(torch.equal(a.logits.float(), b.logits))
 
 
 if __name__ == "__main__":
