@@ -5,6 +5,7 @@
 #include "dialects/moma/MomaDialect.h"
 #include "passes/Conversion/Passes.h"
 #include "passes/GPU/Passes.h"
+#include "passes/Kernels/Passes.h"
 #include "passes/Pipelines/Pipelines.h"
 #include "passes/Transforms/Passes.h"
 
@@ -27,5 +28,6 @@ void moma::registerAllPasses() {
   moma::registerMomaTransformsPasses();
   moma::registerMomaConversionPasses();
   moma::registerMomaGPUPasses();
+  moma::registerMomaKernelPlanPasses();
   moma::registerMomaPipelines();
 }
