@@ -6,6 +6,7 @@
 #include "passes/CPU/Passes.h"
 #include "passes/Conversion/Passes.h"
 #include "passes/GPU/Passes.h"
+#include "passes/Kernels/Passes.h"
 #include "passes/Pipelines/Pipelines.h"
 #include "passes/Transforms/Passes.h"
 
@@ -29,5 +30,6 @@ void moma::registerAllPasses() {
   moma::registerMomaConversionPasses();
   moma::registerMomaGPUPasses();
   moma::registerMomaCPUPasses();
+  moma::registerMomaKernelPlanPasses();
   moma::registerMomaPipelines();
 }

@@ -89,6 +89,21 @@ LogicalResult MomaDialect::verifyOperationAttribute(Operation *op,
                                                     NamedAttribute attr) {
   if (attr.getName() == getModalitiesAttrName())
     return verifyModalities(op, attr.getValue());
+  if (attr.getName() == getKernelTargetAttrName()) {
+    if (!isa<ModuleOp>(op) || !isa<StringAttr>(attr.getValue()))
+      return op->emitError() << "'" << getKernelTargetAttrName()
+                             << "' must be a string on a module";
+    return success();
+  }
+  if (attr.getName() == getKernelAttrName()) {
+    auto plan = dyn_cast<DictionaryAttr>(attr.getValue());
+    if (!plan || !plan.getAs<IntegerAttr>("id") ||
+        !plan.getAs<StringAttr>("class") || !plan.getAs<StringAttr>("role"))
+      return op->emitError() << "'" << getKernelAttrName()
+                             << "' must be a dictionary with an integer 'id' "
+                                "and string 'class' and 'role'";
+    return success();
+  }
   return op->emitError() << "unknown moma attribute '"
                          << attr.getName().getValue() << "'";
 }

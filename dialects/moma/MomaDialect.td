@@ -80,6 +80,15 @@ def Moma_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getModalitiesAttrName() {
       return ::llvm::StringLiteral("moma.modalities");
     }
+
+    /// moma-kernel-plan's attributes (passes/Kernels/KernelLayer.md): a
+    /// dictionary on every planned op, and the target's name on the module.
+    static constexpr ::llvm::StringLiteral getKernelAttrName() {
+      return ::llvm::StringLiteral("moma.kernel");
+    }
+    static constexpr ::llvm::StringLiteral getKernelTargetAttrName() {
+      return ::llvm::StringLiteral("moma.kernel_target");
+    }
   }];
 }
 

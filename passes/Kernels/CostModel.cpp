@@ -33,11 +33,13 @@ TargetModel cpuModel(StringRef name, unsigned vectorBits, unsigned registers,
   target.cores = 1;
   target.peakFlops = kFmaPorts * (vectorBits / 32) * 2 * kCpuHertz;
   target.bytesPerSecond = 15.0e9;
+  target.clockHertz = kCpuHertz;
   return target;
 }
 
 TargetModel gpuModel(StringRef name, unsigned sms, int64_t sharedBytes,
-                     int64_t l2Bytes, double f32Flops, double bandwidth) {
+                     int64_t l2Bytes, double f32Flops, double bandwidth,
+                     double boostHertz) {
   TargetModel target;
   target.name = name.str();
   target.isGpu = true;
@@ -48,6 +50,7 @@ TargetModel gpuModel(StringRef name, unsigned sms, int64_t sharedBytes,
   target.cores = sms;
   target.peakFlops = f32Flops;
   target.bytesPerSecond = bandwidth;
+  target.clockHertz = boostHertz;
   return target;
 }
 
@@ -71,11 +74,12 @@ std::optional<TargetModel> TargetModel::get(StringRef name) {
     return cpuModel(name, 256, 16, 256 * 1024);
   if (name == "x86-64-v4")
     return cpuModel(name, 512, 32, 1024 * 1024);
-  // A100 (SXM, 40 GB) and H100 (SXM): f32 CUDA-core peaks, HBM bandwidth.
+  // A100 (SXM, 40 GB) and H100 (SXM): f32 CUDA-core peaks, HBM bandwidth,
+  // boost clocks.
   if (name == "sm_80")
-    return gpuModel(name, 108, 164 * 1024, 40 << 20, 19.5e12, 1.555e12);
+    return gpuModel(name, 108, 164 * 1024, 40 << 20, 19.5e12, 1.555e12, 1.41e9);
   if (name == "sm_90" || name == "sm_90a")
-    return gpuModel(name, 132, 228 * 1024, 50 << 20, 66.9e12, 3.35e12);
+    return gpuModel(name, 132, 228 * 1024, 50 << 20, 66.9e12, 3.35e12, 1.98e9);
   return std::nullopt;
 }
 
@@ -130,7 +134,10 @@ MatmulTiling moma::chooseMatmulTiling(const TargetModel &target,
   best.kc = std::clamp<int64_t>(kc, 8, shape.k);
   int64_t mc =
       target.l2Bytes / 2 / (best.kc * elementBytes) / best.mr * best.mr;
-  best.mc = std::clamp<int64_t>(mc, best.mr, std::max(best.mr, shape.m));
+  // No larger than M rounded up to whole register tiles: mc stays a
+  // multiple of mr, so every block but the last holds whole tiles.
+  best.mc =
+      std::clamp<int64_t>(mc, best.mr, ceilDiv(shape.m, best.mr) * best.mr);
   best.seconds =
       std::max(best.flops / (target.peakFlops * bestScore), memorySeconds);
   return best;

@@ -41,6 +41,9 @@ struct TargetModel {
   /// as 2), and the memory bandwidth in bytes/s.
   double peakFlops = 0;
   double bytesPerSecond = 0;
+  /// Clock of one core (CPU) or SM (GPU) in Hz: the rate, at one operation
+  /// per cycle, of sequential code (a selection loop runs on one thread).
+  double clockHertz = 0;
 
   /// f32 lanes of one vector register.
   unsigned lanes() const { return vectorBits / 32; }

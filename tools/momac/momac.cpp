@@ -1,12 +1,14 @@
 //===- momac.cpp - The moma compiler driver -------------------------------===//
 //
-// momac MODEL.json [--emit=moma|flops] [-o OUT] [--batch=B --seq-len=L]
+// momac MODEL.json [--emit=moma|flops|kernels] [-o OUT] [--batch=B
+//       --seq-len=L]
 //       [--routing=batch|aux] [--init-weights=W.safetensors --seed=N]
 //       [--target=cpu|sm_80|sm_90|sm_90a [--scratch-reuse=false]
 //        [--cubin=auto|always|never] [--ptxas=PATH]]
 //
 // Reads a model definition (examples/README.md), builds its moma IR and
-// writes it, or its FLOP table, or compiles it into a program (.momaprog)
+// writes it, its FLOP table or its kernel plan (for --target, cpu by
+// default), or compiles it into a program (.momaprog)
 // for the CPU or an NVIDIA GPU; optionally writes seeded initial weights.
 // Errors name the file, the JSON path and the rule, exit non-zero and leave
 // no output file behind.
@@ -18,7 +20,17 @@
 #include "moma/Frontend/ModelConfig.h"
 #include "moma/Target/GpuProgram.h"
 #include "moma/Target/ProgramCompiler.h"
+#include "passes/Conversion/Passes.h"
+#include "passes/Kernels/KernelReport.h"
+#include "passes/Kernels/Passes.h"
+#include "passes/Pipelines/Pipelines.h"
 #include "passes/Transforms/FlopCount.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Support/FileUtilities.h"
@@ -30,7 +42,7 @@
 using namespace llvm;
 
 namespace {
-enum class EmitKind { Moma, Flops };
+enum class EmitKind { Moma, Flops, Kernels };
 
 cl::OptionCategory category("momac options");
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.json>"),
@@ -43,7 +55,10 @@ cl::opt<EmitKind>
          cl::values(clEnumValN(EmitKind::Moma, "moma", "moma dialect IR"),
                     clEnumValN(EmitKind::Flops, "flops",
                                "FLOPs per token by modality and op kind, and "
-                               "parameters")),
+                               "parameters"),
+                    clEnumValN(EmitKind::Kernels, "kernels",
+                               "the kernel plan for --target (default cpu): "
+                               "one line per kernel")),
          cl::cat(category));
 cl::opt<int64_t> batch("batch", cl::desc("Sequences per batch"), cl::init(1),
                        cl::cat(category));
@@ -99,6 +114,32 @@ int fail(const Twine &message) {
   WithColor::error(errs(), "momac") << message << "\n";
   return 1;
 }
+
+/// The kernel layer's target model of a --target name: `cpu` is the --cpu
+/// level (x86-64-v3 unless given).
+std::string kernelTargetOf(StringRef name) {
+  return name.empty() || name == "cpu" ? std::string(cpuLevel) : name.str();
+}
+
+/// Lowers `module` to linalg on tensors as the pipelines do, plans its
+/// kernels for `targetName` and prints the plan to `os`.
+LogicalResult printKernelPlan(mlir::ModuleOp module, StringRef targetName,
+                              raw_ostream &os) {
+  mlir::DialectRegistry registry;
+  moma::registerPipelineDialects(registry);
+  module->getContext()->appendDialectRegistry(registry);
+  mlir::PassManager pm(module->getContext());
+  pm.addPass(moma::createConvertMomaToLinalg());
+  pm.addNestedPass<mlir::func::FuncOp>(
+      mlir::createConvertElementwiseToLinalgPass());
+  pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(mlir::createCSEPass());
+  pm.addPass(moma::createMomaKernelPlan(
+      moma::MomaKernelPlanOptions{kernelTargetOf(targetName)}));
+  if (failed(pm.run(module)))
+    return failure();
+  return moma::printKernelReport(module, os);
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -109,6 +150,8 @@ int main(int argc, char **argv) {
       "momac: compile a moma model definition\n\n"
       "  momac MODEL.json --emit=moma -o model.mlir\n"
       "  momac MODEL.json --emit=flops\n"
+      "  momac MODEL.json --emit=kernels --target=sm_90 --batch=1 "
+      "--seq-len=128\n"
       "  momac MODEL.json --init-weights=w.safetensors --seed=1\n"
       "  momac MODEL.json --target=cpu --batch=2 --seq-len=16 -o m.momaprog\n"
       "  momac MODEL.json --target=sm_90 --batch=2 --seq-len=16 -o m.momaprog"
@@ -137,15 +180,23 @@ int main(int argc, char **argv) {
   if (!module)
     return fail(options.fileName + ": " + toString(module.takeError()));
 
+  if (!target.empty() && target != "cpu" && !moma::parseGpuTarget(target))
+    return fail("--target=" + target +
+                ": unknown target (expected cpu, sm_80, sm_90 or sm_90a)");
   std::string text;
   raw_string_ostream os(text);
-  if (!target.empty()) {
+  if (cpuLevel != "x86-64-v3" && cpuLevel != "x86-64-v4")
+    return fail("--cpu=" + cpuLevel +
+                ": unknown CPU level (expected x86-64-v3 or x86-64-v4)");
+  if (emit == EmitKind::Kernels) {
+    os << "model " << config->name << ": batch " << batch << " x sequence "
+       << seqLen << "\n";
+    if (failed(printKernelPlan(**module, target, os)))
+      return fail("cannot plan the kernels of '" + config->name + "'");
+  } else if (!target.empty()) {
     if (target != "cpu" && !moma::parseGpuTarget(target))
       return fail("--target=" + target +
                   ": unknown target (expected cpu, sm_80, sm_90 or sm_90a)");
-    if (target == "cpu" && cpuLevel != "x86-64-v3" && cpuLevel != "x86-64-v4")
-      return fail("--cpu=" + cpuLevel +
-                  ": unknown CPU level (expected x86-64-v3 or x86-64-v4)");
     Expected<moma::runtime::Program> program =
         target == "cpu"
             ? moma::compileCpuProgram(**module, cpuLevel)
@@ -163,8 +214,7 @@ int main(int argc, char **argv) {
     if (!written.ok())
       return fail(std::string(written.message()));
     return 0;
-  }
-  if (emit == EmitKind::Moma) {
+  } else if (emit == EmitKind::Moma) {
     (**module)->print(os);
   } else {
     for (auto func : (**module).getOps<mlir::func::FuncOp>()) {

@@ -3,14 +3,17 @@
 // Collects the lowering patterns of every op family and applies them as a
 // partial dialect conversion with the moma dialect illegal: a moma op that
 // no pattern lowers fails the pass with the conversion driver's located
-// "failed to legalize operation" diagnostic. The lowered IR is then folded
-// (constants deduplicated and hoisted, dead ops erased).
+// "failed to legalize operation" diagnostic. Before it, every moma op's
+// location records the op (its provenance), which the ops built from it
+// inherit. The lowered IR is then folded (constants deduplicated and
+// hoisted, dead ops erased).
 //
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moma/MomaDialect.h"
 #include "passes/Conversion/MomaToLinalg/LoweringUtils.h"
 #include "passes/Conversion/Passes.h"
+#include "passes/Support/Provenance.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Transforms/DialectConversion.h"
@@ -30,6 +33,14 @@ struct ConvertMomaToLinalg
   using Base::Base;
 
   void runOnOperation() override {
+    // Provenance: every op a pattern builds at the moma op's location
+    // records which moma op it lowers (passes/Support/Provenance.h). A
+    // location, not an attribute, so the lowered IR prints as before.
+    getOperation()->walk([](Operation *op) {
+      if (isa<MomaDialect>(op->getDialect()))
+        op->setLoc(provenanceLocation(op));
+    });
+
     RewritePatternSet patterns(&getContext());
     populateDenseToLinalgPatterns(patterns);
     populateAttentionToLinalgPatterns(patterns);

@@ -196,3 +196,17 @@ func.func @f(%x: tensor<2x8x32xf32>, %w: tensor<32x64xf32>, %a: tensor<32x4xf32>
   return
 }
 }
+
+// -----
+
+// expected-error @below {{'moma.kernel' must be a dictionary with an integer 'id' and string 'class' and 'role'}}
+func.func @kernel_plan_not_a_dictionary() attributes {moma.kernel = 1 : i64} {
+  return
+}
+
+// -----
+
+// expected-error @below {{'moma.kernel_target' must be a string on a module}}
+func.func @kernel_target_not_on_a_module() attributes {moma.kernel_target = "sm_90"} {
+  return
+}
