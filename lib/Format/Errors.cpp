@@ -39,6 +39,8 @@ absl::StatusCode canonicalCode(moma_status code) {
     return absl::StatusCode::kPermissionDenied;
   case MOMA_STATUS_INTERNAL:
     return absl::StatusCode::kInternal;
+  case MOMA_STATUS_UNSUPPORTED_CPU:
+    return absl::StatusCode::kFailedPrecondition;
   }
   return absl::StatusCode::kInternal;
 }
@@ -60,7 +62,7 @@ moma_status toMomaStatus(const absl::Status &status) {
   if (auto payload = status.GetPayload(kPayloadUrl)) {
     int code = 0;
     if (absl::SimpleAtoi(std::string(*payload), &code) &&
-        code > MOMA_STATUS_OK && code <= MOMA_STATUS_INTERNAL)
+        code > MOMA_STATUS_OK && code <= MOMA_STATUS_UNSUPPORTED_CPU)
       return static_cast<moma_status>(code);
   }
   switch (status.code()) {

@@ -49,6 +49,12 @@ constexpr std::array<std::pair<std::string_view, Target>, 4> kTargets = {{
     {"sm_90", Target::Sm90},
     {"sm_90a", Target::Sm90a},
 }};
+constexpr std::array<std::pair<std::string_view, CpuLevel>, 4> kCpuLevels = {{
+    {"x86-64", CpuLevel::X86_64},
+    {"x86-64-v2", CpuLevel::X86_64_V2},
+    {"x86-64-v3", CpuLevel::X86_64_V3},
+    {"x86-64-v4", CpuLevel::X86_64_V4},
+}};
 constexpr std::array<std::pair<std::string_view, ModuleFormat>, 3> kFormats = {{
     {"ptx", ModuleFormat::Ptx},
     {"cubin", ModuleFormat::Cubin},
@@ -80,6 +86,12 @@ constexpr std::array<std::pair<std::string_view, ScalarType>, 4> kScalars = {{
 std::string_view targetName(Target target) { return nameOf(target, kTargets); }
 std::optional<Target> parseTarget(std::string_view name) {
   return parseName(name, kTargets);
+}
+std::string_view cpuLevelName(CpuLevel level) {
+  return nameOf(level, kCpuLevels);
+}
+std::optional<CpuLevel> parseCpuLevel(std::string_view name) {
+  return parseName(name, kCpuLevels);
 }
 std::string_view moduleFormatName(ModuleFormat format) {
   return nameOf(format, kFormats);
@@ -188,6 +200,10 @@ const BufferDesc *Program::findBuffer(std::string_view name) const {
     if (buffer.name == name)
       return &buffer;
   return nullptr;
+}
+
+std::optional<CpuLevel> Program::requiredCpuLevel() const {
+  return cpuLevel.empty() ? CpuLevel::X86_64 : parseCpuLevel(cpuLevel);
 }
 
 //===----------------------------------------------------------------------===//

@@ -83,6 +83,10 @@ ProgramBuilder::bufferOffset(std::string_view name) const {
 
 void ProgramBuilder::setArenaSize(uint64_t size) { explicitArenaSize = size; }
 
+void ProgramBuilder::setCpuLevel(std::string level) {
+  program.cpuLevel = std::move(level);
+}
+
 void ProgramBuilder::setMetadata(std::string key, std::string value) {
   program.metadata[std::move(key)] = std::move(value);
 }

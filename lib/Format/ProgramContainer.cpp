@@ -261,6 +261,10 @@ absl::StatusOr<Program> parseProgram(std::string_view bytes,
                          " has alternative images, which program format "
                          "version ",
                          version, " does not have (they came with version 2)"));
+  if (version < 3 && !program->cpuLevel.empty())
+    return damaged(cat("the manifest records a CPU level (\"cpu\"), which "
+                       "program format version ",
+                       version, " does not have (it came with version 3)"));
   if (absl::Status status = validateProgram(*program); !status.ok())
     return damaged(cat("invalid program: ", status.message()));
   return program;

@@ -39,6 +39,8 @@ OrderedJson dimJson(const Dim3 &d) {
 OrderedJson manifestOf(const Program &program) {
   OrderedJson root = OrderedJson::object();
   root["target"] = std::string(targetName(program.target));
+  if (!program.cpuLevel.empty())
+    root["cpu"] = program.cpuLevel;
   root["arena"] = {{"size", program.arenaSize},
                    {"alignment", program.arenaAlignment}};
   OrderedJson modules = OrderedJson::array();
@@ -310,9 +312,9 @@ ManifestReader::readArg(const OrderedJson &entry, const std::string &where,
 absl::StatusOr<Program> ManifestReader::read(const OrderedJson &root) {
   Program program;
   const std::string top = "manifest";
-  MOMA_RETURN_IF_ERROR(checkKeys(
-      root, top,
-      {"target", "arena", "modules", "buffers", "launches", "metadata"}));
+  MOMA_RETURN_IF_ERROR(checkKeys(root, top,
+                                 {"target", "cpu", "arena", "modules",
+                                  "buffers", "launches", "metadata"}));
   if (root.contains("metadata")) {
     const OrderedJson &metadata = root["metadata"];
     if (!metadata.is_object())
@@ -331,6 +333,13 @@ absl::StatusOr<Program> ManifestReader::read(const OrderedJson &root) {
                  cat("unknown target \"", target,
                      "\" (expected cpu, sm_80, sm_90 or sm_90a)"));
   program.target = *parsedTarget;
+  // The level's spelling and its target are checked by validateProgram; an
+  // empty level would read as no key.
+  if (root.contains("cpu")) {
+    MOMA_ASSIGN_OR_RETURN(program.cpuLevel, stringField(root, top, "cpu"));
+    if (program.cpuLevel.empty())
+      return error(top + ".cpu", "expected a CPU level, not \"\"");
+  }
 
   MOMA_ASSIGN_OR_RETURN(const OrderedJson *arena, field(root, top, "arena"));
   const std::string arenaWhere = top + ".arena";

@@ -72,6 +72,19 @@ absl::Status invalid(std::string message) {
 } // namespace
 
 absl::Status validateProgram(const Program &program) {
+  // The CPU level.
+  if (!program.cpuLevel.empty()) {
+    if (isGpu(program.target))
+      return invalid(cat("\"cpu\": CPU level '", program.cpuLevel,
+                         "' on a program for target '",
+                         targetName(program.target),
+                         "' (only 'cpu' programs record a CPU level)"));
+    if (!parseCpuLevel(program.cpuLevel))
+      return invalid(cat("\"cpu\": unknown CPU level '", program.cpuLevel,
+                         "' (expected x86-64, x86-64-v2, x86-64-v3 or "
+                         "x86-64-v4)"));
+  }
+
   // The arena.
   uint64_t align = program.arenaAlignment;
   if (align == 0 || (align & (align - 1)) != 0 || align > kMaxArenaAlignment)

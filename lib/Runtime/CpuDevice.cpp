@@ -11,10 +11,18 @@
 // launch calls its kernel once; grid, block and shared memory are ignored, so
 // a CPU kernel loops over its whole iteration space itself.
 //
+// Before loading anything, the device checks the host CPU against the
+// program's CPU level (CpuFeatures.h). After loading, it hands its thread
+// count to every module that exports `void moma_cpu_set_threads(int)` (an
+// OpenMP program's omp_set_num_threads), and again before every run: OpenMP
+// keeps the count per calling thread and per process, which other sessions
+// share.
+//
 //===----------------------------------------------------------------------===//
 
 #include "moma/Format/Files.h"
 
+#include "CpuFeatures.h"
 #include "Device.h"
 #include "lib/Format/Errors.h"
 #include "lib/Format/Strings.h"
@@ -26,17 +34,23 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <limits>
+#include <sched.h>
 #include <unistd.h>
 
 namespace moma::runtime {
 namespace {
 
 using CpuKernel = void (*)(void **);
+using SetThreads = void (*)(int);
+
+/// The function a module may export to take the session's thread count.
+constexpr char kSetThreadsSymbol[] = "moma_cpu_set_threads";
 
 class CpuDevice final : public Device {
 public:
-  explicit CpuDevice(std::shared_ptr<const Program> program)
-      : program(std::move(program)) {}
+  CpuDevice(std::shared_ptr<const Program> program, int threads)
+      : program(std::move(program)),
+        threads(threads > 0 ? threads : availableCores()) {}
   ~CpuDevice() override;
 
   absl::Status initialize();
@@ -59,16 +73,21 @@ public:
                      "CUDA graphs are not available on the cpu device");
   }
   absl::StatusOr<double> run() override;
+  std::optional<int> cpuThreads() const override {
+    return setThreads.empty() ? 1 : threads;
+  }
 
 private:
   absl::StatusOr<void *> loadModule(size_t index, const KernelModule &module);
 
   std::shared_ptr<const Program> program;
   std::string name = "cpu";
+  int threads;
   char *arena = nullptr;
   std::vector<void *> handles;
-  std::vector<CpuKernel> kernels; // per launch
-  std::vector<PackedArgs> args;   // per launch
+  std::vector<SetThreads> setThreads; // of the modules that export it
+  std::vector<CpuKernel> kernels;     // per launch
+  std::vector<PackedArgs> args;       // per launch
 };
 
 CpuDevice::~CpuDevice() {
@@ -114,6 +133,12 @@ absl::Status CpuDevice::initialize() {
     return makeError(MOMA_STATUS_UNSUPPORTED,
                      cat("the program targets ", targetName(program->target),
                          "; the cpu device runs only 'cpu' programs"));
+  std::optional<CpuLevel> level = program->requiredCpuLevel();
+  if (!level)
+    return makeError(MOMA_STATUS_INTERNAL,
+                     cat("unknown CPU level '", program->cpuLevel, "'"));
+  if (absl::Status status = checkCpuLevel(*level); !status.ok())
+    return status;
   // Resolve every declared kernel of every module.
   std::vector<std::vector<CpuKernel>> functions;
   for (size_t i = 0; i < program->modules.size(); ++i) {
@@ -132,7 +157,11 @@ absl::Status CpuDevice::initialize() {
                              "' is not defined by the cpu-so module"));
       functions.back().push_back(reinterpret_cast<CpuKernel>(symbol));
     }
+    if (void *symbol = ::dlsym(*handle, kSetThreadsSymbol))
+      setThreads.push_back(reinterpret_cast<SetThreads>(symbol));
   }
+  for (SetThreads set : setThreads)
+    set(threads);
 
   uint64_t alignment = std::max<uint64_t>(program->arenaAlignment, 64);
   uint64_t size = std::max<uint64_t>(program->arenaSize, 1);
@@ -161,6 +190,8 @@ absl::Status CpuDevice::initialize() {
 }
 
 absl::StatusOr<double> CpuDevice::run() {
+  for (SetThreads set : setThreads)
+    set(threads);
   auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < kernels.size(); ++i)
     kernels[i](args[i].pointers.data());
@@ -170,9 +201,18 @@ absl::StatusOr<double> CpuDevice::run() {
 
 } // namespace
 
+int availableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+  long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return online > 0 ? static_cast<int>(online) : 1;
+}
+
 absl::StatusOr<std::unique_ptr<Device>>
-createCpuDevice(std::shared_ptr<const Program> program) {
-  auto device = std::make_unique<CpuDevice>(std::move(program));
+createCpuDevice(std::shared_ptr<const Program> program, int threads) {
+  auto device = std::make_unique<CpuDevice>(std::move(program), threads);
   if (absl::Status status = device->initialize(); !status.ok())
     return status;
   return std::unique_ptr<Device>(std::move(device));

@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,11 +54,22 @@ public:
   /// Runs the schedule once, waits for it, and returns its duration in
   /// milliseconds.
   virtual absl::StatusOr<double> run() = 0;
+
+  /// Returns how many threads the kernels run on, for a CPU device;
+  /// std::nullopt for a GPU.
+  virtual std::optional<int> cpuThreads() const { return std::nullopt; }
 };
 
-/// Loads \p program on the host CPU. Its target must be `cpu`.
+/// Loads \p program on the host CPU, to run on \p threads threads (0: every
+/// core the process may run on). Its target must be `cpu`, and the host CPU
+/// must reach its CPU level (checkCpuLevel), which is checked before any
+/// module is loaded.
 absl::StatusOr<std::unique_ptr<Device>>
-createCpuDevice(std::shared_ptr<const Program> program);
+createCpuDevice(std::shared_ptr<const Program> program, int threads = 0);
+
+/// Returns the number of cores this process may run on (its affinity mask;
+/// the online cores if that cannot be read), at least 1.
+int availableCores();
 
 /// Loads \p program on CUDA device \p ordinal, each module from the first
 /// image of selectModuleImages() under \p preference that the driver

@@ -21,6 +21,7 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ using namespace moma::runtime;
 struct moma_program_s {
   std::shared_ptr<const Program> program;
   std::string target;
+  std::string cpuLevel; // "" for GPU programs
   std::vector<moma_buffer_info> infos;
 };
 
@@ -89,6 +91,10 @@ absl::Status wrapProgram(absl::StatusOr<Program> parsed, moma_program *out) {
   auto handle = std::make_unique<moma_program_s>();
   handle->program = std::make_shared<const Program>(std::move(*parsed));
   handle->target = std::string(targetName(handle->program->target));
+  if (handle->program->target == Target::Cpu)
+    handle->cpuLevel = handle->program->cpuLevel.empty()
+                           ? std::string(cpuLevelName(CpuLevel::X86_64))
+                           : handle->program->cpuLevel;
   for (const BufferDesc &buffer : handle->program->buffers)
     handle->infos.push_back(
         {buffer.name.c_str(), static_cast<moma_buffer_role>(buffer.role),
@@ -153,6 +159,8 @@ const char *moma_status_name(moma_status status) {
     return "MOMA_STATUS_IO_ERROR";
   case MOMA_STATUS_INTERNAL:
     return "MOMA_STATUS_INTERNAL";
+  case MOMA_STATUS_UNSUPPORTED_CPU:
+    return "MOMA_STATUS_UNSUPPORTED_CPU";
   }
   return "MOMA_STATUS_<unknown>";
 }
@@ -187,6 +195,10 @@ void moma_program_free(moma_program program) { delete program; }
 
 const char *moma_program_target(moma_program program) {
   return program ? program->target.c_str() : "";
+}
+
+const char *moma_program_cpu_level(moma_program program) {
+  return program ? program->cpuLevel.c_str() : "";
 }
 
 const char *moma_program_metadata(moma_program program, const char *key) {
@@ -273,6 +285,11 @@ moma_status moma_session_create_with_options(
     else if (image != MOMA_KERNEL_IMAGE_AUTO)
       return absl::InvalidArgumentError(
           cat("unknown kernel image choice ", int(image)));
+    int threads = options ? options->cpu_threads : 0;
+    if (threads < 0)
+      return absl::InvalidArgumentError(
+          cat("cpu_threads is ", threads,
+              "; expected a positive thread count, or 0 for every core"));
     absl::StatusOr<std::unique_ptr<Device>> device;
     if (kind == MOMA_DEVICE_CPU) {
       if (device_ordinal != 0)
@@ -282,8 +299,11 @@ moma_status moma_session_create_with_options(
         return absl::InvalidArgumentError(
             "a kernel image choice (ptx or cubin) applies to CUDA sessions "
             "only; the cpu runs the program's shared object");
-      device = createCpuDevice(program->program);
+      device = createCpuDevice(program->program, threads);
     } else if (kind == MOMA_DEVICE_CUDA) {
+      if (threads != 0)
+        return absl::InvalidArgumentError(
+            "a thread count (cpu_threads) applies to CPU sessions only");
       device = createCudaDevice(program->program, device_ordinal, preference);
     } else {
       return absl::InvalidArgumentError(cat("unknown device kind ", int(kind)));
@@ -294,6 +314,23 @@ moma_status moma_session_create_with_options(
     session->program = program->program;
     session->device = std::move(*device);
     *out_session = session.release();
+    return absl::OkStatus();
+  });
+}
+
+moma_status moma_session_cpu_threads(moma_session session, int *out_threads) {
+  return guarded([&]() -> absl::Status {
+    if (!session)
+      return nullArgument("session");
+    if (!out_threads)
+      return nullArgument("out_threads");
+    std::optional<int> threads = session->device->cpuThreads();
+    if (!threads)
+      return makeError(MOMA_STATUS_UNSUPPORTED,
+                       cat("the session runs on ",
+                           session->device->description(),
+                           ", not on the cpu: it has no thread count"));
+    *out_threads = *threads;
     return absl::OkStatus();
   });
 }

@@ -6,7 +6,7 @@
 //
 // moma-run PROGRAM [--weights W.safetensors] [--input NAME=FILE.bin ...]
 //          [--device cpu|cuda] [--device-ordinal N] [--kernel-image K]
-//          [--graph] [--warmup N]
+//          [--threads N] [--graph] [--warmup N]
 //          [--repeat N] [--dump NAME=FILE.bin ...] [--print NAME[:COUNT] ...]
 //          [--expect NAME=FILE.bin ...] [--atol X] [--rtol X]
 //
@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -54,6 +55,9 @@ constexpr const char *kUsage =
     "(default\n"
     "                            auto: a cubin that runs on the GPU, else the "
     "PTX)\n"
+    "  --threads N               CPU programs: run the kernels on N >= 1 "
+    "threads\n"
+    "                            (default: every core; ignored on cuda)\n"
     "  --graph                   capture the schedule as a CUDA graph once "
     "and\n"
     "                            replay it\n"
@@ -87,6 +91,7 @@ struct Options {
   std::string device;
   int ordinal = 0;
   std::string kernelImage = "auto";
+  long threads = 0; // 0: every core
   bool graph = false;
   long warmup = 0;
   long repeat = 1;
@@ -183,6 +188,12 @@ Options parseOptions(int argc, char **argv) {
       options.ordinal = static_cast<int>(parseCount(arg, value(i, arg), 0));
     } else if (arg == "--kernel-image") {
       options.kernelImage = value(i, arg);
+    } else if (arg == "--threads") {
+      options.threads = parseCount(arg, value(i, arg), 1);
+      if (options.threads > std::numeric_limits<int>::max())
+        usageError("--threads expects at most " +
+                   std::to_string(std::numeric_limits<int>::max()) +
+                   " threads, got " + std::to_string(options.threads));
     } else if (arg == "--graph" && !inlineValue) {
       options.graph = true;
     } else if (arg == "--warmup") {
@@ -354,10 +365,12 @@ int main(int argc, char **argv) {
   check(moma_program_load(options.program.c_str(), &program),
         "cannot load the program");
   std::string target = moma_program_target(program);
+  std::string cpuLevel = moma_program_cpu_level(program);
   size_t numBuffers = moma_program_num_buffers(program);
-  std::printf("moma-run: program %s: target %s, %zu module(s), %zu "
+  std::printf("moma-run: program %s: target %s%s, %zu module(s), %zu "
               "buffer(s) in a %" PRIu64 "-byte arena, %zu launch(es)\n",
               options.program.c_str(), target.c_str(),
+              cpuLevel.empty() ? "" : (" (" + cpuLevel + ")").c_str(),
               moma_program_num_modules(program), numBuffers,
               moma_program_arena_size(program),
               moma_program_num_launches(program));
@@ -371,11 +384,19 @@ int main(int argc, char **argv) {
       options.kernelImage == "ptx"     ? MOMA_KERNEL_IMAGE_PTX
       : options.kernelImage == "cubin" ? MOMA_KERNEL_IMAGE_CUBIN
                                        : MOMA_KERNEL_IMAGE_AUTO;
+  if (device == "cpu")
+    sessionOptions.cpu_threads = static_cast<int>(options.threads);
+  else if (options.threads)
+    std::fprintf(stderr, "moma-run: note: --threads applies to CPU programs "
+                         "only; ignored on cuda\n");
   check(moma_session_create_with_options(
             program, device == "cpu" ? MOMA_DEVICE_CPU : MOMA_DEVICE_CUDA,
             device == "cpu" ? 0 : options.ordinal, &sessionOptions, &session),
         "cannot run on " + device);
   std::printf("moma-run: device %s\n", moma_session_device_name(session));
+  int threads = 0;
+  if (device == "cpu")
+    check(moma_session_cpu_threads(session, &threads), "thread count");
 
   // Weights.
   size_t numWeights = 0;
@@ -483,12 +504,15 @@ int main(int argc, char **argv) {
   double mean = 0;
   for (double t : times)
     mean += t / times.size();
+  std::string clock =
+      device == "cpu"
+          ? " (wall clock, " + std::to_string(threads) + " thread(s))"
+          : std::string(" (CUDA events)");
   std::printf("moma-run: ran %ld time(s) (%ld warm-up) with %s: median %.4g "
               "ms, min %.4g ms, mean %.4g ms%s\n",
               options.repeat, options.warmup,
               options.graph ? "CUDA graph replay" : "kernel launches", median,
-              sorted.front(), mean,
-              device == "cpu" ? " (wall clock)" : " (CUDA events)");
+              sorted.front(), mean, clock.c_str());
 
   // Outputs.
   int failures = 0;

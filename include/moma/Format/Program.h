@@ -47,6 +47,19 @@ enum class Target : uint8_t {
   Sm90a,
 };
 
+/// An x86-64 microarchitecture level (the x86-64 psABI's): the instructions
+/// the kernels of a CPU program may use, and so the CPUs that can run it.
+enum class CpuLevel : uint8_t {
+  /// Any x86-64 CPU (SSE2).
+  X86_64,
+  /// x86-64 + CMPXCHG16B, LAHF/SAHF, POPCNT, SSE3, SSSE3, SSE4.1, SSE4.2.
+  X86_64_V2,
+  /// x86-64-v2 + AVX, AVX2, BMI1, BMI2, F16C, FMA, LZCNT, MOVBE, OSXSAVE.
+  X86_64_V3,
+  /// x86-64-v3 + AVX-512F, AVX-512BW, AVX-512CD, AVX-512DQ, AVX-512VL.
+  X86_64_V4,
+};
+
 /// How the bytes of a kernel module are to be loaded.
 enum class ModuleFormat : uint8_t {
   /// PTX assembly text, JIT-compiled by the CUDA driver.
@@ -79,6 +92,10 @@ enum class ScalarType : uint8_t { I32, I64, F32, F64 };
 std::string_view targetName(Target target);
 /// Parses a target spelling; std::nullopt when it is not one of the above.
 std::optional<Target> parseTarget(std::string_view name);
+/// Returns the manifest spelling of \p level ("x86-64", "x86-64-v2", ...).
+std::string_view cpuLevelName(CpuLevel level);
+/// Parses a CPU level spelling; std::nullopt when it is not one of the above.
+std::optional<CpuLevel> parseCpuLevel(std::string_view name);
 /// Returns the manifest spelling of \p format ("ptx", "cubin", "cpu-so").
 std::string_view moduleFormatName(ModuleFormat format);
 /// Parses a module format spelling.
@@ -204,6 +221,11 @@ struct Launch {
 struct Program {
   /// The machine the kernels are compiled for.
   Target target = Target::Cpu;
+  /// For `cpu` programs: the CPU level (a cpuLevelName() spelling) the
+  /// kernels are compiled for, which the runtime checks the host CPU against
+  /// before loading them; empty when the program records none, which means
+  /// "x86-64". GPU programs leave it empty.
+  std::string cpuLevel;
   /// The kernel modules.
   std::vector<KernelModule> modules;
   /// Size of the arena in bytes.
@@ -221,6 +243,9 @@ struct Program {
 
   /// Returns the buffer named \p name, or nullptr.
   const BufferDesc *findBuffer(std::string_view name) const;
+  /// Returns the CPU level of a `cpu` program: cpuLevel parsed, X86_64 when
+  /// it is empty, std::nullopt when it is not a level's spelling.
+  std::optional<CpuLevel> requiredCpuLevel() const;
 };
 
 /// Which image of a GPU module a session loads.

@@ -64,6 +64,12 @@ public:
   /// rounded up to the alignment.
   void setArenaSize(uint64_t size);
 
+  /// Records the CPU level a `cpu` program's kernels are compiled for
+  /// ("x86-64", "x86-64-v2", "x86-64-v3" or "x86-64-v4"; see
+  /// Program::cpuLevel). build() rejects an unknown level, and any level on
+  /// a GPU program.
+  void setCpuLevel(std::string level);
+
   /// Sets a metadata entry (see Program::metadata).
   void setMetadata(std::string key, std::string value);
 

@@ -63,6 +63,11 @@ typedef enum moma_status {
   MOMA_STATUS_IO_ERROR = 9,
   /** A bug in the runtime. */
   MOMA_STATUS_INTERNAL = 10,
+  /** The host CPU lacks instruction-set features that a `cpu` program's
+   *  kernels need: the program records a CPU level (x86-64-v3: AVX2 and FMA;
+   *  x86-64-v4: AVX-512) that this CPU does not reach. The message names the
+   *  level and the missing features. */
+  MOMA_STATUS_UNSUPPORTED_CPU = 11,
 } moma_status;
 
 /** The device a session runs on. */
@@ -138,6 +143,11 @@ void moma_program_free(moma_program program);
 /** Returns the program's target: "cpu", "sm_80", "sm_90" or "sm_90a". */
 const char *moma_program_target(moma_program program);
 
+/** Returns the CPU level a `cpu` program's kernels need: "x86-64",
+ *  "x86-64-v2", "x86-64-v3" or "x86-64-v4" ("x86-64" when the program
+ *  records none); "" for a GPU program. */
+const char *moma_program_cpu_level(moma_program program);
+
 /** Returns the program's metadata value for `key`, or NULL if absent. */
 const char *moma_program_metadata(moma_program program, const char *key);
 
@@ -165,7 +175,15 @@ moma_status moma_program_find_buffer(moma_program program, const char *name,
  *  (its primary context); for MOMA_DEVICE_CPU the ordinal must be 0. Loads
  *  the kernel modules, resolves every kernel the schedule names, allocates the
  *  arena and zero-fills it. Without a CUDA driver, MOMA_DEVICE_CUDA returns
- *  MOMA_STATUS_NO_CUDA_DRIVER. */
+ *  MOMA_STATUS_NO_CUDA_DRIVER.
+ *
+ *  A CPU session first checks that the host CPU reaches the program's CPU
+ *  level (moma_program_cpu_level), before it loads any module:
+ *  MOMA_STATUS_UNSUPPORTED_CPU otherwise. For tests only, the environment
+ *  variable MOMA_CPU_HIDE_FEATURES (comma-separated feature names such as
+ *  "avx512f,avx512bw"; lib/Format/ProgramFormat.md lists them) makes that
+ *  check treat those features as absent; an unknown name in it is
+ *  MOMA_STATUS_INVALID_ARGUMENT. */
 moma_status moma_session_create(moma_program program, moma_device_kind kind,
                                 int device_ordinal, moma_session *out_session);
 
@@ -187,6 +205,14 @@ typedef struct moma_session_options {
   /** CUDA sessions: which kernel images to load (default AUTO). A CPU
    *  session accepts AUTO only. */
   moma_kernel_image kernel_image;
+  /** CPU sessions: how many threads the program's kernels run on; 0 (the
+   *  default) is every core this process may run on (as `nproc` counts
+   *  them). Must not be negative; a CUDA session accepts 0 only. The session
+   *  passes the count to `void moma_cpu_set_threads(int)` of every module
+   *  that exports it (momac's do, for OpenMP), after loading the modules
+   *  and before every run. Modules without it (older programs) run as they
+   *  were compiled. */
+  int cpu_threads;
 } moma_session_options;
 
 /** moma_session_create with `options` (NULL: the defaults). A module with no
@@ -196,6 +222,12 @@ typedef struct moma_session_options {
 moma_status moma_session_create_with_options(
     moma_program program, moma_device_kind kind, int device_ordinal,
     const moma_session_options *options, moma_session *out_session);
+
+/** Returns in `out_threads` the number of threads a CPU session's kernels
+ *  run on: moma_session_options.cpu_threads, or the core count it stood
+ *  for; 1 when no module of the program takes a thread count (exports
+ *  `moma_cpu_set_threads`). MOMA_STATUS_UNSUPPORTED for a CUDA session. */
+moma_status moma_session_cpu_threads(moma_session session, int *out_threads);
 
 /** Frees a session and its device resources (NULL is ignored). */
 void moma_session_free(moma_session session);

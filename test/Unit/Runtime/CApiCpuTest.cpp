@@ -177,7 +177,7 @@ TEST(RuntimeCApi, ProgramAndDeviceErrors) {
   EXPECT_TRUE(contains(lastError(), "written by a newer moma"));
   EXPECT_STREQ(moma_status_name(MOMA_STATUS_NO_CUDA_DRIVER),
                "MOMA_STATUS_NO_CUDA_DRIVER");
-  EXPECT_EQ(moma_program_format_version(), 2u);
+  EXPECT_EQ(moma_program_format_version(), 3u);
 
   // A GPU program does not run on the CPU.
   std::string gpu = packContainer(kManifest, {kPtx});

@@ -135,6 +135,10 @@ TEST(RuntimeCApi, CudaBackEndWithAFakeDriver) {
       << lastError();
   EXPECT_STREQ(moma_session_device_name(session),
                "cuda:0 (Fake GPU, sm_90, driver 13.0; ptx)");
+  int threads = 0;
+  EXPECT_EQ(moma_session_cpu_threads(session, &threads),
+            MOMA_STATUS_UNSUPPORTED);
+  EXPECT_TRUE(contains(lastError(), "it has no thread count")) << lastError();
   size_t loaded = 0;
   ASSERT_EQ(moma_session_load_weights(session, writeWeights(dir, {"b"}).c_str(),
                                       &loaded),

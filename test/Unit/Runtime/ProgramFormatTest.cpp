@@ -98,6 +98,7 @@ Program makeRichProgram() {
 
 void expectSamePrograms(const Program &a, const Program &b) {
   EXPECT_EQ(a.target, b.target);
+  EXPECT_EQ(a.cpuLevel, b.cpuLevel);
   EXPECT_EQ(a.arenaSize, b.arenaSize);
   EXPECT_EQ(a.arenaAlignment, b.arenaAlignment);
   ASSERT_EQ(a.modules.size(), b.modules.size());
@@ -230,10 +231,10 @@ TEST(ProgramFormat, RejectsForeignAndTruncatedFiles) {
 }
 
 TEST(ProgramFormat, RejectsNewerVersion) {
-  std::string bytes = packContainer(kManifest, {kPtx}, /*version=*/3);
+  std::string bytes = packContainer(kManifest, {kPtx}, /*version=*/4);
   expectRejected(bytes, absl::StatusCode::kUnimplemented,
-                 "written by a newer moma (program format version 3; this "
-                 "runtime reads versions up to 2)");
+                 "written by a newer moma (program format version 4; this "
+                 "runtime reads versions up to 3)");
   // The version is checked before the checksum: a newer layout may differ.
   bytes[40] ^= 1;
   expectRejected(bytes, absl::StatusCode::kUnimplemented, "newer moma");
@@ -259,7 +260,7 @@ TEST(ProgramFormat, ModuleAlternatives) {
   // its alternatives, and writes the current version.
   absl::StatusOr<std::string> bytes = serializeProgram(*program);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
-  EXPECT_EQ(getU64(*bytes, 8) & 0xffffffffu, 2u);
+  EXPECT_EQ(getU64(*bytes, 8) & 0xffffffffu, kProgramFormatVersion);
   EXPECT_NE(programManifestJson(*program, false)
                 .find(R"("alternatives":[{"format":"cubin","section":2}])"),
             std::string::npos)
@@ -317,6 +318,99 @@ TEST(ProgramFormat, ModuleAlternatives) {
                 .find("module 0: only GPU modules carry alternative images"),
             std::string::npos)
       << built.status();
+}
+
+/// A valid manifest of a CPU program with one cpu-so module, whose target
+/// key is followed by \p extra (e.g. a "cpu" key).
+std::string cpuManifest(const std::string &extra = "") {
+  std::string manifest =
+      replaced(kManifest, R"("target":"sm_90",)", R"("target":"cpu",)" + extra);
+  return replaced(manifest, R"("format":"ptx")", R"("format":"cpu-so")");
+}
+
+TEST(ProgramFormat, CpuLevel) {
+  // Version 3: a CPU program records the CPU level its kernels need.
+  for (CpuLevel level : {CpuLevel::X86_64, CpuLevel::X86_64_V2,
+                         CpuLevel::X86_64_V3, CpuLevel::X86_64_V4}) {
+    std::string name(cpuLevelName(level));
+    EXPECT_EQ(parseCpuLevel(name), level) << name;
+    absl::StatusOr<Program> program = parseProgram(packContainer(
+        cpuManifest(R"("cpu":")" + name + R"(",)"), {kPtx}, /*version=*/3));
+    ASSERT_TRUE(program.ok()) << program.status();
+    EXPECT_EQ(program->cpuLevel, name);
+    EXPECT_EQ(program->requiredCpuLevel(), level);
+    // The writer keeps it, right after the target.
+    EXPECT_NE(programManifestJson(*program, false)
+                  .find(R"({"target":"cpu","cpu":")" + name + R"(",)"),
+              std::string::npos)
+        << programManifestJson(*program, false);
+    absl::StatusOr<std::string> bytes = serializeProgram(*program);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    absl::StatusOr<Program> again = parseProgram(*bytes);
+    ASSERT_TRUE(again.ok()) << again.status();
+    expectSamePrograms(*program, *again);
+  }
+  EXPECT_EQ(parseCpuLevel("x86-64-v5"), std::nullopt);
+  EXPECT_EQ(parseCpuLevel("X86-64-V3"), std::nullopt);
+
+  // Absent means x86-64, and older files (no key) keep loading.
+  for (uint32_t version : {1u, 2u, 3u}) {
+    absl::StatusOr<Program> old =
+        parseProgram(packContainer(cpuManifest(), {kPtx}, version));
+    ASSERT_TRUE(old.ok()) << old.status();
+    EXPECT_EQ(old->cpuLevel, "");
+    EXPECT_EQ(old->requiredCpuLevel(), CpuLevel::X86_64);
+    EXPECT_EQ(programManifestJson(*old, false).find(R"("cpu":)"),
+              std::string::npos);
+  }
+
+  // The key came with version 3; its value is a known level, on a CPU
+  // program only.
+  expectRejected(packContainer(cpuManifest(R"("cpu":"x86-64-v3",)"), {kPtx},
+                               /*version=*/2),
+                 absl::StatusCode::kDataLoss,
+                 "the manifest records a CPU level (\"cpu\"), which program "
+                 "format version 2 does not have (it came with version 3)");
+  auto rejected = [&](const std::string &manifest, const std::string &needle) {
+    expectRejected(packContainer(manifest, {kPtx}, 3),
+                   absl::StatusCode::kDataLoss, needle);
+  };
+  rejected(cpuManifest(R"("cpu":3,)"), "manifest.cpu: expected a string");
+  rejected(cpuManifest(R"("cpu":"x86-64-v5",)"),
+           "invalid program: \"cpu\": unknown CPU level 'x86-64-v5' "
+           "(expected x86-64, x86-64-v2, x86-64-v3 or x86-64-v4)");
+  rejected(cpuManifest(R"("cpu":"",)"),
+           "manifest.cpu: expected a CPU level, not \"\"");
+  rejected(replaced(kManifest, R"("target":"sm_90",)",
+                    R"("target":"sm_90","cpu":"x86-64-v3",)"),
+           "invalid program: \"cpu\": CPU level 'x86-64-v3' on a program "
+           "for target 'sm_90' (only 'cpu' programs record a CPU level)");
+
+  // The builder sets it; build() and the writer validate it.
+  ProgramBuilder builder(Target::Cpu, 64);
+  builder.addModule(ModuleFormat::CpuSo, "x", {"k"});
+  builder.setCpuLevel("x86-64-v4");
+  absl::StatusOr<Program> built = builder.build();
+  ASSERT_TRUE(built.ok()) << built.status();
+  EXPECT_EQ(built->cpuLevel, "x86-64-v4");
+  builder.setCpuLevel("avx2");
+  built = builder.build();
+  ASSERT_FALSE(built.ok());
+  EXPECT_EQ(built.status().message(),
+            "\"cpu\": unknown CPU level 'avx2' (expected x86-64, x86-64-v2, "
+            "x86-64-v3 or x86-64-v4)");
+  ProgramBuilder gpu(Target::Sm80);
+  gpu.addModule(ModuleFormat::Ptx, "// ptx\n", {"k"});
+  gpu.setCpuLevel("x86-64-v3");
+  built = gpu.build();
+  ASSERT_FALSE(built.ok());
+  EXPECT_NE(std::string(built.status().message())
+                .find("CPU level 'x86-64-v3' on a program for target 'sm_80'"),
+            std::string::npos)
+      << built.status();
+  Program invalid = makeRichProgram();
+  invalid.cpuLevel = "x86-64";
+  EXPECT_FALSE(serializeProgram(invalid).ok());
 }
 
 TEST(ProgramFormat, SelectsModuleImages) {
@@ -571,11 +665,17 @@ TEST(ProgramFormat, RejectsInconsistentPrograms) {
 TEST(ProgramFormat, SurvivesRandomDamage) {
   // Random byte edits with a recomputed checksum reach the section and
   // manifest checks; none may crash, and most must be rejected.
-  const std::string good = *serializeProgram(makeRichProgram());
+  ProgramBuilder cpu(Target::Cpu, 64);
+  cpu.addModule(ModuleFormat::CpuSo, "so", {"k"});
+  cpu.addBuffer("a", BufferRole::Input, ElementType::F32, {4});
+  cpu.addLaunch(0, "k", {1, 1, 1}, {1, 1, 1}, {LaunchArg::buffer(0)});
+  cpu.setCpuLevel("x86-64-v3");
+  const std::string goods[] = {*serializeProgram(makeRichProgram()),
+                               *serializeProgram(buildProgram(cpu))};
   std::mt19937 rng(1234);
   int accepted = 0;
   for (int trial = 0; trial < 3000; ++trial) {
-    std::string bytes = good;
+    std::string bytes = goods[trial % 2];
     int edits = 1 + trial % 3;
     for (int e = 0; e < edits; ++e) {
       size_t at = 8 + rng() % (bytes.size() - 12);
