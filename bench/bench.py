@@ -39,6 +39,14 @@ def default_models():
                    os.path.join(HERE, "models", "dense-d256.json")]
 
 
+def best_cpu_level():
+    """x86-64-v4 when /proc/cpuinfo lists its AVX-512 features, else
+    x86-64-v3 (the moma-run refuses a level the CPU cannot run)."""
+    flags = set(cpuinfo("flags").split())
+    v4 = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+    return "x86-64-v4" if v4 <= flags else "x86-64-v3"
+
+
 def parse_args(argv):
     build = os.environ.get("MOMA_BUILD_DIR", os.path.join(ROOT, "build"))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -47,6 +55,10 @@ def parse_args(argv):
                         "two models of bench/models)")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="threads of both sides (default: all cores, %(default)s)")
+    p.add_argument("--cpu", default=best_cpu_level(),
+                   help="momac's CPU level: x86-64-v3 (AVX2 + FMA) or x86-64-v4 "
+                   "(AVX-512); default: the best this CPU runs, as OpenBLAS "
+                   "uses its best kernels")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--warmup", type=int, default=1, help="untimed runs (default 1)")
@@ -195,14 +207,14 @@ def forward_flops(args, model, batch):
     return sum(c * f for c, f in zip(counts, per_token))
 
 
-def moma_side(args, model, weights, tokens, tmp, threads_flag):
+def moma_side(args, model, weights, tokens, tmp):
     program = os.path.join(tmp, "model.momaprog")
-    run([args.momac, model, "--target=cpu", f"--batch={args.batch}",
+    run([args.momac, model, "--target=cpu", f"--cpu={args.cpu}",
+         f"--batch={args.batch}",
          f"--seq-len={args.seq_len}", "-o", program])
     cmd = [args.moma_run, program, "--weights", weights, "--tokens", tokens,
-           "--warmup", str(args.warmup), "--repeat", str(args.repeat)]
-    if threads_flag:
-        cmd += ["--threads", str(args.threads)]
+           "--warmup", str(args.warmup), "--repeat", str(args.repeat),
+           "--threads", str(args.threads)]
     out = run(cmd)
     timing = re.search(r"^moma-run: ran .*: median ([0-9.eE+-]+) ms", out, re.M)
     loss = re.search(r"^total (\S+)$", out, re.M)
@@ -225,7 +237,7 @@ def torch_side(args, cfg, weights_file, batch):
     return statistics.median(times), float(out.total)
 
 
-def bench_model(args, model, threads_flag):
+def bench_model(args, model):
     cfg = ref_config.load_model(model)
     with tempfile.TemporaryDirectory(prefix="moma-bench-") as tmp:
         tokens = os.path.join(tmp, "tokens.json")
@@ -234,7 +246,7 @@ def bench_model(args, model, threads_flag):
         batch = ref_tokens.load_tokens(tokens, cfg)
         run([args.momac, model, f"--init-weights={weights}", f"--seed={args.seed}"])
         flops = forward_flops(args, model, batch)
-        moma_ms, moma_loss = moma_side(args, model, weights, tokens, tmp, threads_flag)
+        moma_ms, moma_loss = moma_side(args, model, weights, tokens, tmp)
         torch_ms, torch_loss = torch_side(args, cfg, weights, batch)
     hidden = cfg.layers[0].ffn.hidden
     shape = [args.batch * args.seq_len, cfg.d_model, hidden]
@@ -277,27 +289,25 @@ def main():
     args = ARGS
     sys.stdout.reconfigure(line_buffering=True)
     torch.set_num_threads(args.threads)
-    threads_flag = "--threads" in run([args.moma_run, "--help"])
     blas, openblas_details = blas_library()
     openblas = openblas_details is not None
     check = sgemm_rate(512, 256, 1024)
     cpu = cpuinfo("model name") or "unknown"
     print(f"cpu: {cpu} ({os.cpu_count()} cores)")
     print(f"threads: {args.threads} (torch.set_num_threads, OPENBLAS_NUM_THREADS); "
-          f"moma-run: " + (f"--threads {args.threads}" if threads_flag else
-                           "single-threaded (this moma-run has no --threads)"))
+          f"moma-run --threads {args.threads}; momac --cpu={args.cpu}")
     print(f"torch {torch.__version__}, BLAS: {blas}"
           + ("" if openblas else " -- NOT OpenBLAS: PyTorch is not a fair peer"))
     print(f"OpenBLAS: {openblas_details[0]} kernels, {openblas_details[1]} threads"
           if openblas else "OpenBLAS: not loaded")
     print(f"sgemm 512x256x1024: {check:.1f} GFLOP/s")
     print(f"runs: {args.warmup} warm-up, {args.repeat} timed (median), seed {args.seed}")
-    rows = [bench_model(args, m, threads_flag) for m in args.models]
+    rows = [bench_model(args, m) for m in args.models]
     print_table(rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"cpu": cpu, "cores": os.cpu_count(), "threads": args.threads,
-                       "moma_threads": args.threads if threads_flag else 1,
+                       "moma_threads": args.threads, "moma_cpu": args.cpu,
                        "torch": torch.__version__, "blas": blas, "openblas": openblas,
                        "openblas_kernels": openblas_details[0] if openblas else None,
                        "sgemm_512x256x1024_gflops": check,

@@ -159,6 +159,8 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module,
   if (!buffers)
     return buffers.takeError();
   runtime::ProgramBuilder builder(runtime::Target::Cpu);
+  // The runtime refuses a CPU below this level before loading the code.
+  builder.setCpuLevel(cpu.str());
   recordModelMetadata(module, builder);
 
   // moma-to-cpu in its two halves, to read the scratch arena's size from
