@@ -67,7 +67,7 @@ using namespace mlir;
 /// moma -> linalg/tensor (element-wise tensor arith included) -> buffers,
 /// results optionally through out-parameters: the common front of both
 /// pipelines.
-static void buildMomaToBuffers(OpPassManager &pm, bool outParams) {
+void moma::buildMomaToFusedTensors(OpPassManager &pm) {
   // bf16/f16 ops compute in f32 and round their results once (Semantics.md).
   pm.addPass(moma::createMomaWidenCompute());
   pm.addPass(moma::createConvertMomaToLinalg());
@@ -78,7 +78,10 @@ static void buildMomaToBuffers(OpPassManager &pm, bool outParams) {
   // The kernel layer's fusions: dispatch's row gathers into the grouped
   // GEMMs that read them.
   pm.addNestedPass<func::FuncOp>(moma::createMomaFuseRowGathers());
+}
 
+static void buildMomaToBuffers(OpPassManager &pm, bool outParams) {
+  moma::buildMomaToFusedTensors(pm);
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =

@@ -50,6 +50,11 @@ struct CpuPipelineOptions
       llvm::cl::init(true)};
 };
 
+/// The tensor stage both pipelines share: bf16/f16 ops widened to f32
+/// compute, moma -> linalg/tensor, and the kernel layer's fusions (the IR
+/// `moma-kernel-plan` plans).
+void buildMomaToFusedTensors(OpPassManager &pm);
+
 /// moma -> linalg/tensor -> one-shot bufferization -> loops -> LLVM dialect:
 /// buildMomaToCpuBufferStage, then buildCpuBuffersToLLVM.
 void buildMomaToCpuPipeline(OpPassManager &pm,

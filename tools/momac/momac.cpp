@@ -121,7 +121,8 @@ std::string kernelTargetOf(StringRef name) {
   return name.empty() || name == "cpu" ? std::string(cpuLevel) : name.str();
 }
 
-/// Lowers `module` to linalg on tensors as the pipelines do, plans its
+/// Lowers `module` to linalg on tensors as the pipelines do (fusions
+/// included), plans its
 /// kernels for `targetName` and prints the plan to `os`.
 LogicalResult printKernelPlan(mlir::ModuleOp module, StringRef targetName,
                               raw_ostream &os) {
@@ -129,11 +130,7 @@ LogicalResult printKernelPlan(mlir::ModuleOp module, StringRef targetName,
   moma::registerPipelineDialects(registry);
   module->getContext()->appendDialectRegistry(registry);
   mlir::PassManager pm(module->getContext());
-  pm.addPass(moma::createConvertMomaToLinalg());
-  pm.addNestedPass<mlir::func::FuncOp>(
-      mlir::createConvertElementwiseToLinalgPass());
-  pm.addPass(mlir::createCanonicalizerPass());
-  pm.addPass(mlir::createCSEPass());
+  moma::buildMomaToFusedTensors(pm);
   pm.addPass(moma::createMomaKernelPlan(
       moma::MomaKernelPlanOptions{kernelTargetOf(targetName)}));
   if (failed(pm.run(module)))
