@@ -57,4 +57,55 @@ def MomaCpuVectorizeContractions
   ];
 }
 
+def MomaCpuLimitParallelism
+    : Pass<"moma-cpu-limit-parallelism", "::mlir::func::FuncOp"> {
+  let summary = "Keep threads for the loops worth them: small and nested "
+                "scf.parallel loops run in sequence";
+  let description = [{
+    Runs after the CPU mapping and linalg's parallel loops, before
+    `convert-scf-to-openmp`. Every `scf.parallel` that is not at the top
+    level of the function (one inside a sequential loop would fork a thread
+    team at every iteration) and every top-level one whose work is below
+    `min-work` becomes a nest of `scf.for`. Work is counted as loop-body
+    operations executed: an operation counts 1, a loop with static bounds
+    its trip count times its body's work (a dynamic bound counts 1).
+    Forking and joining a team costs microseconds, more than a small loop
+    runs, and each parallel region is a function LLVM outlines, so fewer of
+    them also keep the compile time of large models down.
+
+    Example: `moma-opt --moma-cpu-limit-parallelism=min-work=65536`.
+  }];
+  let options = [
+    Option<"minWork", "min-work", "int64_t", /*default=*/"65536",
+           "Loop-body operations a top-level parallel loop must execute to "
+           "stay parallel">,
+  ];
+}
+
+def MomaCpuSplitFunctions
+    : Pass<"moma-cpu-split-functions", "::mlir::ModuleOp"> {
+  let summary = "Split functions with many parallel loops into parts";
+  let description = [{
+    Runs before `convert-scf-to-openmp`. LLVM's OpenMP translation outlines
+    every parallel region and scans the whole enclosing function each time,
+    so a model's one `@forward` with a thousand parallel loops compiles in
+    quadratic time. This pass moves runs of a function's top-level
+    operations, each with at most `max-parallel-loops` parallel loops, into
+    private functions `<name>.part<i>` that take the function's own
+    arguments, and calls them in order. A part rebuilds the side-effect-free
+    values it reads from earlier operations (constants, views, reshapes of
+    the arguments) instead of receiving them; scalars computed in one part
+    and read by later ones are returned and passed on; a cut is only made
+    where every other value is dead. Behaviour is unchanged.
+
+    Example: `moma-opt --moma-cpu-split-functions=max-parallel-loops=16`.
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+  let options = [
+    Option<"maxParallelLoops", "max-parallel-loops", "int64_t",
+           /*default=*/"32",
+           "Parallel loops per part (0: do not split)">,
+  ];
+}
+
 #endif // MOMA_PASSES_CPU_PASSES_TD

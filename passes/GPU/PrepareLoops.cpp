@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/GPU/Passes.h"
+#include "passes/Support/LoopUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -20,6 +21,7 @@ namespace moma {
 } // namespace moma
 
 using namespace mlir;
+using namespace moma;
 
 namespace {
 /// Replaces `copy` by an `scf.parallel` nest of loads and stores over the
@@ -54,34 +56,6 @@ void lowerCopy(memref::CopyOp copy) {
         memref::StoreOp::create(nested, nestedLoc, value, target, ivs);
       });
   copy.erase();
-}
-
-/// Moves the operations of `loop`'s body (all but its terminator) into
-/// `dest`, before its terminator, with the induction variables replaced by
-/// `ivs`, and erases `loop`.
-void inlineLoopBody(scf::ParallelOp loop, Block *dest, ValueRange ivs) {
-  Block *body = loop.getBody();
-  for (auto [arg, iv] : llvm::zip_equal(body->getArguments(), ivs))
-    arg.replaceAllUsesWith(iv);
-  dest->getOperations().splice(Block::iterator(dest->getTerminator()),
-                               body->getOperations(), body->begin(),
-                               std::prev(body->end()));
-  loop.erase();
-}
-
-/// Replaces `loop` (no reductions) by a nest of `scf.for` loops, the first
-/// dimension outermost.
-void sequentialize(scf::ParallelOp loop) {
-  OpBuilder b(loop);
-  Location loc = loop.getLoc();
-  SmallVector<Value> ivs;
-  for (auto [lower, upper, step] : llvm::zip_equal(
-           loop.getLowerBound(), loop.getUpperBound(), loop.getStep())) {
-    auto forOp = scf::ForOp::create(b, loc, lower, upper, step);
-    ivs.push_back(forOp.getInductionVar());
-    b.setInsertionPointToStart(forOp.getBody());
-  }
-  inlineLoopBody(loop, b.getInsertionBlock(), ivs);
 }
 
 /// Rewrites a multi-dimensional `loop` into a one-dimensional loop over the

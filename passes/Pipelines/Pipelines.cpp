@@ -139,6 +139,8 @@ void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
   pm.addPass(createCSEPass());
   // scf.parallel runs on OpenMP threads, or else in sequence (scf-to-cf).
   if (options.threads) {
+    pm.addNestedPass<func::FuncOp>(createMomaCpuLimitParallelism());
+    pm.addPass(createMomaCpuSplitFunctions());
     pm.addPass(createConvertSCFToOpenMPPass());
     // Inlines the memref.alloca_scope around each loop body (the bodies
     // allocate nothing), which control-flow lowering could not keep.
