@@ -127,22 +127,22 @@ private:
       vector::MaskedStoreOp::create(b, loc, buffer, idx, mask, value);
   }
 
-  //===--------------------------------------------------------------------===//
-  // Outer-product form
-  //===--------------------------------------------------------------------===//
-
-  void emitOuterForm(OpBuilder &b, Location loc) {
+  /// The matmul shape of the plan.
+  MatmulShape shapeOf() {
     MatmulShape shape;
     shape.m = plan.size(plan.mDim);
     shape.n = plan.size(plan.nDim);
     shape.k = plan.size(plan.kDim);
-    if (plan.rowSelected)
-      shape.groups = cast<MemRefType>(plan.b.getType()).getDimSize(0);
-    MatmulTiling tiles = chooseMatmulTiling(target, shape);
-    int64_t nr = tiles.nr, n = shape.n;
-    int64_t panels = (n + nr - 1) / nr;
+    return shape;
+  }
 
-    // One parallel loop over the outer dimensions and the column panels.
+  /// One scf.parallel over the outer dimensions and `tiles` work items;
+  /// `body` gets the loop indices of the outer dimensions (null elsewhere)
+  /// and the work item's index.
+  void parallelOverOuterDims(
+      OpBuilder &b, Location loc, int64_t tiles,
+      function_ref<void(OpBuilder &, Location, SmallVector<Value>, Value)>
+          body) {
     SmallVector<Value> lower, upper, steps;
     for (unsigned d : plan.outerDims) {
       lower.push_back(cst(b, loc, 0));
@@ -150,15 +150,35 @@ private:
       steps.push_back(cst(b, loc, 1));
     }
     lower.push_back(cst(b, loc, 0));
-    upper.push_back(cst(b, loc, panels));
+    upper.push_back(cst(b, loc, tiles));
     steps.push_back(cst(b, loc, 1));
-    scf::ParallelOp::create(
-        b, loc, lower, upper, steps,
-        [&](OpBuilder &pb, Location ploc, ValueRange ivs) {
-          SmallVector<Value> dims(plan.sizes.size());
-          for (auto [d, iv] : llvm::zip(plan.outerDims, ivs.drop_back()))
-            dims[d] = iv;
-          Value panel = ivs.back();
+    scf::ParallelOp::create(b, loc, lower, upper, steps,
+                            [&](OpBuilder &pb, Location ploc, ValueRange ivs) {
+                              SmallVector<Value> dims(plan.sizes.size());
+                              for (auto [d, iv] :
+                                   llvm::zip(plan.outerDims, ivs.drop_back()))
+                                dims[d] = iv;
+                              body(pb, ploc, dims, ivs.back());
+                            });
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Outer-product form
+  //===--------------------------------------------------------------------===//
+
+  void emitOuterForm(OpBuilder &b, Location loc) {
+    MatmulShape shape = shapeOf();
+    if (plan.rowSelected)
+      shape.groups = cast<MemRefType>(plan.b.getType()).getDimSize(0);
+    MatmulTiling tiles = chooseMatmulTiling(target, shape);
+    int64_t nr = tiles.nr, n = shape.n;
+    int64_t panels = (n + nr - 1) / nr;
+
+    // The threads split the outer dimensions and the column panels.
+    parallelOverOuterDims(
+        b, loc, panels,
+        [&](OpBuilder &pb, Location ploc, SmallVector<Value> dims,
+            Value panel) {
           int64_t tailWidth = n - (panels - 1) * nr;
           if (tailWidth == nr) {
             Value n0 =
@@ -369,39 +389,26 @@ private:
   //===--------------------------------------------------------------------===//
 
   void emitDotForm(OpBuilder &b, Location loc) {
-    MatmulShape shape;
-    shape.m = plan.size(plan.mDim);
-    shape.n = plan.size(plan.nDim);
-    shape.k = plan.size(plan.kDim);
+    MatmulShape shape = shapeOf();
     MatmulTiling tiles = chooseDotTiling(target, shape);
     int64_t mr = tiles.mr, m = shape.m;
     int64_t rowTiles = (m + mr - 1) / mr;
 
-    SmallVector<Value> lower, upper, steps;
-    for (unsigned d : plan.outerDims) {
-      lower.push_back(cst(b, loc, 0));
-      upper.push_back(cst(b, loc, plan.size(d)));
-      steps.push_back(cst(b, loc, 1));
-    }
-    lower.push_back(cst(b, loc, 0));
-    upper.push_back(cst(b, loc, rowTiles));
-    steps.push_back(cst(b, loc, 1));
-    scf::ParallelOp::create(
-        b, loc, lower, upper, steps,
-        [&](OpBuilder &pb, Location ploc, ValueRange ivs) {
-          SmallVector<Value> dims(plan.sizes.size());
-          for (auto [d, iv] : llvm::zip(plan.outerDims, ivs.drop_back()))
-            dims[d] = iv;
+    // The threads split the outer dimensions and the row tiles.
+    parallelOverOuterDims(
+        b, loc, rowTiles,
+        [&](OpBuilder &pb, Location ploc, SmallVector<Value> dims,
+            Value rowTile) {
           Value r0 =
-              arith::MulIOp::create(pb, ploc, ivs.back(), cst(pb, ploc, mr));
+              arith::MulIOp::create(pb, ploc, rowTile, cst(pb, ploc, mr));
           int64_t tailRows = m - (rowTiles - 1) * mr;
           if (tailRows == mr) {
             emitDotRows(pb, ploc, dims, r0, mr, tiles);
             return;
           }
           Value isLast =
-              arith::CmpIOp::create(pb, ploc, arith::CmpIPredicate::eq,
-                                    ivs.back(), cst(pb, ploc, rowTiles - 1));
+              arith::CmpIOp::create(pb, ploc, arith::CmpIPredicate::eq, rowTile,
+                                    cst(pb, ploc, rowTiles - 1));
           scf::IfOp::create(
               pb, ploc, isLast,
               [&](OpBuilder &tb, Location tloc) {

@@ -83,21 +83,30 @@ std::optional<TargetModel> TargetModel::get(StringRef name) {
   return std::nullopt;
 }
 
-MatmulTiling moma::chooseMatmulTiling(const TargetModel &target,
-                                      const MatmulShape &shape) {
-  MatmulTiling best;
+/// The product's FLOPs (2 M N K) and bytes (A, every B slice and C once),
+/// untiled (1 x 1), timed at the target's peak rate or bandwidth.
+static MatmulTiling untiled(const TargetModel &target,
+                            const MatmulShape &shape) {
+  MatmulTiling tiling;
   int64_t elementBytes = std::max<int64_t>(1, shape.elementBits / 8);
-  best.flops = 2.0 * double(shape.m) * double(shape.n) * double(shape.k);
-  best.bytes =
+  tiling.flops = 2.0 * double(shape.m) * double(shape.n) * double(shape.k);
+  tiling.bytes =
       double(elementBytes) *
       (double(shape.m) * shape.k + double(shape.groups) * shape.k * shape.n +
        double(shape.m) * shape.n);
+  tiling.seconds = std::max(tiling.flops / target.peakFlops,
+                            tiling.bytes / target.bytesPerSecond);
+  return tiling;
+}
+
+MatmulTiling moma::chooseMatmulTiling(const TargetModel &target,
+                                      const MatmulShape &shape) {
+  MatmulTiling best = untiled(target, shape);
   double memorySeconds = best.bytes / target.bytesPerSecond;
-  if (target.isGpu || shape.m <= 0 || shape.n <= 0 || shape.k <= 0) {
-    // One thread per output element until the tensor-core mapping exists.
-    best.seconds = std::max(best.flops / target.peakFlops, memorySeconds);
+  // On the GPU one thread per output element until the tensor-core mapping
+  // exists.
+  if (target.isGpu || shape.m <= 0 || shape.n <= 0 || shape.k <= 0)
     return best;
-  }
 
   int64_t lanes = target.lanes();
   double bestScore = -1;
@@ -130,6 +139,7 @@ MatmulTiling moma::chooseMatmulTiling(const TargetModel &target,
   }
   // One kc x nr panel of B in half of L1; one mc x kc block of A in half of
   // L2. kc is a multiple of 8 (or K itself).
+  int64_t elementBytes = std::max<int64_t>(1, shape.elementBits / 8);
   int64_t kc = target.l1Bytes / 2 / (best.nr * elementBytes) / 8 * 8;
   best.kc = std::clamp<int64_t>(kc, 8, shape.k);
   int64_t mc =
@@ -145,17 +155,10 @@ MatmulTiling moma::chooseMatmulTiling(const TargetModel &target,
 
 MatmulTiling moma::chooseDotTiling(const TargetModel &target,
                                    const MatmulShape &shape) {
-  MatmulTiling best;
-  int64_t elementBytes = std::max<int64_t>(1, shape.elementBits / 8);
-  best.flops = 2.0 * double(shape.m) * double(shape.n) * double(shape.k);
-  best.bytes = double(elementBytes) *
-               (double(shape.m) * shape.k + double(shape.k) * shape.n +
-                double(shape.m) * shape.n);
+  MatmulTiling best = untiled(target, shape);
   double memorySeconds = best.bytes / target.bytesPerSecond;
-  if (target.isGpu || shape.m <= 0 || shape.n <= 0 || shape.k <= 0) {
-    best.seconds = std::max(best.flops / target.peakFlops, memorySeconds);
+  if (target.isGpu || shape.m <= 0 || shape.n <= 0 || shape.k <= 0)
     return best;
-  }
   int64_t lanes = target.lanes();
   // Lanes of the last k vector that are masked off do no work.
   double laneUse = double(shape.k) / double(ceilDiv(shape.k, lanes) * lanes);
