@@ -21,13 +21,7 @@ namespace {
 
 bool hasUnitInnerStride(Value buffer) {
   auto type = dyn_cast<MemRefType>(buffer.getType());
-  if (!type || type.getRank() == 0)
-    return false;
-  SmallVector<int64_t> strides;
-  int64_t offset;
-  if (failed(type.getStridesAndOffset(strides, offset)))
-    return false;
-  return strides.back() == 1;
+  return type && type.getRank() > 0 && type.isLastDimUnitStride();
 }
 
 /// The loop dimension `value` is `linalg.index` of, if it is one.

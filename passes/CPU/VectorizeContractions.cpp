@@ -14,9 +14,6 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/IRMapping.h"
-#include "mlir/IR/PatternMatch.h"
-#include "llvm/ADT/SetVector.h"
-#include "llvm/ADT/SmallBitVector.h"
 
 namespace moma {
 #define GEN_PASS_DEF_MOMACPUVECTORIZECONTRACTIONS
@@ -136,13 +133,16 @@ private:
     return shape;
   }
 
-  /// One scf.parallel over the outer dimensions and `tiles` work items;
-  /// `body` gets the loop indices of the outer dimensions (null elsewhere)
-  /// and the work item's index.
-  void parallelOverOuterDims(
-      OpBuilder &b, Location loc, int64_t tiles,
-      function_ref<void(OpBuilder &, Location, SmallVector<Value>, Value)>
+  /// One scf.parallel over the outer dimensions and the tiles of `tile`
+  /// elements that cover `extent`; `body` gets the loop indices of the outer
+  /// dimensions (null elsewhere), the tile's first element and its width
+  /// (`tile`, or what is left for the last tile).
+  void parallelOverTiles(
+      OpBuilder &b, Location loc, int64_t extent, int64_t tile,
+      function_ref<void(OpBuilder &, Location, ArrayRef<Value>, Value, int64_t)>
           body) {
+    int64_t tiles = (extent + tile - 1) / tile;
+    int64_t tail = extent - (tiles - 1) * tile;
     SmallVector<Value> lower, upper, steps;
     for (unsigned d : plan.outerDims) {
       lower.push_back(cst(b, loc, 0));
@@ -152,14 +152,32 @@ private:
     lower.push_back(cst(b, loc, 0));
     upper.push_back(cst(b, loc, tiles));
     steps.push_back(cst(b, loc, 1));
-    scf::ParallelOp::create(b, loc, lower, upper, steps,
-                            [&](OpBuilder &pb, Location ploc, ValueRange ivs) {
-                              SmallVector<Value> dims(plan.sizes.size());
-                              for (auto [d, iv] :
-                                   llvm::zip(plan.outerDims, ivs.drop_back()))
-                                dims[d] = iv;
-                              body(pb, ploc, dims, ivs.back());
-                            });
+    scf::ParallelOp::create(
+        b, loc, lower, upper, steps,
+        [&](OpBuilder &pb, Location ploc, ValueRange ivs) {
+          SmallVector<Value> dims(plan.sizes.size());
+          for (auto [d, iv] : llvm::zip(plan.outerDims, ivs.drop_back()))
+            dims[d] = iv;
+          Value start =
+              arith::MulIOp::create(pb, ploc, ivs.back(), cst(pb, ploc, tile));
+          if (tail == tile) {
+            body(pb, ploc, dims, start, tile);
+            return;
+          }
+          Value isLast =
+              arith::CmpIOp::create(pb, ploc, arith::CmpIPredicate::eq,
+                                    ivs.back(), cst(pb, ploc, tiles - 1));
+          scf::IfOp::create(
+              pb, ploc, isLast,
+              [&](OpBuilder &tb, Location tloc) {
+                body(tb, tloc, dims, start, tail);
+                scf::YieldOp::create(tb, tloc);
+              },
+              [&](OpBuilder &eb, Location eloc) {
+                body(eb, eloc, dims, start, tile);
+                scf::YieldOp::create(eb, eloc);
+              });
+        });
   }
 
   //===--------------------------------------------------------------------===//
@@ -171,38 +189,13 @@ private:
     if (plan.rowSelected)
       shape.groups = cast<MemRefType>(plan.b.getType()).getDimSize(0);
     MatmulTiling tiles = chooseMatmulTiling(target, shape);
-    int64_t nr = tiles.nr, n = shape.n;
-    int64_t panels = (n + nr - 1) / nr;
-
     // The threads split the outer dimensions and the column panels.
-    parallelOverOuterDims(
-        b, loc, panels,
-        [&](OpBuilder &pb, Location ploc, SmallVector<Value> dims,
-            Value panel) {
-          int64_t tailWidth = n - (panels - 1) * nr;
-          if (tailWidth == nr) {
-            Value n0 =
-                arith::MulIOp::create(pb, ploc, panel, cst(pb, ploc, nr));
-            emitPanel(pb, ploc, dims, n0, nr, tiles);
-          } else {
-            Value isLast =
-                arith::CmpIOp::create(pb, ploc, arith::CmpIPredicate::eq, panel,
-                                      cst(pb, ploc, panels - 1));
-            scf::IfOp::create(
-                pb, ploc, isLast,
-                [&](OpBuilder &tb, Location tloc) {
-                  emitPanel(tb, tloc, dims, cst(tb, tloc, (panels - 1) * nr),
-                            tailWidth, tiles);
-                  scf::YieldOp::create(tb, tloc);
-                },
-                [&](OpBuilder &eb, Location eloc) {
-                  Value n0 =
-                      arith::MulIOp::create(eb, eloc, panel, cst(eb, eloc, nr));
-                  emitPanel(eb, eloc, dims, n0, nr, tiles);
-                  scf::YieldOp::create(eb, eloc);
-                });
-          }
-        });
+    parallelOverTiles(b, loc, shape.n, tiles.nr,
+                      [&](OpBuilder &pb, Location ploc, ArrayRef<Value> dims,
+                          Value n0, int64_t width) {
+                        emitPanel(pb, ploc, SmallVector<Value>(dims), n0, width,
+                                  tiles);
+                      });
   }
 
   /// Columns [n0, n0 + width) of every row: mc-row blocks, kc-deep slices,
@@ -391,35 +384,11 @@ private:
   void emitDotForm(OpBuilder &b, Location loc) {
     MatmulShape shape = shapeOf();
     MatmulTiling tiles = chooseDotTiling(target, shape);
-    int64_t mr = tiles.mr, m = shape.m;
-    int64_t rowTiles = (m + mr - 1) / mr;
-
     // The threads split the outer dimensions and the row tiles.
-    parallelOverOuterDims(
-        b, loc, rowTiles,
-        [&](OpBuilder &pb, Location ploc, SmallVector<Value> dims,
-            Value rowTile) {
-          Value r0 =
-              arith::MulIOp::create(pb, ploc, rowTile, cst(pb, ploc, mr));
-          int64_t tailRows = m - (rowTiles - 1) * mr;
-          if (tailRows == mr) {
-            emitDotRows(pb, ploc, dims, r0, mr, tiles);
-            return;
-          }
-          Value isLast =
-              arith::CmpIOp::create(pb, ploc, arith::CmpIPredicate::eq, rowTile,
-                                    cst(pb, ploc, rowTiles - 1));
-          scf::IfOp::create(
-              pb, ploc, isLast,
-              [&](OpBuilder &tb, Location tloc) {
-                emitDotRows(tb, tloc, dims, r0, tailRows, tiles);
-                scf::YieldOp::create(tb, tloc);
-              },
-              [&](OpBuilder &eb, Location eloc) {
-                emitDotRows(eb, eloc, dims, r0, mr, tiles);
-                scf::YieldOp::create(eb, eloc);
-              });
-        });
+    parallelOverTiles(
+        b, loc, shape.m, tiles.mr,
+        [&](OpBuilder &pb, Location ploc, ArrayRef<Value> dims, Value r0,
+            int64_t rows) { emitDotRows(pb, ploc, dims, r0, rows, tiles); });
   }
 
   /// Rows [r0, r0 + rows) against every column, nr columns at a time.

@@ -174,12 +174,9 @@ MatmulTiling moma::chooseDotTiling(const TargetModel &target,
         continue;
       auto [mFull, mRest] = tileUse(shape.m, mr);
       auto [nFull, nRest] = tileUse(shape.n, nr);
-      auto efficiency = [](int64_t rows, int64_t cols) {
-        double fmas = double(rows * cols);
-        double cycles = std::max(
-            {fmas / kFmaPorts, (rows + cols) / kLoadPorts, kFmaLatency});
-        return (fmas / kFmaPorts) / cycles;
-      };
+      // Per k vector a rows x cols dot tile issues rows * cols FMAs and
+      // rows + cols loads: the register tile's bound.
+      auto efficiency = registerTileEfficiency;
       double weighted =
           double(mFull) * nFull * efficiency(mr, nr) +
           (mRest ? double(mRest) * nFull * efficiency(mRest, nr) : 0) +
