@@ -2,6 +2,7 @@
 #===- bench/run.sh - the CPU benchmark: moma against PyTorch eager --------===//
 #
 # Usage: bash bench/run.sh [--no-install] [bench.py options]
+#        bash bench/run.sh --kernels [--no-install] [kernels.py options]
 #
 # Installs Debian's libopenblas0-pthread when it is missing (with sudo when
 # not root), so that PyTorch multiplies with OpenBLAS rather than Debian's
@@ -17,13 +18,25 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${MOMA_BUILD_DIR:-$root/build}"
 
-install=1 tools_given=0
+install=1 tools_given=0 script=bench.py
+args=()
 for arg in "$@"; do
   case "$arg" in
+    --kernels) script=kernels.py; continue ;;
     --no-install | --quick) install=0 ;;
-    --momac | --momac=* | --moma-run | --moma-run=*) tools_given=1 ;;
+    --momac | --momac=* | --moma-run | --moma-run=* | --moma-opt | --moma-opt=*)
+      tools_given=1 ;;
   esac
+  args+=("$arg")
 done
+# bench.py reports --no-install; kernels.py has no use for it.
+if [ "$script" = kernels.py ]; then
+  kept=()
+  for arg in "${args[@]}"; do
+    [ "$arg" = --no-install ] || kept+=("$arg")
+  done
+  args=("${kept[@]}")
+fi
 
 openblas=libopenblas0-pthread
 if [ "$install" -eq 1 ] &&
@@ -46,7 +59,7 @@ if [ "$tools_given" -eq 0 ]; then
          "or pass --momac and --moma-run)" >&2
     exit 1
   fi
-  ninja -C "$build" momac moma-run >/dev/null
+  ninja -C "$build" momac moma-run moma-opt >/dev/null
 fi
 
-MOMA_BUILD_DIR="$build" exec /usr/bin/python3 "$root/bench/bench.py" "$@"
+MOMA_BUILD_DIR="$build" exec /usr/bin/python3 "$root/bench/$script" "${args[@]}"
