@@ -62,23 +62,25 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
+# The functions work on buffers, the output last: what the kernel does in a
+# program (its output is a slice of the arena there), with no allocation or
+# copy around it.
 def t(shape):
-    return f"tensor<{'x'.join(str(d) for d in shape)}xf32>"
+    return f"memref<{'x'.join(str(d) for d in shape)}xf32>"
 
 
 def zero_init(shape):
     return (f"    %zero = arith.constant 0.0 : f32\n"
-            f"    %e = tensor.empty() : {t(shape)}\n"
-            f"    %c = linalg.fill ins(%zero : f32) outs(%e : {t(shape)}) -> {t(shape)}\n")
+            f"    linalg.fill ins(%zero : f32) outs(%c : {t(shape)})\n")
 
 
 def matmul(name, m, k, n):
     """C = A B (linears, projections, the LM head)."""
-    func = (f"  func.func @op(%a: {t((m, k))}, %b: {t((k, n))}) -> {t((m, n))} {{\n"
+    func = (f"  func.func @op(%a: {t((m, k))}, %b: {t((k, n))}, %c: {t((m, n))}) {{\n"
             + zero_init((m, n)) +
-            f"    %r = linalg.matmul ins(%a, %b : {t((m, k))}, {t((k, n))})\n"
-            f"                       outs(%c : {t((m, n))}) -> {t((m, n))}\n"
-            f"    return %r : {t((m, n))}\n  }}")
+            f"    linalg.matmul ins(%a, %b : {t((m, k))}, {t((k, n))})\n"
+            f"                  outs(%c : {t((m, n))})\n"
+            f"    return\n  }}")
 
     def inputs(rng):
         return [rng.standard_normal((m, k), dtype=np.float32),
@@ -96,16 +98,16 @@ def matmul(name, m, k, n):
 def row_selected(name, rows, k, n, groups):
     """C[s] = A[s] W[sel[s]]: grouped experts (slots in expert-major
     blocks of rows / groups), the form moma.experts lowers to."""
-    func = f"""  func.func @op(%x: {t((rows, k))}, %sel: tensor<{rows}xi32>,
-                %w: {t((groups, k, n))}) -> {t((rows, n))} {{
+    func = f"""  func.func @op(%x: {t((rows, k))}, %sel: memref<{rows}xi32>,
+                %w: {t((groups, k, n))}, %c: {t((rows, n))}) {{
 {zero_init((rows, n))}    %lo0 = arith.constant 0 : i32
     %last = arith.constant {groups - 1} : i32
-    %r = linalg.generic {{
+    linalg.generic {{
         indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
                          affine_map<(t, n, k) -> (t)>,
                          affine_map<(t, n, k) -> (t, n)>],
         iterator_types = ["parallel", "parallel", "reduction"]}}
-        ins(%x, %sel : {t((rows, k))}, tensor<{rows}xi32>)
+        ins(%x, %sel : {t((rows, k))}, memref<{rows}xi32>)
         outs(%c : {t((rows, n))}) {{
     ^bb0(%in: f32, %s: i32, %out: f32):
       %lo = arith.maxsi %s, %lo0 : i32
@@ -113,12 +115,12 @@ def row_selected(name, rows, k, n, groups):
       %slice = arith.index_cast %cl : i32 to index
       %col = linalg.index 1 : index
       %red = linalg.index 2 : index
-      %wv = tensor.extract %w[%slice, %red, %col] : {t((groups, k, n))}
+      %wv = memref.load %w[%slice, %red, %col] : {t((groups, k, n))}
       %p = arith.mulf %in, %wv : f32
       %sum = arith.addf %out, %p : f32
       linalg.yield %sum : f32
-    }} -> {t((rows, n))}
-    return %r : {t((rows, n))}
+    }}
+    return
   }}"""
     sel = (np.arange(rows) // (rows // groups)).astype(np.int32)
 
@@ -138,8 +140,9 @@ def row_selected(name, rows, k, n, groups):
 
 def dot(name, batch, m, n, k):
     """C[b] = A[b] B[b]^T with k contiguous in both (attention's Q K^T)."""
-    func = f"""  func.func @op(%a: {t((batch, m, k))}, %b: {t((batch, n, k))}) -> {t((batch, m, n))} {{
-{zero_init((batch, m, n))}    %r = linalg.generic {{
+    func = f"""  func.func @op(%a: {t((batch, m, k))}, %b: {t((batch, n, k))},
+                %c: {t((batch, m, n))}) {{
+{zero_init((batch, m, n))}    linalg.generic {{
         indexing_maps = [affine_map<(b, m, n, k) -> (b, m, k)>,
                          affine_map<(b, m, n, k) -> (b, n, k)>,
                          affine_map<(b, m, n, k) -> (b, m, n)>],
@@ -150,8 +153,8 @@ def dot(name, batch, m, n, k):
       %p = arith.mulf %x, %y : f32
       %sum = arith.addf %out, %p : f32
       linalg.yield %sum : f32
-    }} -> {t((batch, m, n))}
-    return %r : {t((batch, m, n))}
+    }}
+    return
   }}"""
 
     def inputs(rng):
@@ -190,7 +193,7 @@ def compile_case(case, tmp):
         f.write("module {\n" + case["func"] + "\n}\n")
     lowered = subprocess.run(
         [ARGS.moma_opt, source,
-         f"--moma-to-cpu=out-params=1 bare-pointers=1 cpu={ARGS.cpu}"],
+         f"--moma-to-cpu=bare-pointers=1 cpu={ARGS.cpu}"],
         capture_output=True, text=True)
     if lowered.returncode != 0:
         sys.exit(f"kernels.py: error: moma-opt failed on {case['name']}:\n"

@@ -21,27 +21,35 @@ def MomaCpuVectorizeContractions
       tile of `mr` rows by `nr` columns, `nr / lanes` vectors per row,
       accumulated over a `kc`-deep slice of K with one FMA per row and
       vector, A broadcast one element at a time; `mc`-row blocks of A are
-      reused against one `kc x nr` panel of B. The last panel of a width
-      that is not a multiple of `nr` uses masked loads and stores.
+      reused against one `kc x nr` panel of B, which is first copied to a
+      contiguous buffer (B's rows are a weight row apart, a power-of-two
+      stride that would map a panel to a few L1 sets). The last panel of a
+      width that is not a multiple of `nr` uses masked loads and stores.
     - *Row-selected weights*: the `linalg.generic` that untied-per-modality
       linears, expert groups and grouped experts lower to
       (`y[t, n] += x[t, k] * w[s(t), k, n]`, the slice `s(t)` computed in
       the body from a per-row selector). A register tile whose rows all
-      select the same slice runs as above; a tile whose rows differ (a
-      boundary between modalities or experts) runs row by row. The slice
-      computation is cloned from the op's body, so the meaning is exactly
-      the op's.
+      select the same slice runs as above, the packed panel refilled only
+      when the slice changes (slots are expert-major: once per expert); a
+      tile whose rows select two slices in two runs (an expert boundary)
+      runs as two tiles of those runs; one with more runs (untied rows of
+      interleaved modalities) runs row by row from the weight itself. The
+      slice computation is cloned from the op's body, so the meaning is
+      exactly the op's.
     - *Dot form*, where the reduction dimension is contiguous in both inputs
-      (attention's `Q K^T`): `mr x nr` tiles of vector accumulators along K,
-      reduced horizontally at the end.
+      (attention's `Q K^T`): the panel of B is packed transposed and the
+      tiles run as in the outer-product form. Only an output that is not
+      contiguous along `n` keeps `mr x nr` tiles of vector accumulators
+      along K, reduced horizontally at the end.
 
     Any further dimensions of the op become outer loops. The outer loops
-    and the column panels (outer-product form) or row tiles (dot form) form
+    and the column panels (outer-product form) or row tiles (horizontal dot
+    form) form
     one `scf.parallel`, which the CPU pipeline runs on threads (OpenMP) or
     in sequence. The rewritten kernel computes `C += A B` in ascending `k`
     order per element (fused multiply-adds, so results differ from the
-    unfused scalar loops by rounding only); the dot form sums lanes in a
-    tree. Ops it does not recognise (other element types, non-unit
+    unfused scalar loops by rounding only); the horizontal dot form sums
+    lanes in a tree. Ops it does not recognise (other element types, non-unit
     innermost strides, other bodies) are left for `convert-linalg-to-loops`.
 
     Example: `moma-opt --moma-cpu-vectorize-contractions=target=x86-64-v4`.

@@ -33,7 +33,9 @@ public:
 
   void emit(OpBuilder &b) {
     Location loc = plan.op.getLoc();
-    if (plan.dotForm)
+    // A dot-form product whose output is contiguous along n runs as the
+    // outer-product form over B panels packed transposed.
+    if (plan.dotForm && !cContiguousAlongN())
       emitDotForm(b, loc);
     else
       emitOuterForm(b, loc);
@@ -43,6 +45,15 @@ private:
   Contraction &plan;
   const TargetModel &target;
   int64_t lanes;
+  /// The panel's packed `kc x nr` copy of B (null: B is read in place); its
+  /// row 0 is the k slice's first k.
+  Value packed;
+
+  bool cContiguousAlongN() {
+    AffineMap map = plan.cMap;
+    return map.getDimPosition(map.getNumResults() - 1) == plan.nDim &&
+           cast<MemRefType>(plan.c.getType()).areTrailingDimsContiguous(1);
+  }
 
   Value cst(OpBuilder &b, Location loc, int64_t v) {
     return arith::ConstantIndexOp::create(b, loc, v);
@@ -204,6 +215,18 @@ private:
                  int64_t width, const MatmulTiling &tiles) {
     int64_t m = plan.size(plan.mDim), k = plan.size(plan.kDim);
     int64_t mr = tiles.mr, full = m / mr * mr;
+    // B's rows are a row of the weight apart: a large power-of-two stride
+    // that maps a panel's rows to a few L1 sets. So the panel is copied to
+    // a contiguous buffer per k slice and read there by every row tile;
+    // with row-selected weights, when a uniform tile selects another slice
+    // than the one packed (slots are expert-major: once per expert).
+    // On the heap: an alloca would keep the OpenMP body's alloca scope,
+    // which cannot hold the loops' blocks after control-flow lowering.
+    int64_t vectors = (width + lanes - 1) / lanes;
+    auto type = MemRefType::get({tiles.kc, vectors * lanes},
+                                Float32Type::get(b.getContext()));
+    packed = memref::AllocOp::create(b, loc, type, ValueRange{},
+                                     b.getI64IntegerAttr(64));
     auto kSlices =
         [&](OpBuilder &b, Location loc,
             function_ref<void(OpBuilder &, Location, Value, Value)> body) {
@@ -216,6 +239,8 @@ private:
                     arith::AddIOp::create(fb, floc, k0,
                                           cst(fb, floc, tiles.kc)),
                     cst(fb, floc, k));
+                if (!plan.rowSelected)
+                  packPanel(fb, floc, dims, Value(), n0, width, k0, kEnd);
                 body(fb, floc, k0, kEnd);
                 scf::YieldOp::create(fb, floc);
               });
@@ -229,72 +254,205 @@ private:
                 mb, mloc,
                 arith::AddIOp::create(mb, mloc, m0, cst(mb, mloc, tiles.mc)),
                 cst(mb, mloc, full));
-            kSlices(
-                mb, mloc,
-                [&](OpBuilder &kb, Location kloc, Value k0, Value kEnd) {
-                  scf::ForOp::create(
-                      kb, kloc, m0, mEnd, cst(kb, kloc, mr), ValueRange{},
-                      [&](OpBuilder &rb, Location rloc, Value r0, ValueRange) {
-                        emitTile(rb, rloc, dims, r0, mr, n0, width, k0, kEnd);
-                        scf::YieldOp::create(rb, rloc);
-                      });
-                });
+            kSlices(mb, mloc,
+                    [&](OpBuilder &kb, Location kloc, Value k0, Value kEnd) {
+                      // Carries the slice held in `packed` (-1: none).
+                      scf::ForOp::create(kb, kloc, m0, mEnd, cst(kb, kloc, mr),
+                                         ValueRange{cst(kb, kloc, -1)},
+                                         [&](OpBuilder &rb, Location rloc,
+                                             Value r0, ValueRange held) {
+                                           scf::YieldOp::create(
+                                               rb, rloc,
+                                               emitTile(rb, rloc, dims, r0, mr,
+                                                        n0, width, k0, kEnd,
+                                                        held[0]));
+                                         });
+                    });
             scf::YieldOp::create(mb, mloc);
           });
     }
     if (m > full)
       kSlices(b, loc, [&](OpBuilder &kb, Location kloc, Value k0, Value kEnd) {
         emitTile(kb, kloc, dims, cst(kb, kloc, full), m - full, n0, width, k0,
-                 kEnd);
+                 kEnd, cst(kb, kloc, -1));
       });
+    memref::DeallocOp::create(b, loc, packed);
   }
 
-  /// Rows [r0, r0 + rows) of a panel over k in [k0, kEnd). With
-  /// row-selected weights, a tile whose rows select different slices runs
-  /// row by row.
-  void emitTile(OpBuilder &b, Location loc, ArrayRef<Value> dims, Value r0,
-                int64_t rows, Value n0, int64_t width, Value k0, Value kEnd) {
-    if (!plan.rowSelected) {
-      emitMicroKernel(b, loc, dims, r0, rows, Value(), n0, width, k0, kEnd);
-      return;
-    }
-    Value first = sliceOf(b, loc, r0);
-    if (rows == 1) {
-      emitMicroKernel(b, loc, dims, r0, 1, first, n0, width, k0, kEnd);
-      return;
-    }
-    Value uniform;
-    for (int64_t i = 1; i < rows; ++i) {
-      Value row = arith::AddIOp::create(b, loc, r0, cst(b, loc, i));
-      Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                         sliceOf(b, loc, row), first);
-      uniform = uniform ? arith::AndIOp::create(b, loc, uniform, same) : same;
-    }
-    scf::IfOp::create(
-        b, loc, uniform,
-        [&](OpBuilder &tb, Location tloc) {
-          emitMicroKernel(tb, tloc, dims, r0, rows, first, n0, width, k0, kEnd);
-          scf::YieldOp::create(tb, tloc);
-        },
-        [&](OpBuilder &eb, Location eloc) {
-          scf::ForOp::create(
-              eb, eloc, cst(eb, eloc, 0), cst(eb, eloc, rows), cst(eb, eloc, 1),
-              ValueRange{},
-              [&](OpBuilder &fb, Location floc, Value i, ValueRange) {
-                Value row = arith::AddIOp::create(fb, floc, r0, i);
-                emitMicroKernel(fb, floc, dims, row, 1, sliceOf(fb, floc, row),
-                                n0, width, k0, kEnd);
-                scf::YieldOp::create(fb, floc);
-              });
-          scf::YieldOp::create(eb, eloc);
+  /// Copies B[k0:kEnd, n0:n0 + width] (of slice `slice` for row-selected
+  /// weights) into `packed` (row `k - k0`), the lanes past `width` zero.
+  /// The outer-product form loads vectors along n; the dot form (k
+  /// contiguous in B) transposes element by element.
+  void packPanel(OpBuilder &b, Location loc, ArrayRef<Value> outerDims,
+                 Value slice, Value n0, int64_t width, Value k0, Value kEnd) {
+    int64_t vectors = (width + lanes - 1) / lanes;
+    scf::ForOp::create(
+        b, loc, k0, kEnd, cst(b, loc, 1), ValueRange{},
+        [&](OpBuilder &kb, Location kloc, Value kIv, ValueRange) {
+          Value row = arith::SubIOp::create(kb, kloc, kIv, k0);
+          SmallVector<Value> dims(outerDims);
+          dims[plan.kDim] = kIv;
+          if (!plan.dotForm) {
+            int64_t tailLanes = width - (vectors - 1) * lanes;
+            for (int64_t j = 0; j < vectors; ++j) {
+              dims[plan.nDim] =
+                  arith::AddIOp::create(kb, kloc, n0, cst(kb, kloc, j * lanes));
+              Value mask = j == vectors - 1 && tailLanes != lanes
+                               ? laneMask(kb, kloc, lanes, tailLanes)
+                               : Value();
+              SmallVector<Value> idx =
+                  slice ? SmallVector<Value>{slice, kIv, dims[plan.nDim]}
+                        : indices(plan.bMap, dims);
+              Value v = loadVector(kb, kloc, plan.b, idx, mask);
+              vector::StoreOp::create(
+                  kb, kloc, v, packed,
+                  ValueRange{row, cst(kb, kloc, j * lanes)});
+            }
+          } else {
+            Value zero =
+                arith::ConstantOp::create(kb, kloc, kb.getF32FloatAttr(0));
+            for (int64_t j = 0; j < vectors * lanes; ++j) {
+              Value value = zero;
+              if (j < width) {
+                dims[plan.nDim] =
+                    arith::AddIOp::create(kb, kloc, n0, cst(kb, kloc, j));
+                value = memref::LoadOp::create(kb, kloc, plan.b,
+                                               indices(plan.bMap, dims));
+              }
+              memref::StoreOp::create(kb, kloc, value, packed,
+                                      ValueRange{row, cst(kb, kloc, j)});
+            }
+          }
+          scf::YieldOp::create(kb, kloc);
         });
   }
 
+  /// Rows [r0, r0 + rows) of a panel over k in [k0, kEnd), given the slice
+  /// `held` in `packed`; returns the slice held after it. With row-selected
+  /// weights, a tile whose rows select two slices in two runs (an expert
+  /// boundary: slots are expert-major) runs as two tiles of those runs,
+  /// each from the packed panel; one with more runs (untied rows of
+  /// interleaved modalities) runs row by row, reading B in place.
+  Value emitTile(OpBuilder &b, Location loc, ArrayRef<Value> dims, Value r0,
+                 int64_t rows, Value n0, int64_t width, Value k0, Value kEnd,
+                 Value held) {
+    if (!plan.rowSelected) {
+      emitMicroKernel(b, loc, dims, r0, rows, Value(), true, n0, width, k0,
+                      kEnd);
+      return held;
+    }
+    auto rowOf = [&](OpBuilder &b, Location loc, int64_t i) -> Value {
+      return i == 0 ? r0
+                    : arith::AddIOp::create(b, loc, r0, cst(b, loc, i))
+                          .getResult();
+    };
+    SmallVector<Value> slices;
+    for (int64_t i = 0; i < rows; ++i)
+      slices.push_back(sliceOf(b, loc, rowOf(b, loc, i)));
+    Value first = slices.front(), last = slices.back();
+    // Slice changes between neighbouring rows, and the first run's length.
+    Value changes = cst(b, loc, 0), run = cst(b, loc, 0);
+    for (int64_t i = 0; i < rows; ++i) {
+      Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                         slices[i], first);
+      run = arith::AddIOp::create(
+          b, loc, run,
+          arith::IndexCastUIOp::create(b, loc, b.getIndexType(), same));
+      if (i == 0)
+        continue;
+      Value differs = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                            slices[i], slices[i - 1]);
+      changes = arith::AddIOp::create(
+          b, loc, changes,
+          arith::IndexCastUIOp::create(b, loc, b.getIndexType(), differs));
+    }
+    auto packIfStale = [&](OpBuilder &b, Location loc, Value held,
+                           Value slice) {
+      Value stale =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, held, slice);
+      scf::IfOp::create(b, loc, stale, [&](OpBuilder &pb, Location ploc) {
+        packPanel(pb, ploc, dims, slice, n0, width, k0, kEnd);
+        scf::YieldOp::create(pb, ploc);
+      });
+    };
+    // A tile of the run's `q` first rows (or the `rows - q` after them),
+    // for each q the static tile of that many rows.
+    auto splitTile = [&](OpBuilder &b, Location loc, bool head) {
+      SmallVector<int64_t> cases;
+      for (int64_t q = 1; q < rows; ++q)
+        cases.push_back(q);
+      auto sw = scf::IndexSwitchOp::create(b, loc, TypeRange{}, run, cases,
+                                           cases.size());
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.createBlock(&sw.getDefaultRegion());
+        scf::YieldOp::create(b, loc);
+      }
+      for (auto [region, q] : llvm::zip(sw.getCaseRegions(), cases)) {
+        OpBuilder::InsertionGuard guard(b);
+        b.createBlock(&region);
+        if (head)
+          emitMicroKernel(b, loc, dims, r0, q, first, true, n0, width, k0,
+                          kEnd);
+        else
+          emitMicroKernel(b, loc, dims, rowOf(b, loc, q), rows - q, last, true,
+                          n0, width, k0, kEnd);
+        scf::YieldOp::create(b, loc);
+      }
+    };
+    auto byRuns = [&](OpBuilder &b, Location loc, Value numChanges,
+                      function_ref<void(OpBuilder &, Location)> twoRuns,
+                      function_ref<void(OpBuilder &, Location)> more) {
+      Value two = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                        numChanges, cst(b, loc, 1));
+      return scf::IfOp::create(
+          b, loc, two, [&](OpBuilder &tb, Location tloc) { twoRuns(tb, tloc); },
+          [&](OpBuilder &eb, Location eloc) { more(eb, eloc); });
+    };
+    Value uniform = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                          changes, cst(b, loc, 0));
+    auto ifOp = scf::IfOp::create(
+        b, loc, uniform,
+        [&](OpBuilder &tb, Location tloc) {
+          packIfStale(tb, tloc, held, first);
+          emitMicroKernel(tb, tloc, dims, r0, rows, first, true, n0, width, k0,
+                          kEnd);
+          scf::YieldOp::create(tb, tloc, first);
+        },
+        [&](OpBuilder &eb, Location eloc) {
+          scf::IfOp split = byRuns(
+              eb, eloc, changes,
+              [&](OpBuilder &tb, Location tloc) {
+                packIfStale(tb, tloc, held, first);
+                splitTile(tb, tloc, /*head=*/true);
+                packPanel(tb, tloc, dims, last, n0, width, k0, kEnd);
+                splitTile(tb, tloc, /*head=*/false);
+                scf::YieldOp::create(tb, tloc, last);
+              },
+              [&](OpBuilder &fb, Location floc) {
+                scf::ForOp::create(
+                    fb, floc, cst(fb, floc, 0), cst(fb, floc, rows),
+                    cst(fb, floc, 1), ValueRange{},
+                    [&](OpBuilder &lb, Location lloc, Value i, ValueRange) {
+                      Value row = arith::AddIOp::create(lb, lloc, r0, i);
+                      emitMicroKernel(lb, lloc, dims, row, 1,
+                                      sliceOf(lb, lloc, row), false, n0, width,
+                                      k0, kEnd);
+                      scf::YieldOp::create(lb, lloc);
+                    });
+                scf::YieldOp::create(fb, floc, held);
+              });
+          scf::YieldOp::create(eb, eloc, split.getResult(0));
+        });
+    return ifOp.getResult(0);
+  }
+
   /// The register tile: `rows` x ceil(width / lanes) accumulators loaded
-  /// from C, one FMA per row and vector for every k, stored back.
+  /// from C, one FMA per row and vector for every k, stored back. B comes
+  /// from `packed` when `fromPack`, else from its buffer (of `slice`).
   void emitMicroKernel(OpBuilder &b, Location loc, ArrayRef<Value> outerDims,
-                       Value r0, int64_t rows, Value slice, Value n0,
-                       int64_t width, Value k0, Value kEnd) {
+                       Value r0, int64_t rows, Value slice, bool fromPack,
+                       Value n0, int64_t width, Value k0, Value kEnd) {
     int64_t vectors = (width + lanes - 1) / lanes;
     int64_t tailLanes = width - (vectors - 1) * lanes;
     Value tailMask =
@@ -329,6 +487,13 @@ private:
         [&](OpBuilder &kb, Location kloc, Value kIv, ValueRange iter) {
           SmallVector<Value> bVectors;
           for (int64_t j = 0; j < vectors; ++j) {
+            if (fromPack) {
+              Value row = arith::SubIOp::create(kb, kloc, kIv, k0);
+              bVectors.push_back(vector::LoadOp::create(
+                  kb, kloc, vecType(lanes), packed,
+                  ValueRange{row, cst(kb, kloc, j * lanes)}));
+              continue;
+            }
             SmallVector<Value> idx;
             if (plan.rowSelected) {
               idx = {slice, kIv, colIdx[j]};

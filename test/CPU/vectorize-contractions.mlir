@@ -27,12 +27,23 @@ func.func @matmul_tails(%a: memref<13x24xf32>, %b: memref<24x20xf32>, %c: memref
 // -----
 
 // Exact panels: no mask, plain vector loads and stores, and k sliced by kc.
+// Per k slice the panel's rows of B are copied to a contiguous heap buffer
+// (B's rows are 256 bytes apart), which the register tiles read.
 // CHECK-LABEL: func.func @matmul_exact
 // CHECK-NOT:     vector.maskedload
 // CHECK:         scf.parallel
-// CHECK:         vector.load
-// CHECK:         vector.fma
-// CHECK:         vector.store
+// CHECK:           %[[PACK:.+]] = memref.alloc() {alignment = 64 : i64} : memref<{{[0-9]+}}x{{[0-9]+}}xf32>
+// CHECK:           scf.for
+// CHECK:             scf.for
+// CHECK:               %[[ROW:.+]] = vector.load %arg1
+// CHECK:               vector.store %[[ROW]], %[[PACK]]
+// CHECK:             scf.for
+// CHECK:               vector.load %arg2
+// CHECK:               scf.for {{.*}} iter_args
+// CHECK:                 vector.load %[[PACK]]
+// CHECK:                 vector.fma
+// CHECK:               vector.store {{.*}}, %arg2
+// CHECK:           memref.dealloc %[[PACK]]
 func.func @matmul_exact(%a: memref<64x512xf32>, %b: memref<512x64xf32>, %c: memref<64x64xf32>) {
   linalg.matmul ins(%a, %b : memref<64x512xf32>, memref<512x64xf32>) outs(%c : memref<64x64xf32>)
   return
@@ -42,20 +53,33 @@ func.func @matmul_exact(%a: memref<64x512xf32>, %b: memref<512x64xf32>, %c: memr
 
 // Row-selected weights (untied linears, grouped experts): the slice of each
 // row is rebuilt from the body (max, min, index_cast of the selector); a
-// tile whose rows all select the same slice runs with the shared weight
-// vectors, else row by row.
+// tile whose rows all select the same slice runs from the packed panel,
+// which is refilled when the tile's slice is not the one the row loop
+// carries (-1 at each k slice: none), else the tile runs row by row from
+// the weight itself.
 // CHECK-LABEL: func.func @row_selected
 // CHECK-NOT:     linalg.generic
 // CHECK:         scf.parallel
-// CHECK:           memref.load %arg1
-// CHECK:           arith.maxsi
-// CHECK:           arith.minsi
-// CHECK:           arith.cmpi eq
-// CHECK:           scf.if
-// CHECK:             vector.load %arg2
-// CHECK:             vector.fma
-// CHECK:           } else {
-// CHECK:             scf.for
+// CHECK:           %[[PACK:.+]] = memref.alloc()
+// CHECK:               %[[TILES:.+]] = scf.for {{.*}} iter_args(%[[HELD:.+]] = %c-1) -> (index)
+// CHECK:                 memref.load %arg1
+// CHECK:                 arith.maxsi
+// CHECK:                 arith.minsi
+// CHECK:                 %[[FIRST:.+]] = arith.index_cast
+// CHECK:                 arith.cmpi eq
+// CHECK:                 scf.if {{.*}} -> (index)
+// CHECK:                   %[[STALE:.+]] = arith.cmpi ne, %[[HELD]], %[[FIRST]]
+// CHECK:                   scf.if %[[STALE]]
+// CHECK:                     vector.load %arg2[%[[FIRST]],
+// CHECK:                     vector.store {{.*}}, %[[PACK]]
+// CHECK:                   vector.load %[[PACK]]
+// CHECK:                   vector.fma
+// CHECK:                   scf.yield %[[FIRST]]
+// CHECK:                 } else {
+// CHECK:                   scf.for
+// CHECK:                     vector.load %arg2
+// CHECK:                     vector.fma
+// CHECK:                   scf.yield %[[HELD]]
 func.func @row_selected(%x: memref<32x16xf32>, %sel: memref<32xi32>, %w: memref<2x16x32xf32>, %y: memref<32x32xf32>) {
   %c0_i32 = arith.constant 0 : i32
   %c1_i32 = arith.constant 1 : i32
@@ -76,16 +100,43 @@ func.func @row_selected(%x: memref<32x16xf32>, %sel: memref<32xi32>, %w: memref<
 
 // -----
 
-// Attention scores: the reduction (d) is contiguous in both inputs, so the
-// dot form: vector accumulators along d, reduced across lanes into C. The
-// batch, head and group dimensions are outer parallel loops.
+// Attention scores: the reduction (d) is contiguous in both inputs (the dot
+// form) and the output is contiguous along the keys, so the keys' panel is
+// packed transposed (element by element: 8 d rows of 16 keys on AVX2)
+// and the tiles run as in the outer-product form. The batch, head and group
+// dimensions are outer parallel loops.
 // CHECK-LABEL: func.func @scores
 // CHECK:         scf.parallel
+// CHECK:           %[[PACK:.+]] = memref.alloc() {alignment = 64 : i64} : memref<8x16xf32>
+// CHECK:             memref.load %arg1
+// CHECK:             memref.store {{.*}}, %[[PACK]]
+// CHECK:             vector.load %[[PACK]]
+// CHECK:             vector.fma
+// CHECK-NOT:       vector.reduction
+// CHECK:           memref.dealloc %[[PACK]]
+func.func @scores(%q: memref<2x16x4x1x8xf32>, %k: memref<2x16x4x8xf32>, %s: memref<2x4x1x16x16xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3, d1, d2, d5)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d4, d1, d5)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : memref<2x16x4x1x8xf32>, memref<2x16x4x8xf32>) outs(%s : memref<2x4x1x16x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %out: f32):
+    %0 = arith.mulf %a, %b : f32
+    %1 = arith.addf %out, %0 : f32
+    linalg.yield %1 : f32
+  }
+  return
+}
+
+// -----
+
+// A dot-form product whose output is not contiguous along n (a strided
+// view) keeps the horizontal form: vector accumulators along k, reduced
+// across lanes into C.
+// CHECK-LABEL: func.func @scores_strided_out
+// CHECK:         scf.parallel
+// CHECK-NOT:       memref.alloc
 // CHECK:           vector.load
 // CHECK:           vector.fma
 // CHECK:           vector.reduction <add>
-func.func @scores(%q: memref<2x16x4x1x8xf32>, %k: memref<2x16x4x8xf32>, %s: memref<2x4x1x16x16xf32>) {
-  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3, d1, d2, d5)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d4, d1, d5)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : memref<2x16x4x1x8xf32>, memref<2x16x4x8xf32>) outs(%s : memref<2x4x1x16x16xf32>) {
+func.func @scores_strided_out(%q: memref<16x8xf32>, %k: memref<16x8xf32>, %s: memref<16x16xf32, strided<[32, 2]>>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%q, %k : memref<16x8xf32>, memref<16x8xf32>) outs(%s : memref<16x16xf32, strided<[32, 2]>>) {
   ^bb0(%a: f32, %b: f32, %out: f32):
     %0 = arith.mulf %a, %b : f32
     %1 = arith.addf %out, %0 : f32

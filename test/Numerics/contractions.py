@@ -227,6 +227,11 @@ def cases():
     yield "row-selected one slice", row_selected_case(16, 9, 24, 2, [1] * 16)
     runs = [i * 4 // 37 for i in range(37)]
     yield "row-selected sorted runs", row_selected_case(37, 33, 70, 4, runs)
+    # Several kc slices: the packed slice is refilled at every slice and
+    # every run boundary; runs of 1 and 2 rows split tiles at every offset.
+    runs = [0] * 7 + [1] + [2] * 2 + [3] * 13 + [4] * 5 + [5] * 3
+    yield "row-selected runs over kc slices", row_selected_case(
+        31, 700, 27, 6, runs)
     yield "gathered rows, empty slots and experts", gathered_case(
         20, 45, 24, 40, 4)
     yield "dot 2x13x11x64", dot_case(2, 13, 11, 64)
