@@ -12,6 +12,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "llvm/ADT/SmallBitVector.h"
 
 using namespace mlir;
@@ -74,6 +76,17 @@ std::optional<llvm::SmallBitVector> dimsOf(Value value, linalg::LinalgOp op,
   return dims;
 }
 
+/// The buffer `value` views (through view-like ops).
+Value rootOf(Value value) {
+  while (auto view = value.getDefiningOp<ViewLikeOpInterface>())
+    value = view.getViewSource();
+  return value;
+}
+
+unsigned lastDimOf(AffineMap map) {
+  return map.getDimPosition(map.getNumResults() - 1);
+}
+
 /// `value` is `mulf(x, y)`: returns {x, y}.
 std::optional<std::pair<Value, Value>> matchMul(Value value) {
   auto mul = value.getDefiningOp<arith::MulFOp>();
@@ -83,9 +96,7 @@ std::optional<std::pair<Value, Value>> matchMul(Value value) {
 }
 
 /// Recognises `op` as a contraction this pass maps, or fails.
-} // namespace
-
-FailureOr<Contraction> moma::analyseContraction(linalg::LinalgOp op) {
+FailureOr<Contraction> analyseProduct(linalg::LinalgOp op) {
   Contraction result;
   result.op = op;
   if (!op.hasPureBufferSemantics() || op.getNumDpsInits() != 1 ||
@@ -303,4 +314,46 @@ FailureOr<Contraction> moma::analyseContraction(linalg::LinalgOp op) {
     return result;
   }
   return failure();
+}
+
+/// Whether the CPU mapping can apply `epilogue`: every buffer it reads or
+/// writes a vector of columns of is contiguous along them, and its body
+/// reads no tensors.
+bool mapsEpilogue(const Epilogue &epilogue) {
+  linalg::GenericOp op = epilogue.op;
+  unsigned nLoop = op.getNumLoops() - 1;
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (!isa<MemRefType>(operand.get().getType()))
+      continue;
+    if (op.getMatchingIndexingMap(&operand).isFunctionOfDim(nLoop) &&
+        !hasUnitInnerStride(operand.get()))
+      return false;
+  }
+  WalkResult walk = op.getBody()->walk([&](Operation *inner) {
+    if (isa<tensor::ExtractOp>(inner))
+      return WalkResult::interrupt();
+    if (auto load = dyn_cast<memref::LoadOp>(inner))
+      if (!hasUnitInnerStride(load.getMemRef()))
+        return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  return !walk.wasInterrupted();
+}
+
+} // namespace
+
+FailureOr<Contraction> moma::analyseContraction(linalg::LinalgOp op) {
+  FailureOr<Contraction> result = analyseProduct(op);
+  if (failed(result))
+    return failure();
+  std::optional<Epilogue> epilogue = matchEpilogue(op);
+  if (epilogue && mapsEpilogue(*epilogue) &&
+      lastDimOf(result->cMap) == result->nDim) {
+    // The epilogue writes no buffer the product reads.
+    Value out = epilogue->op.getDpsInits().front();
+    if (llvm::none_of(op->getOperands(),
+                      [&](Value v) { return rootOf(v) == rootOf(out); }))
+      result->epilogue = epilogue;
+  }
+  return result;
 }

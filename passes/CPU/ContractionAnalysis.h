@@ -9,6 +9,8 @@
 #ifndef PASSES_CPU_CONTRACTIONANALYSIS_H
 #define PASSES_CPU_CONTRACTIONANALYSIS_H
 
+#include "passes/Kernels/Epilogues.h"
+
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/Value.h"
 #include "llvm/ADT/SmallVector.h"
@@ -51,6 +53,11 @@ struct Contraction {
   SmallVector<mlir::AffineMap> inputMaps;
   SmallVector<mlir::BlockArgument> sideArgs;
   Block *body = nullptr;
+
+  /// The element-wise op the kernel applies to its result in registers once
+  /// the reduction is done (`matchEpilogue`), writing the op's output; the
+  /// kernel still writes C.
+  std::optional<Epilogue> epilogue;
 
   int64_t size(unsigned dim) const { return sizes[dim]; }
 };

@@ -35,6 +35,14 @@ def MomaCpuVectorizeContractions
       (attention's `Q K^T`): `mr x nr` tiles of vector accumulators along K,
       reduced horizontally at the end.
 
+    - *Epilogues*: the element-wise op that consumes a contraction's result
+      (`matchEpilogue`, `passes/Kernels/Epilogues.h`: activations, the
+      mask of grouped experts, bias, residual adds, scales) runs on the
+      accumulators once the last slice of K is in: its body is cloned with
+      values that vary along the columns as vectors (reads of the column
+      index as vector loads, the rest as scalars) and stored into the op's
+      output, and the op is erased. The kernel still writes C.
+
     Any further dimensions of the op become outer loops. The outer loops
     and the column panels (outer-product form) or row tiles (dot form) form
     one `scf.parallel`, which the CPU pipeline runs on threads (OpenMP) or

@@ -13,6 +13,7 @@
 #include "passes/Kernels/CostModel.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
 
 namespace moma {
@@ -178,6 +179,136 @@ private:
                 scf::YieldOp::create(eb, eloc);
               });
         });
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Epilogue
+  //===--------------------------------------------------------------------===//
+
+  /// The epilogue's loop indices at the indices `cIdx` of C: each index of
+  /// C delinearised over the loops of its group.
+  SmallVector<Value> epilogueDims(OpBuilder &b, Location loc,
+                                  ArrayRef<Value> cIdx) {
+    const Epilogue &epilogue = *plan.epilogue;
+    linalg::GenericOp op = epilogue.op;
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    SmallVector<Value> dims(ranges.size());
+    for (auto [group, index] : llvm::zip_equal(epilogue.groups, cIdx)) {
+      Value rest = index;
+      for (int64_t d : llvm::reverse(group)) {
+        if (d == group.front()) {
+          dims[d] = rest;
+          break;
+        }
+        Value size = cst(b, loc, ranges[d]);
+        dims[d] = arith::RemUIOp::create(b, loc, rest, size);
+        rest = arith::DivUIOp::create(b, loc, rest, size);
+      }
+    }
+    return dims;
+  }
+
+  /// Applies the epilogue to `acc`, C's value at `cIdx`: a vector of
+  /// `width` columns from `cIdx.back()` (the last `mask`ed), or a scalar
+  /// when `width` is 0; the op's body is cloned, with values that vary
+  /// along the columns as vectors, and the result stored into its output.
+  void emitEpilogue(OpBuilder &b, Location loc, ArrayRef<Value> cIdx, Value acc,
+                    int64_t width, Value mask) {
+    linalg::GenericOp op = plan.epilogue->op;
+    unsigned nLoop = op.getNumLoops() - 1;
+    SmallVector<Value> dims = epilogueDims(b, loc, cIdx);
+    Block *body = op.getBody();
+    IRMapping mapping;
+    llvm::SmallPtrSet<Value, 16> varying, columns;
+    auto vectorOf = [&](Type type) { return VectorType::get({width}, type); };
+    auto load = [&](Value buffer, ValueRange idx, Type type,
+                    bool vector) -> Value {
+      if (!vector)
+        return memref::LoadOp::create(b, loc, buffer, idx);
+      if (!mask)
+        return vector::LoadOp::create(b, loc, vectorOf(type), buffer, idx);
+      Value zero = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(vectorOf(type), b.getZeroAttr(type)));
+      return vector::MaskedLoadOp::create(b, loc, vectorOf(type), buffer, idx,
+                                          mask, zero);
+    };
+    for (OpOperand *input : op.getDpsInputOperands()) {
+      BlockArgument arg = body->getArgument(input->getOperandNumber());
+      if (input->getOperandNumber() == plan.epilogue->input) {
+        mapping.map(arg, acc);
+        varying.insert(arg);
+        continue;
+      }
+      if (arg.use_empty())
+        continue;
+      if (!isa<MemRefType>(input->get().getType())) {
+        mapping.map(arg, input->get());
+        continue;
+      }
+      AffineMap map = op.getMatchingIndexingMap(input);
+      bool vector = width && map.isFunctionOfDim(nLoop);
+      mapping.map(
+          arg, load(input->get(), indices(map, dims), arg.getType(), vector));
+      if (vector)
+        varying.insert(arg);
+    }
+    for (Operation &inner : body->without_terminator()) {
+      if (auto index = dyn_cast<linalg::IndexOp>(inner)) {
+        mapping.map(index.getResult(), dims[index.getDim()]);
+        if (index.getDim() == nLoop)
+          columns.insert(index.getResult());
+        continue;
+      }
+      if (auto read = dyn_cast<memref::LoadOp>(inner)) {
+        bool vector = width && !read.getIndices().empty() &&
+                      columns.contains(read.getIndices().back());
+        SmallVector<Value> idx;
+        for (Value index : read.getIndices())
+          idx.push_back(mapping.lookupOrDefault(index));
+        mapping.map(read.getResult(),
+                    load(read.getMemRef(), idx, read.getType(), vector));
+        if (vector)
+          varying.insert(read.getResult());
+        continue;
+      }
+      if (!width || llvm::none_of(inner.getOperands(), [&](Value v) {
+            return varying.contains(v);
+          })) {
+        b.clone(inner, mapping);
+        continue;
+      }
+      OperationState state(inner.getLoc(), inner.getName());
+      for (Value operand : inner.getOperands()) {
+        Value mapped = mapping.lookupOrDefault(operand);
+        // A scalar condition of a select selects whole vectors.
+        bool keepScalar =
+            isa<arith::SelectOp>(inner) && operand == inner.getOperand(0);
+        if (!varying.contains(operand) && !keepScalar)
+          mapped = vector::BroadcastOp::create(
+              b, loc, vectorOf(operand.getType()), mapped);
+        state.addOperands(mapped);
+      }
+      for (Type type : inner.getResultTypes())
+        state.addTypes(vectorOf(type));
+      state.addAttributes(inner.getAttrs());
+      Operation *vectorOp = b.create(state);
+      for (auto [from, to] :
+           llvm::zip_equal(inner.getResults(), vectorOp->getResults())) {
+        mapping.map(from, to);
+        varying.insert(from);
+      }
+    }
+    Value yielded = body->getTerminator()->getOperand(0);
+    Value result = mapping.lookupOrDefault(yielded);
+    if (width && !varying.contains(yielded))
+      result = vector::BroadcastOp::create(b, loc, vectorOf(result.getType()),
+                                           result);
+    OpOperand *init = op.getDpsInitOperand(0);
+    SmallVector<Value> outIdx = indices(op.getMatchingIndexingMap(init), dims);
+    if (width)
+      storeVector(b, loc, result, init->get(), outIdx, mask);
+    else
+      memref::StoreOp::create(b, loc, result, init->get(), outIdx);
   }
 
   //===--------------------------------------------------------------------===//
@@ -375,6 +506,26 @@ private:
       for (int64_t j = 0; j < vectors; ++j)
         storeVector(b, loc, loop.getResult(i * vectors + j), plan.c,
                     cIndices(i, j), maskOf(j));
+    if (!plan.epilogue)
+      return;
+    // The epilogue, once the last slice of K is in.
+    auto apply = [&](OpBuilder &eb, Location eloc) {
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < vectors; ++j)
+          emitEpilogue(eb, eloc, cIndices(i, j),
+                       loop.getResult(i * vectors + j), lanes, maskOf(j));
+    };
+    int64_t k = plan.size(plan.kDim);
+    if (getConstantIntValue(kEnd) == k) {
+      apply(b, loc);
+      return;
+    }
+    Value last = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, kEnd,
+                                       cst(b, loc, k));
+    scf::IfOp::create(b, loc, last, [&](OpBuilder &tb, Location tloc) {
+      apply(tb, tloc);
+      scf::YieldOp::create(tb, tloc);
+    });
   }
 
   //===--------------------------------------------------------------------===//
@@ -468,6 +619,8 @@ private:
         Value sum = vector::ReductionOp::create(
             b, loc, vector::CombiningKind::ADD, acc[i * cols + j], init);
         memref::StoreOp::create(b, loc, sum, plan.c, idx);
+        if (plan.epilogue)
+          emitEpilogue(b, loc, idx, sum, /*width=*/0, Value());
       }
   }
 };
@@ -491,9 +644,17 @@ struct VectorizeContractionsPass
         plans.push_back(*plan);
     });
     for (Contraction &plan : plans) {
+      // What sits between the product and its epilogue (views, scalars,
+      // the epilogue's output allocation: nothing that touches data) moves
+      // above the fused kernel, which uses it.
+      if (plan.epilogue)
+        while (plan.op->getNextNode() != plan.epilogue->op)
+          plan.op->getNextNode()->moveBefore(plan.op);
       OpBuilder b(plan.op);
       Emitter(plan, *model).emit(b);
       plan.op->erase();
+      if (plan.epilogue)
+        plan.epilogue->op->erase();
     }
   }
 };
