@@ -41,19 +41,18 @@ def matmul_case(m, k, n):
     return func, inputs, expected, f"tensor<{m}x{n}xf32>"
 
 
-def row_selected_case(t, k, n, g, selector):
-    func = f"""
-  func.func @op(%x: tensor<{t}x{k}xf32>, %sel: tensor<{t}xi32>,
-                %w: tensor<{g}x{k}x{n}xf32>,
-                %c: tensor<{t}x{n}xf32>) -> tensor<{t}x{n}xf32> {{
+def row_selected_product(result, selector, t, k, n, g):
+    """`result[t, n] = c[t, n] + sum_k x[t, k] w[sel[t], k, n]` (the slice
+    clamped to the groups), the generic tokenMatmul builds."""
+    return f"""
     %zero = arith.constant 0 : i32
     %last = arith.constant {g - 1} : i32
-    %r = linalg.generic {{
+    {result} = linalg.generic {{
         indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
                          affine_map<(t, n, k) -> (t)>,
                          affine_map<(t, n, k) -> (t, n)>],
         iterator_types = ["parallel", "parallel", "reduction"]}}
-        ins(%x, %sel : tensor<{t}x{k}xf32>, tensor<{t}xi32>)
+        ins(%x, {selector} : tensor<{t}x{k}xf32>, tensor<{t}xi32>)
         outs(%c : tensor<{t}x{n}xf32>) {{
     ^bb0(%in: f32, %s: i32, %out: f32):
       %lo = arith.maxsi %s, %zero : i32
@@ -65,7 +64,15 @@ def row_selected_case(t, k, n, g, selector):
       %p = arith.mulf %in, %wv : f32
       %sum = arith.addf %out, %p : f32
       linalg.yield %sum : f32
-    }} -> tensor<{t}x{n}xf32>
+    }} -> tensor<{t}x{n}xf32>"""
+
+
+def row_selected_case(t, k, n, g, selector):
+    func = f"""
+  func.func @op(%x: tensor<{t}x{k}xf32>, %sel: tensor<{t}xi32>,
+                %w: tensor<{g}x{k}x{n}xf32>,
+                %c: tensor<{t}x{n}xf32>) -> tensor<{t}x{n}xf32> {{
+{row_selected_product("%r", "%sel", t, k, n, g)}
     return %r : tensor<{t}x{n}xf32>
   }}"""
     def inputs(rng):
@@ -227,30 +234,11 @@ def epilogue_case(t, k, n, g, experts):
   func.func @op(%x: tensor<{t}x{k}xf32>, %e: tensor<{t}xi32>,
                 %w: tensor<{g}x{k}x{n}xf32>, %bias: tensor<{n}xf32>,
                 %c: tensor<{t}x{n}xf32>) -> tensor<{t}x{n}xf32> {{
-    %zero = arith.constant 0 : i32
-    %last = arith.constant {g - 1} : i32
     %fzero = arith.constant 0.0 : f32
     %half = arith.constant 0.5 : f32
     %one = arith.constant 1.0 : f32
     %rsqrt2 = arith.constant 0.707106769 : f32
-    %h = linalg.generic {{
-        indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
-                         affine_map<(t, n, k) -> (t)>,
-                         affine_map<(t, n, k) -> (t, n)>],
-        iterator_types = ["parallel", "parallel", "reduction"]}}
-        ins(%x, %e : tensor<{t}x{k}xf32>, tensor<{t}xi32>)
-        outs(%c : tensor<{t}x{n}xf32>) {{
-    ^bb0(%in: f32, %s: i32, %out: f32):
-      %lo = arith.maxsi %s, %zero : i32
-      %cl = arith.minsi %lo, %last : i32
-      %slice = arith.index_cast %cl : i32 to index
-      %col = linalg.index 1 : index
-      %red = linalg.index 2 : index
-      %wv = tensor.extract %w[%slice, %red, %col] : tensor<{g}x{k}x{n}xf32>
-      %p = arith.mulf %in, %wv : f32
-      %sum = arith.addf %out, %p : f32
-      linalg.yield %sum : f32
-    }} -> tensor<{t}x{n}xf32>
+{row_selected_product("%h", "%e", t, k, n, g)}
     %empty = tensor.empty() : tensor<{t}x{n}xf32>
     %r = linalg.generic {{
         indexing_maps = [affine_map<(t, n) -> (t, n)>,
