@@ -13,6 +13,8 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 #include "llvm/ADT/SmallBitVector.h"
 
@@ -340,6 +342,132 @@ bool mapsEpilogue(const Epilogue &epilogue) {
   return !walk.wasInterrupted();
 }
 
+/// The constant `value` is, if any.
+std::optional<int64_t> constantOf(Value value) {
+  return getConstantIntValue(value);
+}
+
+/// moma.combine's scatter of the rows of `plan`'s epilogue output, on
+/// buffers: after the epilogue, ops that initialise the output, then
+/// `scf.for %s = 0 to S` whose body (reads, scalar arithmetic, `scf.if`s)
+/// updates one row of the output from row `%s` of the epilogue's output.
+std::optional<CombineScatter> matchCombine(const Contraction &plan) {
+  linalg::GenericOp epilogue = plan.epilogue->op;
+  Value ys = epilogue.getDpsInits().front();
+  auto ysType = dyn_cast<MemRefType>(ys.getType());
+  if (!ysType || ysType.getRank() != 2 || plan.rowSelected == false ||
+      !plan.outerDims.empty())
+    return std::nullopt;
+  int64_t slots = ysType.getDimSize(0), width = ysType.getDimSize(1);
+  CombineScatter result;
+  auto touchesProduct = [&](Operation *op) {
+    return llvm::any_of(op->getOperands(), [&](Value v) {
+      return rootOf(v) == rootOf(ys) || rootOf(v) == rootOf(plan.c);
+    });
+  };
+  for (Operation *next = epilogue->getNextNode(); next;
+       next = next->getNextNode()) {
+    if (auto loop = dyn_cast<scf::ForOp>(next)) {
+      result.loop = loop;
+      break;
+    }
+    bool touchesNoData = next->getNumRegions() == 0 &&
+                         (isMemoryEffectFree(next) ||
+                          hasSingleEffect<MemoryEffects::Allocate>(next));
+    if (!touchesNoData &&
+        (!isa<memref::CopyOp, linalg::FillOp>(next) || touchesProduct(next)))
+      return std::nullopt;
+    result.init.push_back(next);
+  }
+  scf::ForOp loop = result.loop;
+  if (!loop || loop.getNumResults() != 0 ||
+      constantOf(loop.getLowerBound()) != 0 ||
+      constantOf(loop.getUpperBound()) != slots ||
+      constantOf(loop.getStep()) != 1 || slots != plan.size(plan.mDim))
+    return std::nullopt;
+  // The body: one row update, in scf.ifs without else.
+  bool valid = true;
+  loop.getBody()->walk([&](Operation *op) {
+    if (auto branch = dyn_cast<scf::IfOp>(op)) {
+      valid &= branch.getNumResults() == 0 && branch.getElseRegion().empty();
+      return WalkResult::advance();
+    }
+    if (auto update = dyn_cast<linalg::GenericOp>(op)) {
+      valid &= !result.update;
+      result.update = update;
+      return WalkResult::skip();
+    }
+    if (auto copy = dyn_cast<memref::CopyOp>(op)) {
+      valid &= !result.selfCopy;
+      result.selfCopy = copy;
+      return WalkResult::advance();
+    }
+    valid &= op->getNumRegions() == 0 &&
+             (isMemoryEffectFree(op) || isa<memref::LoadOp>(op));
+    if (auto load = dyn_cast<memref::LoadOp>(op))
+      valid &= rootOf(load.getMemRef()) != rootOf(ys);
+    return WalkResult::advance();
+  });
+  linalg::GenericOp update = result.update;
+  if (!valid || !update || update.getNumDpsInputs() != 1 ||
+      update.getNumDpsInits() != 1 || update.getNumLoops() != 1 ||
+      update.getNumParallelLoops() != 1 ||
+      !llvm::all_of(update.getIndexingMapsArray(),
+                    [](AffineMap map) { return map.isIdentity(); }))
+    return std::nullopt;
+  // Row %s of the epilogue's output into a row of another buffer.
+  auto in = update.getDpsInputs().front().getDefiningOp<memref::SubViewOp>();
+  auto out = update.getDpsInits().front().getDefiningOp<memref::SubViewOp>();
+  if (!in || !out || in.getSource() != ys)
+    return std::nullopt;
+  auto rowAt = [&](memref::SubViewOp view, Value row) {
+    SmallVector<OpFoldResult> offsets = view.getMixedOffsets();
+    SmallVector<OpFoldResult> sizes = view.getMixedSizes();
+    return offsets.size() == 2 && isConstantIntValue(offsets[1], 0) &&
+           isConstantIntValue(sizes[0], 1) &&
+           isConstantIntValue(sizes[1], width) &&
+           (!row || getAsOpFoldResult(row) == offsets[0]) &&
+           llvm::all_of(view.getMixedStrides(), [](OpFoldResult s) {
+             return isConstantIntValue(s, 1);
+           });
+  };
+  Value target = out.getSource();
+  if (!rowAt(in, loop.getInductionVar()) || !rowAt(out, Value()) ||
+      llvm::any_of(plan.op->getOperands(),
+                   [&](Value v) { return rootOf(v) == rootOf(target); }) ||
+      rootOf(target) == rootOf(ys) || !hasUnitInnerStride(target))
+    return std::nullopt;
+  if (result.selfCopy) {
+    auto to = result.selfCopy.getTarget().getDefiningOp<memref::SubViewOp>();
+    if (result.selfCopy.getSource() != out.getResult() || !to ||
+        to.getSource() != target ||
+        to.getMixedOffsets() != out.getMixedOffsets() ||
+        to.getMixedSizes() != out.getMixedSizes())
+      return std::nullopt;
+  }
+  // The update: yield(out + addend), the addend element-wise in `in` and
+  // values from above.
+  Block *body = update.getBody();
+  auto sum =
+      body->getTerminator()->getOperand(0).getDefiningOp<arith::AddFOp>();
+  BlockArgument acc = body->getArgument(1);
+  if (!sum || (sum.getLhs() == acc) == (sum.getRhs() == acc))
+    return std::nullopt;
+  result.sum = sum;
+  result.addend = sum.getLhs() == acc ? sum.getRhs() : sum.getLhs();
+  for (Operation &inner : body->without_terminator())
+    if (!OpTrait::hasElementwiseMappableTraits(&inner) ||
+        (&inner != sum.getOperation() &&
+         llvm::is_contained(inner.getOperands(), acc)))
+      return std::nullopt;
+  // The kernel still writes the epilogue's output if anything else uses
+  // its buffer.
+  for (Operation *user : ys.getUsers())
+    if (user != epilogue.getOperation() && user != in.getOperation())
+      result.keepOutput = true;
+  return result;
+}
+
 } // namespace
 
 FailureOr<Contraction> moma::analyseContraction(linalg::LinalgOp op) {
@@ -355,5 +483,7 @@ FailureOr<Contraction> moma::analyseContraction(linalg::LinalgOp op) {
                       [&](Value v) { return rootOf(v) == rootOf(out); }))
       result->epilogue = epilogue;
   }
+  if (result->epilogue && !result->dotForm)
+    result->combine = matchCombine(*result);
   return result;
 }

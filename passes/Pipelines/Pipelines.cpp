@@ -113,6 +113,7 @@ void moma::buildMomaToCpuBufferStage(OpPassManager &pm,
   // writes.
   MomaCpuVectorizeContractionsOptions contractions;
   contractions.target = options.cpu;
+  contractions.combine = options.combine;
   pm.addNestedPass<func::FuncOp>(
       createMomaCpuVectorizeContractions(contractions));
   if (options.scratchArena)
