@@ -12,6 +12,10 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "llvm/ADT/SmallBitVector.h"
 
 using namespace mlir;
@@ -74,6 +78,17 @@ std::optional<llvm::SmallBitVector> dimsOf(Value value, linalg::LinalgOp op,
   return dims;
 }
 
+/// The buffer `value` views (through view-like ops).
+Value rootOf(Value value) {
+  while (auto view = value.getDefiningOp<ViewLikeOpInterface>())
+    value = view.getViewSource();
+  return value;
+}
+
+unsigned lastDimOf(AffineMap map) {
+  return map.getDimPosition(map.getNumResults() - 1);
+}
+
 /// `value` is `mulf(x, y)`: returns {x, y}.
 std::optional<std::pair<Value, Value>> matchMul(Value value) {
   auto mul = value.getDefiningOp<arith::MulFOp>();
@@ -83,9 +98,7 @@ std::optional<std::pair<Value, Value>> matchMul(Value value) {
 }
 
 /// Recognises `op` as a contraction this pass maps, or fails.
-} // namespace
-
-FailureOr<Contraction> moma::analyseContraction(linalg::LinalgOp op) {
+FailureOr<Contraction> analyseProduct(linalg::LinalgOp op) {
   Contraction result;
   result.op = op;
   if (!op.hasPureBufferSemantics() || op.getNumDpsInits() != 1 ||
@@ -303,4 +316,174 @@ FailureOr<Contraction> moma::analyseContraction(linalg::LinalgOp op) {
     return result;
   }
   return failure();
+}
+
+/// Whether the CPU mapping can apply `epilogue`: every buffer it reads or
+/// writes a vector of columns of is contiguous along them, and its body
+/// reads no tensors.
+bool mapsEpilogue(const Epilogue &epilogue) {
+  linalg::GenericOp op = epilogue.op;
+  unsigned nLoop = op.getNumLoops() - 1;
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (!isa<MemRefType>(operand.get().getType()))
+      continue;
+    if (op.getMatchingIndexingMap(&operand).isFunctionOfDim(nLoop) &&
+        !hasUnitInnerStride(operand.get()))
+      return false;
+  }
+  WalkResult walk = op.getBody()->walk([&](Operation *inner) {
+    if (isa<tensor::ExtractOp>(inner))
+      return WalkResult::interrupt();
+    if (auto load = dyn_cast<memref::LoadOp>(inner))
+      if (!hasUnitInnerStride(load.getMemRef()))
+        return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  return !walk.wasInterrupted();
+}
+
+/// The constant `value` is, if any.
+std::optional<int64_t> constantOf(Value value) {
+  return getConstantIntValue(value);
+}
+
+/// moma.combine's scatter of the rows of `plan`'s epilogue output, on
+/// buffers: after the epilogue, ops that initialise the output, then
+/// `scf.for %s = 0 to S` whose body (reads, scalar arithmetic, `scf.if`s)
+/// updates one row of the output from row `%s` of the epilogue's output.
+std::optional<CombineScatter> matchCombine(const Contraction &plan) {
+  linalg::GenericOp epilogue = plan.epilogue->op;
+  Value ys = epilogue.getDpsInits().front();
+  auto ysType = dyn_cast<MemRefType>(ys.getType());
+  if (!ysType || ysType.getRank() != 2 || plan.rowSelected == false ||
+      !plan.outerDims.empty())
+    return std::nullopt;
+  int64_t slots = ysType.getDimSize(0), width = ysType.getDimSize(1);
+  CombineScatter result;
+  auto touchesProduct = [&](Operation *op) {
+    return llvm::any_of(op->getOperands(), [&](Value v) {
+      return rootOf(v) == rootOf(ys) || rootOf(v) == rootOf(plan.c);
+    });
+  };
+  for (Operation *next = epilogue->getNextNode(); next;
+       next = next->getNextNode()) {
+    if (auto loop = dyn_cast<scf::ForOp>(next)) {
+      result.loop = loop;
+      break;
+    }
+    bool touchesNoData = next->getNumRegions() == 0 &&
+                         (isMemoryEffectFree(next) ||
+                          hasSingleEffect<MemoryEffects::Allocate>(next));
+    if (!touchesNoData &&
+        (!isa<memref::CopyOp, linalg::FillOp>(next) || touchesProduct(next)))
+      return std::nullopt;
+    result.init.push_back(next);
+  }
+  scf::ForOp loop = result.loop;
+  if (!loop || loop.getNumResults() != 0 ||
+      constantOf(loop.getLowerBound()) != 0 ||
+      constantOf(loop.getUpperBound()) != slots ||
+      constantOf(loop.getStep()) != 1 || slots != plan.size(plan.mDim))
+    return std::nullopt;
+  // The body: one row update, in scf.ifs without else.
+  bool valid = true;
+  loop.getBody()->walk([&](Operation *op) {
+    if (auto branch = dyn_cast<scf::IfOp>(op)) {
+      valid &= branch.getNumResults() == 0 && branch.getElseRegion().empty();
+      return WalkResult::advance();
+    }
+    if (auto update = dyn_cast<linalg::GenericOp>(op)) {
+      valid &= !result.update;
+      result.update = update;
+      return WalkResult::skip();
+    }
+    if (auto copy = dyn_cast<memref::CopyOp>(op)) {
+      valid &= !result.selfCopy;
+      result.selfCopy = copy;
+      return WalkResult::advance();
+    }
+    valid &= op->getNumRegions() == 0 &&
+             (isMemoryEffectFree(op) || isa<memref::LoadOp>(op));
+    if (auto load = dyn_cast<memref::LoadOp>(op))
+      valid &= rootOf(load.getMemRef()) != rootOf(ys);
+    return WalkResult::advance();
+  });
+  linalg::GenericOp update = result.update;
+  if (!valid || !update || update.getNumDpsInputs() != 1 ||
+      update.getNumDpsInits() != 1 || update.getNumLoops() != 1 ||
+      update.getNumParallelLoops() != 1 ||
+      !llvm::all_of(update.getIndexingMapsArray(),
+                    [](AffineMap map) { return map.isIdentity(); }))
+    return std::nullopt;
+  // Row %s of the epilogue's output into a row of another buffer.
+  auto in = update.getDpsInputs().front().getDefiningOp<memref::SubViewOp>();
+  auto out = update.getDpsInits().front().getDefiningOp<memref::SubViewOp>();
+  if (!in || !out || in.getSource() != ys)
+    return std::nullopt;
+  auto rowAt = [&](memref::SubViewOp view, Value row) {
+    SmallVector<OpFoldResult> offsets = view.getMixedOffsets();
+    SmallVector<OpFoldResult> sizes = view.getMixedSizes();
+    return offsets.size() == 2 && isConstantIntValue(offsets[1], 0) &&
+           isConstantIntValue(sizes[0], 1) &&
+           isConstantIntValue(sizes[1], width) &&
+           (!row || getAsOpFoldResult(row) == offsets[0]) &&
+           llvm::all_of(view.getMixedStrides(), [](OpFoldResult s) {
+             return isConstantIntValue(s, 1);
+           });
+  };
+  Value target = out.getSource();
+  if (!rowAt(in, loop.getInductionVar()) || !rowAt(out, Value()) ||
+      llvm::any_of(plan.op->getOperands(),
+                   [&](Value v) { return rootOf(v) == rootOf(target); }) ||
+      rootOf(target) == rootOf(ys) || !hasUnitInnerStride(target))
+    return std::nullopt;
+  if (result.selfCopy) {
+    auto to = result.selfCopy.getTarget().getDefiningOp<memref::SubViewOp>();
+    if (result.selfCopy.getSource() != out.getResult() || !to ||
+        to.getSource() != target ||
+        to.getMixedOffsets() != out.getMixedOffsets() ||
+        to.getMixedSizes() != out.getMixedSizes())
+      return std::nullopt;
+  }
+  // The update: yield(out + addend), the addend element-wise in `in` and
+  // values from above.
+  Block *body = update.getBody();
+  auto sum =
+      body->getTerminator()->getOperand(0).getDefiningOp<arith::AddFOp>();
+  BlockArgument acc = body->getArgument(1);
+  if (!sum || (sum.getLhs() == acc) == (sum.getRhs() == acc))
+    return std::nullopt;
+  result.sum = sum;
+  result.addend = sum.getLhs() == acc ? sum.getRhs() : sum.getLhs();
+  for (Operation &inner : body->without_terminator())
+    if (!OpTrait::hasElementwiseMappableTraits(&inner) ||
+        (&inner != sum.getOperation() &&
+         llvm::is_contained(inner.getOperands(), acc)))
+      return std::nullopt;
+  // The kernel still writes the epilogue's output if anything else uses
+  // its buffer.
+  for (Operation *user : ys.getUsers())
+    if (user != epilogue.getOperation() && user != in.getOperation())
+      result.keepOutput = true;
+  return result;
+}
+
+} // namespace
+
+FailureOr<Contraction> moma::analyseContraction(linalg::LinalgOp op) {
+  FailureOr<Contraction> result = analyseProduct(op);
+  if (failed(result))
+    return failure();
+  std::optional<Epilogue> epilogue = matchEpilogue(op);
+  if (epilogue && mapsEpilogue(*epilogue) &&
+      lastDimOf(result->cMap) == result->nDim) {
+    // The epilogue writes no buffer the product reads.
+    Value out = epilogue->op.getDpsInits().front();
+    if (llvm::none_of(op->getOperands(),
+                      [&](Value v) { return rootOf(v) == rootOf(out); }))
+      result->epilogue = epilogue;
+  }
+  if (result->epilogue && !result->dotForm)
+    result->combine = matchCombine(*result);
+  return result;
 }

@@ -9,13 +9,38 @@
 #ifndef PASSES_CPU_CONTRACTIONANALYSIS_H
 #define PASSES_CPU_CONTRACTIONANALYSIS_H
 
+#include "passes/Kernels/Epilogues.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Value.h"
 #include "llvm/ADT/SmallVector.h"
 
 #include "moma/Support/LLVM.h"
 
 namespace moma {
+
+/// moma.combine's scatter fused into a contraction's epilogue: the loop
+/// over slots `s` that adds the epilogue's row `s` into the row of
+/// `slot_token[s]` of its output (`update`: `out + addend(in)` on those
+/// rows).
+struct CombineScatter {
+  mlir::scf::ForOp loop;
+  mlir::linalg::GenericOp update;
+  /// The update's sum and the addend it adds to the output.
+  mlir::arith::AddFOp sum;
+  Value addend;
+  /// A copy of the updated row onto itself that bufferization leaves.
+  mlir::memref::CopyOp selfCopy;
+  /// The ops between the epilogue and the loop: the output's allocation and
+  /// initialisation (the residual), views and scalars.
+  SmallVector<Operation *> init;
+  /// Whether the epilogue's output buffer has other users, so the kernel
+  /// still writes it.
+  bool keepOutput = false;
+};
 
 /// How the loops of a recognised contraction `C += A * B` are used.
 struct Contraction {
@@ -51,6 +76,14 @@ struct Contraction {
   SmallVector<mlir::AffineMap> inputMaps;
   SmallVector<mlir::BlockArgument> sideArgs;
   Block *body = nullptr;
+
+  /// The element-wise op the kernel applies to its result in registers once
+  /// the reduction is done (`matchEpilogue`), writing the op's output; the
+  /// kernel still writes C.
+  std::optional<Epilogue> epilogue;
+  /// The combine that scatters the epilogue's rows (then the epilogue's
+  /// output is not written).
+  std::optional<CombineScatter> combine;
 
   int64_t size(unsigned dim) const { return sizes[dim]; }
 };

@@ -42,6 +42,24 @@ def MomaCpuVectorizeContractions
       contiguous along `n` keeps `mr x nr` tiles of vector accumulators
       along K, reduced horizontally at the end.
 
+    - *Epilogues*: the element-wise op that consumes a contraction's result
+      (`matchEpilogue`, `passes/Kernels/Epilogues.h`: activations, the
+      mask of grouped experts, bias, residual adds, scales) runs on the
+      accumulators once the last slice of K is in: its body is cloned with
+      values that vary along the columns as vectors (reads of the column
+      index as vector loads, the rest as scalars) and stored into the op's
+      output, and the op is erased. The kernel still writes C.
+    - *Combine*: when that epilogue (the experts' slot mask) feeds
+      `moma.combine`'s scatter loop (`y[tok[s]] += gate[s] * ys[s]` over
+      slots `s`), the loop's body is cloned per slot of each register tile
+      and updates the token's row in registers; the loop and the `[S, D]`
+      expert outputs are gone, and the output's initialisation (the
+      residual) moves above the kernel. `combine=deterministic` keeps the
+      column panels as the only parallel dimension, so every element sums
+      its slots in ascending order, exactly the loop's order;
+      `combine=fast` splits the slot blocks across threads too and adds
+      with `memref.atomic_rmw`, in an order that varies from run to run.
+
     Any further dimensions of the op become outer loops. The outer loops
     and the column panels (outer-product form) or row tiles (horizontal dot
     form) form
@@ -62,6 +80,10 @@ def MomaCpuVectorizeContractions
     Option<"target", "target", "std::string", /*default=*/"\"x86-64-v3\"",
            "The CPU level whose target model chooses the tiles: x86-64-v3 "
            "(AVX2 + FMA) or x86-64-v4 (AVX-512)">,
+    Option<"combine", "combine", "std::string", /*default=*/"\"deterministic\"",
+           "moma.combine's scatter in the second expert GEMM: deterministic "
+           "(threads split the columns; every sum in ascending slot order, "
+           "no atomics) or fast (threads split the slots too; atomic adds)">,
   ];
 }
 

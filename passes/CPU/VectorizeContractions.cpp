@@ -13,6 +13,8 @@
 #include "passes/Kernels/CostModel.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
 
 namespace moma {
@@ -28,8 +30,9 @@ namespace {
 /// Writes the loops of one contraction.
 class Emitter {
 public:
-  Emitter(Contraction &plan, const TargetModel &target)
-      : plan(plan), target(target), lanes(target.lanes()) {}
+  Emitter(Contraction &plan, const TargetModel &target, bool deterministic)
+      : plan(plan), target(target), lanes(target.lanes()),
+        deterministic(deterministic) {}
 
   void emit(OpBuilder &b) {
     Location loc = plan.op.getLoc();
@@ -54,6 +57,9 @@ private:
     return map.getDimPosition(map.getNumResults() - 1) == plan.nDim &&
            cast<MemRefType>(plan.c.getType()).areTrailingDimsContiguous(1);
   }
+  /// Combine's mode: fixed order without atomics, or atomic adds with the
+  /// slot rows split across threads too.
+  bool deterministic;
 
   Value cst(OpBuilder &b, Location loc, int64_t v) {
     return arith::ConstantIndexOp::create(b, loc, v);
@@ -192,6 +198,221 @@ private:
   }
 
   //===--------------------------------------------------------------------===//
+  // Epilogue
+  //===--------------------------------------------------------------------===//
+
+  /// The epilogue's loop indices at the indices `cIdx` of C: each index of
+  /// C delinearised over the loops of its group.
+  SmallVector<Value> epilogueDims(OpBuilder &b, Location loc,
+                                  ArrayRef<Value> cIdx) {
+    const Epilogue &epilogue = *plan.epilogue;
+    linalg::GenericOp op = epilogue.op;
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    SmallVector<Value> dims(ranges.size());
+    for (auto [group, index] : llvm::zip_equal(epilogue.groups, cIdx)) {
+      Value rest = index;
+      for (int64_t d : llvm::reverse(group)) {
+        if (d == group.front()) {
+          dims[d] = rest;
+          break;
+        }
+        Value size = cst(b, loc, ranges[d]);
+        dims[d] = arith::RemUIOp::create(b, loc, rest, size);
+        rest = arith::DivUIOp::create(b, loc, rest, size);
+      }
+    }
+    return dims;
+  }
+
+  /// Clones the element-wise op `inner` under `mapping`; with `width`
+  /// lanes and an operand in `varying`, as an op on vectors (other operands
+  /// broadcast, a select's scalar condition kept), its results then varying.
+  void cloneVectorized(OpBuilder &b, Operation &inner, IRMapping &mapping,
+                       llvm::SmallPtrSetImpl<Value> &varying, int64_t width) {
+    if (!width || llvm::none_of(inner.getOperands(),
+                                [&](Value v) { return varying.contains(v); })) {
+      b.clone(inner, mapping);
+      return;
+    }
+    Location loc = inner.getLoc();
+    auto vectorOf = [&](Type type) { return VectorType::get({width}, type); };
+    OperationState state(loc, inner.getName());
+    for (Value operand : inner.getOperands()) {
+      Value mapped = mapping.lookupOrDefault(operand);
+      bool keepScalar =
+          isa<arith::SelectOp>(inner) && operand == inner.getOperand(0);
+      if (!varying.contains(operand) && !keepScalar)
+        mapped = vector::BroadcastOp::create(
+            b, loc, vectorOf(operand.getType()), mapped);
+      state.addOperands(mapped);
+    }
+    for (Type type : inner.getResultTypes())
+      state.addTypes(vectorOf(type));
+    state.addAttributes(inner.getAttrs());
+    Operation *vectorOp = b.create(state);
+    for (auto [from, to] :
+         llvm::zip_equal(inner.getResults(), vectorOp->getResults())) {
+      mapping.map(from, to);
+      varying.insert(from);
+    }
+  }
+
+  /// Applies the epilogue to `acc`, C's value at `cIdx`: a vector of
+  /// `width` columns from `cIdx.back()` (the last `mask`ed), or a scalar
+  /// when `width` is 0; the op's body is cloned, with values that vary
+  /// along the columns as vectors, and the result stored into its output.
+  Value emitEpilogue(OpBuilder &b, Location loc, ArrayRef<Value> cIdx,
+                     Value acc, int64_t width, Value mask) {
+    linalg::GenericOp op = plan.epilogue->op;
+    unsigned nLoop = op.getNumLoops() - 1;
+    SmallVector<Value> dims = epilogueDims(b, loc, cIdx);
+    Block *body = op.getBody();
+    IRMapping mapping;
+    llvm::SmallPtrSet<Value, 16> varying, columns;
+    auto vectorOf = [&](Type type) { return VectorType::get({width}, type); };
+    auto load = [&](Value buffer, ValueRange idx, Type type,
+                    bool vector) -> Value {
+      if (!vector)
+        return memref::LoadOp::create(b, loc, buffer, idx);
+      if (!mask)
+        return vector::LoadOp::create(b, loc, vectorOf(type), buffer, idx);
+      Value zero = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(vectorOf(type), b.getZeroAttr(type)));
+      return vector::MaskedLoadOp::create(b, loc, vectorOf(type), buffer, idx,
+                                          mask, zero);
+    };
+    for (OpOperand *input : op.getDpsInputOperands()) {
+      BlockArgument arg = body->getArgument(input->getOperandNumber());
+      if (input->getOperandNumber() == plan.epilogue->input) {
+        mapping.map(arg, acc);
+        varying.insert(arg);
+        continue;
+      }
+      if (arg.use_empty())
+        continue;
+      if (!isa<MemRefType>(input->get().getType())) {
+        mapping.map(arg, input->get());
+        continue;
+      }
+      AffineMap map = op.getMatchingIndexingMap(input);
+      bool vector = width && map.isFunctionOfDim(nLoop);
+      mapping.map(
+          arg, load(input->get(), indices(map, dims), arg.getType(), vector));
+      if (vector)
+        varying.insert(arg);
+    }
+    for (Operation &inner : body->without_terminator()) {
+      if (auto index = dyn_cast<linalg::IndexOp>(inner)) {
+        mapping.map(index.getResult(), dims[index.getDim()]);
+        if (index.getDim() == nLoop)
+          columns.insert(index.getResult());
+        continue;
+      }
+      if (auto read = dyn_cast<memref::LoadOp>(inner)) {
+        bool vector = width && !read.getIndices().empty() &&
+                      columns.contains(read.getIndices().back());
+        SmallVector<Value> idx;
+        for (Value index : read.getIndices())
+          idx.push_back(mapping.lookupOrDefault(index));
+        mapping.map(read.getResult(),
+                    load(read.getMemRef(), idx, read.getType(), vector));
+        if (vector)
+          varying.insert(read.getResult());
+        continue;
+      }
+      cloneVectorized(b, inner, mapping, varying, width);
+    }
+    Value yielded = body->getTerminator()->getOperand(0);
+    Value result = mapping.lookupOrDefault(yielded);
+    if (width && !varying.contains(yielded))
+      result = vector::BroadcastOp::create(b, loc, vectorOf(result.getType()),
+                                           result);
+    if (plan.combine && !plan.combine->keepOutput)
+      return result; // only scattered, by the caller
+    OpOperand *init = op.getDpsInitOperand(0);
+    SmallVector<Value> outIdx = indices(op.getMatchingIndexingMap(init), dims);
+    if (width)
+      storeVector(b, loc, result, init->get(), outIdx, mask);
+    else
+      memref::StoreOp::create(b, loc, result, init->get(), outIdx);
+    return result;
+  }
+
+  /// Combine's scatter of slot `row`'s epilogue values `values` (vectors of
+  /// columns from `cols`, the last `tailMask`ed): the scatter loop's body
+  /// cloned for that slot, its row update restricted to these columns.
+  /// Deterministic: vector loads, updates and stores (the caller runs slots
+  /// in ascending order per column); fast: atomic adds, lane by lane.
+  void emitScatter(OpBuilder &b, Location loc, Value row, ArrayRef<Value> cols,
+                   ArrayRef<Value> values, int64_t tailLanes) {
+    CombineScatter &combine = *plan.combine;
+    IRMapping mapping;
+    mapping.map(combine.loop.getInductionVar(), row);
+    std::function<void(OpBuilder &, Block &)> cloneBlock = [&](OpBuilder &cb,
+                                                               Block &block) {
+      for (Operation &inner : block.without_terminator()) {
+        if (&inner == combine.selfCopy.getOperation())
+          continue;
+        if (auto branch = dyn_cast<scf::IfOp>(inner)) {
+          scf::IfOp::create(cb, branch.getLoc(),
+                            mapping.lookupOrDefault(branch.getCondition()),
+                            [&](OpBuilder &tb, Location tloc) {
+                              cloneBlock(tb, *branch.thenBlock());
+                              scf::YieldOp::create(tb, tloc);
+                            });
+          continue;
+        }
+        if (&inner != combine.update.getOperation()) {
+          cb.clone(inner, mapping);
+          continue;
+        }
+        Value target =
+            mapping.lookupOrDefault(combine.update.getDpsInits().front());
+        for (auto [j, col] : llvm::enumerate(cols))
+          emitRowUpdate(cb, loc, mapping, target, col, values[j],
+                        j + 1 == cols.size() ? tailLanes : lanes);
+      }
+    };
+    cloneBlock(b, *combine.loop.getBody());
+  }
+
+  /// `target[col + l] += addend(values[l])` for the `live` first lanes;
+  /// `outer` maps the scatter loop's values.
+  void emitRowUpdate(OpBuilder &b, Location loc, const IRMapping &outer,
+                     Value target, Value col, Value value, int64_t live) {
+    Block *body = plan.combine->update.getBody();
+    IRMapping mapping = outer;
+    llvm::SmallPtrSet<Value, 8> varying;
+    Value mask = live == lanes ? Value() : laneMask(b, loc, lanes, live);
+    mapping.map(body->getArgument(0), value);
+    varying.insert(body->getArgument(0));
+    if (deterministic) {
+      mapping.map(body->getArgument(1), loadVector(b, loc, target, col, mask));
+      varying.insert(body->getArgument(1));
+      for (Operation &inner : body->without_terminator())
+        cloneVectorized(b, inner, mapping, varying, lanes);
+      storeVector(b, loc,
+                  mapping.lookupOrDefault(body->getTerminator()->getOperand(0)),
+                  target, col, mask);
+      return;
+    }
+    // The addend (the update is `out + addend(in)`), then one atomic add a
+    // lane.
+    for (Operation &inner : body->without_terminator())
+      if (&inner != plan.combine->sum.getOperation())
+        cloneVectorized(b, inner, mapping, varying, lanes);
+    Value addend = mapping.lookupOrDefault(plan.combine->addend);
+    if (!varying.contains(plan.combine->addend))
+      addend = vector::BroadcastOp::create(b, loc, vecType(lanes), addend);
+    for (int64_t l = 0; l < live; ++l) {
+      Value lane = vector::ExtractOp::create(b, loc, addend, l);
+      Value at = arith::AddIOp::create(b, loc, col, cst(b, loc, l));
+      memref::AtomicRMWOp::create(b, loc, arith::AtomicRMWKind::addf, lane,
+                                  target, ValueRange{at});
+    }
+  }
+
+  //===--------------------------------------------------------------------===//
   // Outer-product form
   //===--------------------------------------------------------------------===//
 
@@ -200,20 +421,38 @@ private:
     if (plan.rowSelected)
       shape.groups = cast<MemRefType>(plan.b.getType()).getDimSize(0);
     MatmulTiling tiles = chooseMatmulTiling(target, shape);
+    int64_t m = plan.size(plan.mDim);
+    if (plan.combine && !deterministic) {
+      // Fast combine: the threads split the mc-row blocks of slots (their
+      // scatters add atomically); each block walks the column panels.
+      parallelOverTiles(b, loc, m, tiles.mc,
+                        [&](OpBuilder &pb, Location ploc, ArrayRef<Value> dims,
+                            Value m0, int64_t rows) {
+                          parallelOverTiles(
+                              pb, ploc, shape.n, tiles.nr,
+                              [&](OpBuilder &nb, Location nloc, ArrayRef<Value>,
+                                  Value n0, int64_t width) {
+                                emitPanel(nb, nloc, SmallVector<Value>(dims),
+                                          n0, width, tiles, m0, rows);
+                              });
+                        });
+      return;
+    }
     // The threads split the outer dimensions and the column panels.
     parallelOverTiles(b, loc, shape.n, tiles.nr,
                       [&](OpBuilder &pb, Location ploc, ArrayRef<Value> dims,
                           Value n0, int64_t width) {
                         emitPanel(pb, ploc, SmallVector<Value>(dims), n0, width,
-                                  tiles);
+                                  tiles, cst(pb, ploc, 0), m);
                       });
   }
 
-  /// Columns [n0, n0 + width) of every row: mc-row blocks, kc-deep slices,
-  /// mr-row register tiles, then the rows left over.
+  /// Columns [n0, n0 + width) of rows [first, first + m): mc-row blocks,
+  /// kc-deep slices, mr-row register tiles, then the rows left over.
   void emitPanel(OpBuilder &b, Location loc, SmallVector<Value> dims, Value n0,
-                 int64_t width, const MatmulTiling &tiles) {
-    int64_t m = plan.size(plan.mDim), k = plan.size(plan.kDim);
+                 int64_t width, const MatmulTiling &tiles, Value first,
+                 int64_t m) {
+    int64_t k = plan.size(plan.kDim);
     int64_t mr = tiles.mr, full = m / mr * mr;
     // B's rows are a row of the weight apart: a large power-of-two stride
     // that maps a panel's rows to a few L1 sets. So the panel is copied to
@@ -245,15 +484,15 @@ private:
                 scf::YieldOp::create(fb, floc);
               });
         };
+    Value end = arith::AddIOp::create(b, loc, first, cst(b, loc, full));
     if (full > 0) {
       scf::ForOp::create(
-          b, loc, cst(b, loc, 0), cst(b, loc, full), cst(b, loc, tiles.mc),
-          ValueRange{},
+          b, loc, first, end, cst(b, loc, tiles.mc), ValueRange{},
           [&](OpBuilder &mb, Location mloc, Value m0, ValueRange) {
             Value mEnd = arith::MinSIOp::create(
                 mb, mloc,
                 arith::AddIOp::create(mb, mloc, m0, cst(mb, mloc, tiles.mc)),
-                cst(mb, mloc, full));
+                end);
             kSlices(mb, mloc,
                     [&](OpBuilder &kb, Location kloc, Value k0, Value kEnd) {
                       // Carries the slice held in `packed` (-1: none).
@@ -273,8 +512,8 @@ private:
     }
     if (m > full)
       kSlices(b, loc, [&](OpBuilder &kb, Location kloc, Value k0, Value kEnd) {
-        emitTile(kb, kloc, dims, cst(kb, kloc, full), m - full, n0, width, k0,
-                 kEnd, cst(kb, kloc, -1));
+        emitTile(kb, kloc, dims, end, m - full, n0, width, k0, kEnd,
+                 cst(kb, kloc, -1));
       });
     memref::DeallocOp::create(b, loc, packed);
   }
@@ -540,6 +779,33 @@ private:
       for (int64_t j = 0; j < vectors; ++j)
         storeVector(b, loc, loop.getResult(i * vectors + j), plan.c,
                     cIndices(i, j), maskOf(j));
+    if (!plan.epilogue)
+      return;
+    // The epilogue, once the last slice of K is in.
+    // With combine, each slot's values are scattered into its token's row
+    // (slots in ascending order).
+    auto apply = [&](OpBuilder &eb, Location eloc) {
+      for (int64_t i = 0; i < rows; ++i) {
+        SmallVector<Value> values;
+        for (int64_t j = 0; j < vectors; ++j)
+          values.push_back(emitEpilogue(eb, eloc, cIndices(i, j),
+                                        loop.getResult(i * vectors + j), lanes,
+                                        maskOf(j)));
+        if (plan.combine)
+          emitScatter(eb, eloc, rowIdx[i], colIdx, values, tailLanes);
+      }
+    };
+    int64_t k = plan.size(plan.kDim);
+    if (getConstantIntValue(kEnd) == k) {
+      apply(b, loc);
+      return;
+    }
+    Value last = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, kEnd,
+                                       cst(b, loc, k));
+    scf::IfOp::create(b, loc, last, [&](OpBuilder &tb, Location tloc) {
+      apply(tb, tloc);
+      scf::YieldOp::create(tb, tloc);
+    });
   }
 
   //===--------------------------------------------------------------------===//
@@ -633,6 +899,8 @@ private:
         Value sum = vector::ReductionOp::create(
             b, loc, vector::CombiningKind::ADD, acc[i * cols + j], init);
         memref::StoreOp::create(b, loc, sum, plan.c, idx);
+        if (plan.epilogue)
+          emitEpilogue(b, loc, idx, sum, /*width=*/0, Value());
       }
   }
 };
@@ -642,6 +910,12 @@ struct VectorizeContractionsPass
   using MomaCpuVectorizeContractionsBase::MomaCpuVectorizeContractionsBase;
 
   void runOnOperation() override {
+    if (combine != "deterministic" && combine != "fast") {
+      emitError(getOperation().getLoc())
+          << "moma-cpu-vectorize-contractions: unknown combine mode '"
+          << combine << "' (expected deterministic or fast)";
+      return signalPassFailure();
+    }
     std::optional<TargetModel> model = TargetModel::get(target);
     if (!model || model->isGpu) {
       emitError(getOperation().getLoc())
@@ -656,9 +930,23 @@ struct VectorizeContractionsPass
         plans.push_back(*plan);
     });
     for (Contraction &plan : plans) {
+      // What sits between the product and its epilogue (views, scalars,
+      // the epilogue's output allocation: nothing that touches data) moves
+      // above the fused kernel, which uses it.
+      if (plan.epilogue)
+        while (plan.op->getNextNode() != plan.epilogue->op)
+          plan.op->getNextNode()->moveBefore(plan.op);
+      // So does combine's initialisation of its output (its residual).
+      if (plan.combine)
+        for (Operation *init : plan.combine->init)
+          init->moveBefore(plan.op);
       OpBuilder b(plan.op);
-      Emitter(plan, *model).emit(b);
+      Emitter(plan, *model, combine == "deterministic").emit(b);
       plan.op->erase();
+      if (plan.combine)
+        plan.combine->loop->erase();
+      if (plan.epilogue)
+        plan.epilogue->op->erase();
     }
   }
 };

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Kernels/CostModel.h"
+#include "passes/Kernels/Epilogues.h"
 #include "passes/Kernels/KernelReport.h"
 #include "passes/Kernels/Passes.h"
 #include "passes/Support/Provenance.h"
@@ -288,8 +289,12 @@ public:
     // Element-wise ops join their latest producer's kernel (epilogue, or a
     // fused loop), in program order so that chains follow.
     SmallVector<Operation *> pending;
+    // A matmul's epilogue is what the code generation fuses into it
+    // (matchEpilogue); any other consumer of its result is planned on.
     for (Operation *op : elementwise) {
-      if (std::optional<unsigned> producer = producerKernel(op))
+      std::optional<unsigned> producer = producerKernel(op);
+      if (producer && (kernels[*producer].kind != KernelClass::Matmul ||
+                       isEpilogueOf(kernels[*producer], op)))
         joinNeighbour(*producer, op, "epilogue");
       else
         pending.push_back(op);
@@ -381,6 +386,13 @@ private:
       }
     }
     return consumer;
+  }
+
+  /// Whether `op` is the epilogue the root of matmul `kernel` fuses.
+  static bool isEpilogueOf(const Kernel &kernel, Operation *op) {
+    std::optional<Epilogue> epilogue =
+        matchEpilogue(cast<linalg::LinalgOp>(kernel.root));
+    return epilogue && epilogue->op == op;
   }
 
   unsigned newKernel(KernelClass kind, Operation *root) {

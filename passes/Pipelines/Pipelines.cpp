@@ -107,18 +107,22 @@ void moma::buildMomaToCpuPipeline(OpPassManager &pm,
 void moma::buildMomaToCpuBufferStage(OpPassManager &pm,
                                      const CpuPipelineOptions &options) {
   buildMomaToBuffers(pm, options.outParams);
+  // The kernel layer's CPU mapping: matmul-class ops, with their fused
+  // epilogues, to register-blocked vector loops (an scf.parallel each),
+  // before the arena, which then sees what each fused kernel reads and
+  // writes.
+  MomaCpuVectorizeContractionsOptions contractions;
+  contractions.target = options.cpu;
+  contractions.combine = options.combine;
+  pm.addNestedPass<func::FuncOp>(
+      createMomaCpuVectorizeContractions(contractions));
   if (options.scratchArena)
     pm.addPass(createMomaScratchArena());
 }
 
 void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
                                  const CpuPipelineOptions &options) {
-  // The kernel layer's CPU mapping: matmul-class ops to register-blocked
-  // vector loops (an scf.parallel each); every other op to loops.
-  MomaCpuVectorizeContractionsOptions contractions;
-  contractions.target = options.cpu;
-  pm.addNestedPass<func::FuncOp>(
-      createMomaCpuVectorizeContractions(contractions));
+  // Every op the CPU mapping left to loops.
   // With threads, the parallel dimensions of every other op become an
   // scf.parallel too.
   if (options.threads)
@@ -153,6 +157,8 @@ void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
   pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
+  // math-to-libm calls vector math (an epilogue's erf) element by element.
+  pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());

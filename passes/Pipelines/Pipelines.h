@@ -43,6 +43,12 @@ struct CpuPipelineOptions
       llvm::cl::desc("The CPU level the kernels are tiled and compiled for: "
                      "x86-64-v3 (AVX2 + FMA) or x86-64-v4 (AVX-512)"),
       llvm::cl::init("x86-64-v3")};
+  PassOptions::Option<std::string> combine{
+      *this, "combine",
+      llvm::cl::desc("moma.combine fused into the second expert GEMM: "
+                     "deterministic (no atomics, every sum in slot order) or "
+                     "fast (atomic adds)"),
+      llvm::cl::init("deterministic")};
   PassOptions::Option<bool> threads{
       *this, "threads",
       llvm::cl::desc("Run the kernels' parallel loops on OpenMP threads "

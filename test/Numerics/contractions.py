@@ -12,6 +12,7 @@ must agree to 1e-5 of the output's largest magnitude.
 """
 
 import argparse
+import math
 import sys
 
 import numpy as np
@@ -40,19 +41,18 @@ def matmul_case(m, k, n):
     return func, inputs, expected, f"tensor<{m}x{n}xf32>"
 
 
-def row_selected_case(t, k, n, g, selector):
-    func = f"""
-  func.func @op(%x: tensor<{t}x{k}xf32>, %sel: tensor<{t}xi32>,
-                %w: tensor<{g}x{k}x{n}xf32>,
-                %c: tensor<{t}x{n}xf32>) -> tensor<{t}x{n}xf32> {{
+def row_selected_product(result, selector, t, k, n, g):
+    """`result[t, n] = c[t, n] + sum_k x[t, k] w[sel[t], k, n]` (the slice
+    clamped to the groups), the generic tokenMatmul builds."""
+    return f"""
     %zero = arith.constant 0 : i32
     %last = arith.constant {g - 1} : i32
-    %r = linalg.generic {{
+    {result} = linalg.generic {{
         indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
                          affine_map<(t, n, k) -> (t)>,
                          affine_map<(t, n, k) -> (t, n)>],
         iterator_types = ["parallel", "parallel", "reduction"]}}
-        ins(%x, %sel : tensor<{t}x{k}xf32>, tensor<{t}xi32>)
+        ins(%x, {selector} : tensor<{t}x{k}xf32>, tensor<{t}xi32>)
         outs(%c : tensor<{t}x{n}xf32>) {{
     ^bb0(%in: f32, %s: i32, %out: f32):
       %lo = arith.maxsi %s, %zero : i32
@@ -64,7 +64,15 @@ def row_selected_case(t, k, n, g, selector):
       %p = arith.mulf %in, %wv : f32
       %sum = arith.addf %out, %p : f32
       linalg.yield %sum : f32
-    }} -> tensor<{t}x{n}xf32>
+    }} -> tensor<{t}x{n}xf32>"""
+
+
+def row_selected_case(t, k, n, g, selector):
+    func = f"""
+  func.func @op(%x: tensor<{t}x{k}xf32>, %sel: tensor<{t}xi32>,
+                %w: tensor<{g}x{k}x{n}xf32>,
+                %c: tensor<{t}x{n}xf32>) -> tensor<{t}x{n}xf32> {{
+{row_selected_product("%r", "%sel", t, k, n, g)}
     return %r : tensor<{t}x{n}xf32>
   }}"""
     def inputs(rng):
@@ -217,6 +225,59 @@ def masked_case(m, k, n):
     return func, inputs, expected, f"tensor<{m}x{n}xf32>"
 
 
+def epilogue_case(t, k, n, g, experts):
+    """The grouped expert GEMM with its epilogue (moma-cpu-vectorize-
+    contractions fuses it): out[t, n] = e[t] >= 0 ? gelu(h + bias[n]) : 0
+    for h = c + x w[e[t]], the bias read by column, slots outside every
+    expert (-1) masked."""
+    func = f"""
+  func.func @op(%x: tensor<{t}x{k}xf32>, %e: tensor<{t}xi32>,
+                %w: tensor<{g}x{k}x{n}xf32>, %bias: tensor<{n}xf32>,
+                %c: tensor<{t}x{n}xf32>) -> tensor<{t}x{n}xf32> {{
+    %fzero = arith.constant 0.0 : f32
+    %half = arith.constant 0.5 : f32
+    %one = arith.constant 1.0 : f32
+    %rsqrt2 = arith.constant 0.707106769 : f32
+{row_selected_product("%h", "%e", t, k, n, g)}
+    %empty = tensor.empty() : tensor<{t}x{n}xf32>
+    %r = linalg.generic {{
+        indexing_maps = [affine_map<(t, n) -> (t, n)>,
+                         affine_map<(t, n) -> (t)>,
+                         affine_map<(t, n) -> (t, n)>],
+        iterator_types = ["parallel", "parallel"]}}
+        ins(%h, %e : tensor<{t}x{n}xf32>, tensor<{t}xi32>)
+        outs(%empty : tensor<{t}x{n}xf32>) {{
+    ^bb0(%in: f32, %s: i32, %out: f32):
+      %col = linalg.index 1 : index
+      %b = tensor.extract %bias[%col] : tensor<{n}xf32>
+      %v = arith.addf %in, %b : f32
+      %0 = arith.mulf %v, %rsqrt2 : f32
+      %1 = math.erf %0 : f32
+      %2 = arith.addf %1, %one : f32
+      %3 = arith.mulf %v, %half : f32
+      %4 = arith.mulf %3, %2 : f32
+      %valid = arith.cmpi sge, %s, %zero : i32
+      %5 = arith.select %valid, %4, %fzero : f32
+      linalg.yield %5 : f32
+    }} -> tensor<{t}x{n}xf32>
+    return %r : tensor<{t}x{n}xf32>
+  }}"""
+    def inputs(rng):
+        return [rng.standard_normal((t, k)).astype(np.float32),
+                np.array(experts, dtype=np.int32),
+                rng.standard_normal((g, k, n)).astype(np.float32),
+                rng.standard_normal(n).astype(np.float32),
+                rng.standard_normal((t, n)).astype(np.float32)]
+    def expected(x, e, w, bias, c):
+        h = c.astype(np.float64) + np.einsum(
+            "tk,tkn->tn", x.astype(np.float64),
+            w[np.clip(e, 0, g - 1)].astype(np.float64))
+        v = h + bias.astype(np.float64)
+        gelu = v * 0.5 * (1 + np.vectorize(math.erf)(v / math.sqrt(2)))
+        return np.where((e >= 0)[:, None], gelu, 0.0)
+    return func, inputs, expected, f"tensor<{t}x{n}xf32>"
+
+
 def cases():
     yield "matmul 13x24x20 (row and column tails)", matmul_case(13, 24, 20)
     yield "matmul 1x7x3 (one row, one masked vector)", matmul_case(1, 7, 3)
@@ -237,6 +298,13 @@ def cases():
     yield "dot 2x13x11x64", dot_case(2, 13, 11, 64)
     yield "dot 3x5x7x13 (masked k)", dot_case(3, 5, 7, 13)
     yield "masked causal 17x23x20", masked_case(17, 23, 20)
+    # Expert 1 gets no slot, expert 2 one; the last slots are outside every
+    # expert; K spans several kc slices.
+    uneven = [0] * 20 + [2] + [3] * 12 + [-1] * 4
+    yield "epilogue: empty, single-token experts, masked slots", \
+        epilogue_case(37, 300, 20, 4, uneven)
+    yield "epilogue: all tokens in one expert", \
+        epilogue_case(16, 24, 40, 4, [3] * 16)
 
 
 def main():

@@ -104,7 +104,7 @@ def check_model(args, model, tokens_file, seed, tmp):
     if args.random_norms:
         randomize_norms(weights_file, seed)
     run([args.momac, model, "--target=cpu", f"--batch={B}", f"--seq-len={L}",
-         "-o", program])
+         f"--combine={args.combine}", "-o", program])
 
     pad = torch.full((B, 1), -1, dtype=ids.dtype)
     inputs = {
@@ -154,6 +154,9 @@ def main():
     parser.add_argument("--moma-run", default="moma-run")
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--combine", choices=["deterministic", "fast"],
+                        default="deterministic",
+                        help="momac --combine: moma.combine's mode")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="f32",
                         help="run the models in this dtype instead of "
                              "their own (the examples are f32)")

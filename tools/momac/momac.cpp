@@ -89,6 +89,12 @@ cl::opt<std::string>
                       "tiled and compiled for, x86-64-v3 (AVX2 + FMA, the "
                       "default) or x86-64-v4 (AVX-512)"),
              cl::init("x86-64-v3"), cl::value_desc("level"), cl::cat(category));
+cl::opt<std::string> combineMode(
+    "combine",
+    cl::desc("CPU target: moma.combine in the second expert GEMM's epilogue, "
+             "deterministic (no atomics, fixed summation order; the default) "
+             "or fast (atomic adds)"),
+    cl::init("deterministic"), cl::value_desc("mode"), cl::cat(category));
 cl::opt<bool> scratchReuse(
     "scratch-reuse",
     cl::desc("GPU targets: let scratch buffers whose launches do not overlap "
@@ -182,6 +188,9 @@ int main(int argc, char **argv) {
                 ": unknown target (expected cpu, sm_80, sm_90 or sm_90a)");
   std::string text;
   raw_string_ostream os(text);
+  if (combineMode != "deterministic" && combineMode != "fast")
+    return fail("--combine=" + combineMode +
+                ": unknown mode (expected deterministic or fast)");
   if (cpuLevel != "x86-64-v3" && cpuLevel != "x86-64-v4")
     return fail("--cpu=" + cpuLevel +
                 ": unknown CPU level (expected x86-64-v3 or x86-64-v4)");
@@ -196,7 +205,7 @@ int main(int argc, char **argv) {
                   ": unknown target (expected cpu, sm_80, sm_90 or sm_90a)");
     Expected<moma::runtime::Program> program =
         target == "cpu"
-            ? moma::compileCpuProgram(**module, cpuLevel)
+            ? moma::compileCpuProgram(**module, cpuLevel, combineMode)
             : moma::compileGpuProgram(
                   **module, target,
                   moma::GpuProgramOptions{

@@ -33,9 +33,11 @@ class ProgramBuilder;
 /// error), one kernel `moma_forward(void **args)` in a shared object, and a
 /// one-launch schedule over an arena of inputs, weights, outputs and the
 /// `scratch` buffer (its bytes described as i32 words), passed last.
+/// `combine` is moma-to-cpu's combine mode (deterministic or fast).
 /// `module` is consumed.
 llvm::Expected<runtime::Program>
-compileCpuProgram(mlir::ModuleOp module, llvm::StringRef cpu = "x86-64-v3");
+compileCpuProgram(mlir::ModuleOp module, llvm::StringRef cpu = "x86-64-v3",
+                  llvm::StringRef combine = "deterministic");
 
 /// One argument or result of `@forward` as a program buffer.
 struct ProgramArgument {
