@@ -153,8 +153,8 @@ static llvm::Error checkNoAllocations(func::FuncOp func) {
   return llvm::createStringError(text);
 }
 
-llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module,
-                                                   StringRef cpu) {
+llvm::Expected<runtime::Program>
+compileCpuProgram(ModuleOp module, StringRef cpu, int64_t vocabChunk) {
   llvm::Expected<std::vector<ProgramArgument>> buffers = prepareForward(module);
   if (!buffers)
     return buffers.takeError();
@@ -170,6 +170,7 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module,
   options.barePointers = true;
   options.scratchArena = true;
   options.cpu = cpu.str();
+  options.vocabChunk = vocabChunk;
   if (llvm::Error err = runLoweringPipeline(
           module,
           [&](OpPassManager &pm) {

@@ -85,6 +85,19 @@ MatmulTiling chooseMatmulTiling(const TargetModel &target,
 MatmulTiling chooseDotTiling(const TargetModel &target,
                              const MatmulShape &shape);
 
+/// The vocabulary chunk `Vc` of the LM head fused with cross-entropy
+/// (`[rows, dModel] x [dModel, vocab]` logits, reduced per row by an online
+/// log-sum-exp): a divisor of `vocab`, so that every chunk has one static
+/// shape. The f32 logits block the epilogue reads back must fit half of L2:
+/// `[mc, Vc]` on the CPU (`mc` of the chunk's matmul tiling), `[rows, Vc]` on
+/// the GPU (one thread per output: every row at once). Among the divisors
+/// under that bound the largest multiple of the register tile's `nr` (the
+/// CPU) or of a warp (32, the GPU) wins, else the largest divisor; when even
+/// that is under an eighth of the bound (a vocabulary with no useful
+/// divisor), the whole vocabulary is one chunk. KernelLayer.md states it.
+int64_t chooseVocabChunk(const TargetModel &target, int64_t rows, int64_t vocab,
+                         int64_t dModel);
+
 } // namespace moma
 
 #endif // PASSES_KERNELS_COSTMODEL_H

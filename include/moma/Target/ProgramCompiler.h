@@ -33,9 +33,11 @@ class ProgramBuilder;
 /// error), one kernel `moma_forward(void **args)` in a shared object, and a
 /// one-launch schedule over an arena of inputs, weights, outputs and the
 /// `scratch` buffer (its bytes described as i32 words), passed last.
-/// `module` is consumed.
+/// `vocabChunk`, when positive, replaces the cost model's vocabulary chunk
+/// of the fused LM head (CpuPipelineOptions). `module` is consumed.
 llvm::Expected<runtime::Program>
-compileCpuProgram(mlir::ModuleOp module, llvm::StringRef cpu = "x86-64-v3");
+compileCpuProgram(mlir::ModuleOp module, llvm::StringRef cpu = "x86-64-v3",
+                  int64_t vocabChunk = 0);
 
 /// One argument or result of `@forward` as a program buffer.
 struct ProgramArgument {
