@@ -241,6 +241,12 @@ void moma::registerMomaPipelines() {
       "Lower moma IR to the LLVM dialect for the CPU (linalg, one-shot "
       "bufferization, loops)",
       buildMomaToCpuPipeline);
+  PassPipelineRegistration<CpuPipelineOptions>(
+      "moma-to-cpu-buffers",
+      "The first half of moma-to-cpu: moma IR to bufferized linalg (and the "
+      "scratch arena with scratch-arena), the IR whose buffers a CPU "
+      "program has",
+      buildMomaToCpuBufferStage);
   PassPipelineRegistration<GpuPipelineOptions>(
       "moma-to-ptx",
       "Lower moma IR to kernels (PTX in a gpu.binary) and a host function "
