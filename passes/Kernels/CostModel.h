@@ -54,6 +54,10 @@ struct TargetModel {
   static std::optional<TargetModel> get(StringRef name);
 };
 
+/// The names TargetModel::get knows, for diagnostics.
+inline constexpr llvm::StringLiteral kKnownTargetNames =
+    "x86-64-v3, x86-64-v4, sm_80, sm_90 or sm_90a";
+
 /// A matrix product `C[M, N] += A[M, K] B[K, N]`, possibly with a B chosen
 /// per row (untied per modality, grouped experts: `groups` > 1).
 struct MatmulShape {

@@ -610,8 +610,8 @@ struct MomaKernelPlan : moma::impl::MomaKernelPlanBase<MomaKernelPlan> {
     std::optional<TargetModel> model = TargetModel::get(target);
     if (!model) {
       getOperation().emitError()
-          << "moma-kernel-plan: unknown target '" << target
-          << "' (expected x86-64-v3, x86-64-v4, sm_80, sm_90 or sm_90a)";
+          << "moma-kernel-plan: unknown target '" << target << "' (expected "
+          << kKnownTargetNames << ")";
       signalPassFailure();
       return;
     }

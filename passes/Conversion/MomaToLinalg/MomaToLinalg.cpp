@@ -47,7 +47,7 @@ struct ConvertMomaToLinalg
     if (!model) {
       getOperation().emitError()
           << "convert-moma-to-linalg: unknown target '" << target
-          << "' (expected x86-64-v3, x86-64-v4, sm_80, sm_90 or sm_90a)";
+          << "' (expected " << kKnownTargetNames << ")";
       signalPassFailure();
       return;
     }
