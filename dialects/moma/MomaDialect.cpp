@@ -104,6 +104,14 @@ LogicalResult MomaDialect::verifyOperationAttribute(Operation *op,
                                 "and string 'class' and 'role'";
     return success();
   }
+  if (attr.getName() == getVocabChunkAttrName()) {
+    auto chunk = dyn_cast<IntegerAttr>(attr.getValue());
+    if (op->getName().getStringRef() != "scf.for" || !chunk ||
+        chunk.getValue().getSExtValue() <= 0)
+      return op->emitError() << "'" << getVocabChunkAttrName()
+                             << "' must be a positive integer on an scf.for";
+    return success();
+  }
   return op->emitError() << "unknown moma attribute '"
                          << attr.getName().getValue() << "'";
 }

@@ -89,6 +89,11 @@ def Moma_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getKernelTargetAttrName() {
       return ::llvm::StringLiteral("moma.kernel_target");
     }
+    /// The chunk width (a positive integer) on the `scf.for` over vocabulary
+    /// chunks of the LM head fused with cross-entropy.
+    static constexpr ::llvm::StringLiteral getVocabChunkAttrName() {
+      return ::llvm::StringLiteral("moma.vocab_chunk");
+    }
   }];
 }
 

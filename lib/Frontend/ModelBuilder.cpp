@@ -377,9 +377,17 @@ llvm::Expected<OwningOpRef<ModuleOp>> ModelIRBuilder::build() {
   SmallVector<Type> argTypes(4, ints({batch, seq}));
   for (const moma::WeightSpec &spec : specs)
     argTypes.push_back(floats(spec.shape));
-  SmallVector<Type> resultTypes = {floats({batch, seq, config.vocabSize}),
-                                   floats({numModalities})};
+  Type logitsType = floats({batch, seq, config.vocabSize});
+  SmallVector<Type> resultTypes;
+  SmallVector<StringRef> outputs;
+  if (options.logitsOutput) {
+    resultTypes.push_back(logitsType);
+    outputs.push_back("logits");
+  }
+  resultTypes.push_back(floats({numModalities}));
   resultTypes.append(5, floats({}));
+  outputs.append({"ce_per_modality", "ce", "load_balancing", "router_z",
+                  "aux_router", "total"});
   b.setInsertionPointToEnd(module->getBody());
   auto func = func::FuncOp::create(b, fileLoc, "forward",
                                    b.getFunctionType(argTypes, resultTypes));
@@ -388,9 +396,6 @@ llvm::Expected<OwningOpRef<ModuleOp>> ModelIRBuilder::build() {
     func.setArgAttr(i, "moma.input", b.getStringAttr(inputs[i]));
   for (auto [i, spec] : llvm::enumerate(specs))
     func.setArgAttr(4 + i, "moma.weight", b.getStringAttr(spec.name));
-  StringRef outputs[] = {"logits",         "ce_per_modality", "ce",
-                         "load_balancing", "router_z",        "aux_router",
-                         "total"};
   for (unsigned i = 0; i < resultTypes.size(); ++i)
     func.setResultAttr(i, "moma.output", b.getStringAttr(outputs[i]));
 
@@ -428,11 +433,11 @@ llvm::Expected<OwningOpRef<ModuleOp>> ModelIRBuilder::build() {
     head = weight("lm_head.weight");
   }
   Value logits =
-      LinearOp::create(b, headLoc, resultTypes[0], h, head, Value(), Value(),
+      LinearOp::create(b, headLoc, logitsType, h, head, Value(), Value(),
                        Value(), Value(), llvm::APFloat(1.0));
   Location lossLoc = loc("loss");
-  auto ce = CrossEntropyOp::create(b, lossLoc, resultTypes[1], floats({}),
-                                   logits, targets, targetModality);
+  auto ce = CrossEntropyOp::create(b, lossLoc, floats({numModalities}),
+                                   floats({}), logits, targets, targetModality);
   Value lb = mean(parts.loadBalancing, lossLoc);
   Value z = mean(parts.routerZ, lossLoc);
   Value aux = mean(parts.auxRouter, lossLoc);
@@ -446,9 +451,11 @@ llvm::Expected<OwningOpRef<ModuleOp>> ModelIRBuilder::build() {
   weighted(lb, config.loss.loadBalancing);
   weighted(z, config.loss.routerZ);
   weighted(aux, config.loss.auxRouter);
-  func::ReturnOp::create(b, fileLoc,
-                         ValueRange{logits, ce.getPerModality(), ce.getTotal(),
-                                    lb, z, aux, total});
+  SmallVector<Value> results;
+  if (options.logitsOutput)
+    results.push_back(logits);
+  results.append({ce.getPerModality(), ce.getTotal(), lb, z, aux, total});
+  func::ReturnOp::create(b, fileLoc, results);
 
   // The builder must only ever produce valid IR; report the verifier's
   // diagnostics as an error if it did not.

@@ -351,6 +351,7 @@ compileGpuProgram(ModuleOp module, StringRef chip,
             moma::GpuPipelineOptions pipeline;
             pipeline.chip = chip.str();
             pipeline.toolkit = *toolkit;
+            pipeline.vocabChunk = options.vocabChunk;
             moma::buildMomaToGpuPipeline(pm, pipeline);
           },
           "the GPU (" + chip.str() + ")"))

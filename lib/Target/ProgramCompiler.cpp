@@ -153,8 +153,10 @@ static llvm::Error checkNoAllocations(func::FuncOp func) {
   return llvm::createStringError(text);
 }
 
-llvm::Expected<runtime::Program>
-compileCpuProgram(ModuleOp module, StringRef cpu, StringRef combine) {
+llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module,
+                                                   StringRef cpu,
+                                                   StringRef combine,
+                                                   int64_t vocabChunk) {
   llvm::Expected<std::vector<ProgramArgument>> buffers = prepareForward(module);
   if (!buffers)
     return buffers.takeError();
@@ -171,6 +173,7 @@ compileCpuProgram(ModuleOp module, StringRef cpu, StringRef combine) {
   options.scratchArena = true;
   options.cpu = cpu.str();
   options.combine = combine.str();
+  options.vocabChunk = vocabChunk;
   if (llvm::Error err = runLoweringPipeline(
           module,
           [&](OpPassManager &pm) {

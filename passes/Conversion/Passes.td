@@ -24,8 +24,23 @@ def ConvertMomaToLinalg : Pass<"convert-moma-to-linalg", "::mlir::ModuleOp"> {
     maxima at -inf and do not lower in float types without infinities
     (`f8E4M3FN`, ...).
 
+    The LM head whose logits only a `moma.cross_entropy` reads (a program
+    compiled without a `logits` output) is lowered together with it: a loop
+    over vocabulary chunks with an online log-sum-exp (one `scf.for`
+    marked `moma.vocab_chunk`, its chunk chosen by the kernel layer's cost
+    model for `target`), so that no `[B*L, V]` logits tensor exists.
+
     Example: `moma-opt model.mlir --convert-moma-to-linalg`.
   }];
+  let options = [
+    Option<"target", "target", "std::string", /*default=*/"\"x86-64-v3\"",
+           "The kernel target (x86-64-v3, x86-64-v4, sm_80, sm_90, sm_90a) "
+           "whose cost model chooses the fused LM head's vocabulary chunk">,
+    Option<"vocabChunk", "vocab-chunk", "int64_t", /*default=*/"0",
+           "The fused LM head's vocabulary chunk instead of the cost "
+           "model's (tests and experiments; used only when it divides the "
+           "vocabulary; 0: the cost model's)">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",

@@ -10,6 +10,25 @@
 
 include "mlir/Pass/PassBase.td"
 
+def MomaGpuUnrollChunkLoops
+    : Pass<"moma-gpu-unroll-chunk-loops", "::mlir::func::FuncOp"> {
+  let summary = "Unroll the kernel layer's vocabulary-chunk loops";
+  let description = [{
+    Runs on tensors, before bufferization: every `scf.for` marked
+    `moma.vocab_chunk` (the LM head fused with cross-entropy, a loop over
+    vocabulary chunks whose trip count is static) is fully unrolled into
+    one copy of its body per chunk. The GPU program's host function is a
+    static schedule of launches with no host control flow, and a loop of
+    launches left there would become one single-thread kernel
+    (`moma-gpu-wrap-sequential`); unrolled, every chunk's matmul and
+    reductions are parallel kernels, and the buffer planner reuses one
+    chunk's logits buffer for the next. Other loops are left alone.
+
+    Example: `moma-opt f.mlir --moma-gpu-unroll-chunk-loops`.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect"];
+}
+
 
 def MomaGpuPrepareLoops : Pass<"moma-gpu-prepare-loops", "::mlir::func::FuncOp"> {
   let summary = "Shape the loops of a bufferized function for GPU mapping";

@@ -200,3 +200,30 @@ MatmulTiling moma::chooseDotTiling(const TargetModel &target,
       std::max(best.flops / (target.peakFlops * bestScore), memorySeconds);
   return best;
 }
+
+int64_t moma::chooseVocabChunk(const TargetModel &target, int64_t rows,
+                               int64_t vocab, int64_t dModel) {
+  if (rows <= 0 || vocab <= 0 || dModel <= 0)
+    return std::max<int64_t>(vocab, 1);
+  // The rows of the logits block that must stay in L2, and the column
+  // granule the kernel works in.
+  int64_t blockRows = rows, granule = 32;
+  if (!target.isGpu) {
+    MatmulTiling tiling =
+        chooseMatmulTiling(target, MatmulShape{rows, vocab, dModel, 1, 32});
+    blockRows = std::min(rows, tiling.mc);
+    granule = tiling.nr;
+  }
+  int64_t bound = std::max<int64_t>(1, target.l2Bytes / 2 / (blockRows * 4));
+  if (vocab <= bound)
+    return vocab;
+  int64_t best = 1, bestAligned = 0;
+  for (int64_t d = 1; d <= bound; ++d)
+    if (vocab % d == 0) {
+      best = d;
+      if (d % granule == 0)
+        bestAligned = d;
+    }
+  int64_t chunk = bestAligned ? bestAligned : best;
+  return chunk * 8 < bound ? vocab : chunk;
+}

@@ -54,6 +54,10 @@ struct TargetModel {
   static std::optional<TargetModel> get(StringRef name);
 };
 
+/// The names TargetModel::get knows, for diagnostics.
+inline constexpr llvm::StringLiteral kKnownTargetNames =
+    "x86-64-v3, x86-64-v4, sm_80, sm_90 or sm_90a";
+
 /// A matrix product `C[M, N] += A[M, K] B[K, N]`, possibly with a B chosen
 /// per row (untied per modality, grouped experts: `groups` > 1).
 struct MatmulShape {
@@ -84,6 +88,19 @@ MatmulTiling chooseMatmulTiling(const TargetModel &target,
 /// vector accumulators along K, reduced across lanes at the end; `kc` is K.
 MatmulTiling chooseDotTiling(const TargetModel &target,
                              const MatmulShape &shape);
+
+/// The vocabulary chunk `Vc` of the LM head fused with cross-entropy
+/// (`[rows, dModel] x [dModel, vocab]` logits, reduced per row by an online
+/// log-sum-exp): a divisor of `vocab`, so that every chunk has one static
+/// shape. The f32 logits block the epilogue reads back must fit half of L2:
+/// `[mc, Vc]` on the CPU (`mc` of the chunk's matmul tiling), `[rows, Vc]` on
+/// the GPU (one thread per output: every row at once). Among the divisors
+/// under that bound the largest multiple of the register tile's `nr` (the
+/// CPU) or of a warp (32, the GPU) wins, else the largest divisor; when even
+/// that is under an eighth of the bound (a vocabulary with no useful
+/// divisor), the whole vocabulary is one chunk. KernelLayer.md states it.
+int64_t chooseVocabChunk(const TargetModel &target, int64_t rows, int64_t vocab,
+                         int64_t dModel);
 
 } // namespace moma
 

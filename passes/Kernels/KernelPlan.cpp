@@ -134,6 +134,9 @@ std::optional<Provenance> provenance(Operation *op) {
 
 /// The class an op has on its own; element-wise ops are fused afterwards.
 KernelClass classify(Operation *op) {
+  // The LM head fused with cross-entropy: a matmul with its CE epilogue.
+  if (op->hasAttr(kVocabChunkAttrName))
+    return KernelClass::Matmul;
   std::optional<Provenance> from = provenance(op);
   bool fromAttention = from && from->op == "attention";
   if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
@@ -189,6 +192,16 @@ int64_t bodyOps(Block &body, bool floatOnly) {
   return count;
 }
 
+/// The trip count of an `scf.for` with constant bounds (1 otherwise).
+int64_t tripCount(scf::ForOp loop) {
+  std::optional<int64_t> lb = getConstantIntValue(loop.getLowerBound());
+  std::optional<int64_t> ub = getConstantIntValue(loop.getUpperBound());
+  std::optional<int64_t> step = getConstantIntValue(loop.getStep());
+  if (lb && ub && step && *step > 0)
+    return std::max<int64_t>(0, (*ub - *lb + *step - 1) / *step);
+  return 1;
+}
+
 /// Operations a sequential region runs, nested loops counted by their
 /// constant trip counts (a loop of unknown trip count counts once).
 int64_t sequentialOps(Region &region) {
@@ -197,13 +210,8 @@ int64_t sequentialOps(Region &region) {
     count += bodyOps(block, /*floatOnly=*/false);
     for (Operation &op : block) {
       int64_t trips = 1;
-      if (auto loop = dyn_cast<scf::ForOp>(op)) {
-        std::optional<int64_t> lb = getConstantIntValue(loop.getLowerBound());
-        std::optional<int64_t> ub = getConstantIntValue(loop.getUpperBound());
-        std::optional<int64_t> step = getConstantIntValue(loop.getStep());
-        if (lb && ub && step && *step > 0)
-          trips = std::max<int64_t>(0, (*ub - *lb + *step - 1) / *step);
-      }
+      if (auto loop = dyn_cast<scf::ForOp>(op))
+        trips = tripCount(loop);
       for (Region &inner : op.getRegions())
         count += trips * sequentialOps(inner);
     }
@@ -263,6 +271,17 @@ MatmulShape matmulShape(linalg::LinalgOp op) {
   shape.m *= batch;
   shape.groups = batch;
   return shape;
+}
+
+/// The product of a vocabulary-chunk loop (the fused LM head): its one
+/// contraction, run once per chunk.
+linalg::LinalgOp chunkMatmul(Operation *loop) {
+  linalg::LinalgOp found;
+  loop->walk([&](linalg::LinalgOp op) {
+    if (!found && isMatmul(op))
+      found = op;
+  });
+  return found;
 }
 
 /// Plans the kernels of one function body.
@@ -448,14 +467,35 @@ private:
     return bytes;
   }
 
+  static void addTiles(Builder &b, const MatmulTiling &tiling,
+                       SmallVector<NamedAttribute> &fields) {
+    fields.push_back(b.getNamedAttr(
+        "tiles", b.getDictionaryAttr({
+                     b.getNamedAttr("mr", b.getI64IntegerAttr(tiling.mr)),
+                     b.getNamedAttr("nr", b.getI64IntegerAttr(tiling.nr)),
+                     b.getNamedAttr("kc", b.getI64IntegerAttr(tiling.kc)),
+                     b.getNamedAttr("mc", b.getI64IntegerAttr(tiling.mc)),
+                 })));
+  }
+
   void addPlan(Builder &b, const Kernel &kernel,
                SmallVector<NamedAttribute> &fields) {
     // The moma ops fused into the kernel, in order, each once.
     llvm::SetVector<StringRef> labels;
     SmallVector<std::string> storage;
-    for (auto [op, role] : kernel.members)
+    for (auto [op, role] : kernel.members) {
+      // A vocabulary-chunk loop holds the LM head and its cross-entropy, in
+      // that order (walked before the loop itself).
+      if (op->hasAttr(kVocabChunkAttrName))
+        op->walk<WalkOrder::PreOrder>([&](Operation *inner) {
+          if (inner == op)
+            return;
+          if (std::optional<Provenance> from = provenance(inner))
+            storage.push_back(from->label());
+        });
       if (std::optional<Provenance> from = provenance(op))
         storage.push_back(from->label());
+    }
     SmallVector<Attribute> momaOps;
     llvm::SmallDenseSet<StringRef> seen;
     for (const std::string &label : storage)
@@ -474,16 +514,42 @@ private:
                        bodyOps(linalgOp.getBlock()[0], /*floatOnly=*/true);
     }
     auto rootLinalg = dyn_cast<linalg::LinalgOp>(kernel.root);
-    if (kernel.kind == KernelClass::Matmul) {
+    // A vocabulary-chunk loop: its matmul runs once per chunk, the CE
+    // epilogue's reductions with it; the logits never leave the kernel.
+    int64_t chunks = 1;
+    bool chunked = kernel.root->hasAttr(kVocabChunkAttrName);
+    if (chunked) {
+      chunks = tripCount(cast<scf::ForOp>(kernel.root));
+      rootLinalg = chunkMatmul(kernel.root);
+      kernel.root->walk([&](linalg::LinalgOp inner) {
+        if (inner != rootLinalg)
+          memberFlops += double(chunks) * double(iterationSpace(inner)) *
+                         bodyOps(inner.getBlock()[0], /*floatOnly=*/true);
+      });
+    }
+    if (chunked) {
+      // Tiles of one chunk's product; A is read per chunk, B once, no C.
       MatmulShape shape = matmulShape(rootLinalg);
       MatmulTiling tiling = chooseMatmulTiling(target, shape);
+      addTiles(b, tiling, fields);
       fields.push_back(b.getNamedAttr(
-          "tiles", b.getDictionaryAttr({
-                       b.getNamedAttr("mr", b.getI64IntegerAttr(tiling.mr)),
-                       b.getNamedAttr("nr", b.getI64IntegerAttr(tiling.nr)),
-                       b.getNamedAttr("kc", b.getI64IntegerAttr(tiling.kc)),
-                       b.getNamedAttr("mc", b.getI64IntegerAttr(tiling.mc)),
-                   })));
+          "shape", b.getDenseI64ArrayAttr(
+                       {shape.m, shape.n * chunks, shape.k, shape.groups})));
+      double elementBytes = std::max<int64_t>(1, shape.elementBits / 8);
+      flops = tiling.flops * chunks + memberFlops;
+      bytes += elementBytes * (double(chunks) * shape.m * shape.k +
+                               double(shape.k) * shape.n * chunks);
+      seconds =
+          std::max(tiling.seconds * chunks, bytes / target.bytesPerSecond) +
+          memberFlops / target.peakFlops;
+      if (target.isGpu)
+        launch = {(shape.m * shape.n + kGpuBlock - 1) / kGpuBlock, kGpuBlock};
+      else
+        launch = {chunks * ((shape.n + tiling.nr - 1) / tiling.nr)};
+    } else if (kernel.kind == KernelClass::Matmul) {
+      MatmulShape shape = matmulShape(rootLinalg);
+      MatmulTiling tiling = chooseMatmulTiling(target, shape);
+      addTiles(b, tiling, fields);
       fields.push_back(b.getNamedAttr(
           "shape",
           b.getDenseI64ArrayAttr({shape.m, shape.n, shape.k, shape.groups})));
@@ -556,8 +622,8 @@ struct MomaKernelPlan : moma::impl::MomaKernelPlanBase<MomaKernelPlan> {
     std::optional<TargetModel> model = TargetModel::get(target);
     if (!model) {
       getOperation().emitError()
-          << "moma-kernel-plan: unknown target '" << target
-          << "' (expected x86-64-v3, x86-64-v4, sm_80, sm_90 or sm_90a)";
+          << "moma-kernel-plan: unknown target '" << target << "' (expected "
+          << kKnownTargetNames << ")";
       signalPassFailure();
       return;
     }

@@ -35,6 +35,12 @@ inline constexpr llvm::StringLiteral kKernelAttrName =
     MomaDialect::getKernelAttrName();
 inline constexpr llvm::StringLiteral kKernelTargetAttrName =
     MomaDialect::getKernelTargetAttrName();
+/// The attribute the fused LM head + cross-entropy lowering puts on its loop
+/// over vocabulary chunks (an `scf.for` on tensors): the chunk width. The
+/// plan reads the loop as one matmul-class kernel; the GPU pipeline unrolls
+/// it (its host function is a static launch schedule).
+inline constexpr llvm::StringLiteral kVocabChunkAttrName =
+    MomaDialect::getVocabChunkAttrName();
 
 /// Prints one line per kernel of a planned module (class, fused moma ops,
 /// tiles, launch shape, FLOPs, bytes, estimated time) in aligned columns,

@@ -67,10 +67,16 @@ using namespace mlir;
 /// moma -> linalg/tensor (element-wise tensor arith included) -> buffers,
 /// results optionally through out-parameters: the common front of both
 /// pipelines.
-void moma::buildMomaToFusedTensors(OpPassManager &pm) {
+void moma::buildMomaToFusedTensors(OpPassManager &pm, StringRef kernelTarget,
+                                   int64_t vocabChunk) {
   // bf16/f16 ops compute in f32 and round their results once (Semantics.md).
   pm.addPass(moma::createMomaWidenCompute());
-  pm.addPass(moma::createConvertMomaToLinalg());
+  // The LM head fused with cross-entropy in a loss-only program sizes its
+  // vocabulary chunks for the target.
+  ConvertMomaToLinalgOptions toLinalg;
+  toLinalg.target = kernelTarget.str();
+  toLinalg.vocabChunk = vocabChunk;
+  pm.addPass(moma::createConvertMomaToLinalg(toLinalg));
   // Element-wise arith on tensors (residual adds, loss arithmetic).
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
@@ -80,8 +86,14 @@ void moma::buildMomaToFusedTensors(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(moma::createMomaFuseRowGathers());
 }
 
-static void buildMomaToBuffers(OpPassManager &pm, bool outParams) {
-  moma::buildMomaToFusedTensors(pm);
+/// `kernelTarget` and `vocabChunk` as buildMomaToFusedTensors; `unrollChunks`
+/// for a target whose host code cannot loop (moma-gpu-unroll-chunk-loops).
+static void buildMomaToBuffers(OpPassManager &pm, StringRef kernelTarget,
+                               int64_t vocabChunk, bool outParams,
+                               bool unrollChunks) {
+  moma::buildMomaToFusedTensors(pm, kernelTarget, vocabChunk);
+  if (unrollChunks)
+    pm.addNestedPass<func::FuncOp>(moma::createMomaGpuUnrollChunkLoops());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
@@ -106,7 +118,8 @@ void moma::buildMomaToCpuPipeline(OpPassManager &pm,
 
 void moma::buildMomaToCpuBufferStage(OpPassManager &pm,
                                      const CpuPipelineOptions &options) {
-  buildMomaToBuffers(pm, options.outParams);
+  buildMomaToBuffers(pm, options.cpu, options.vocabChunk, options.outParams,
+                     /*unrollChunks=*/false);
   // The kernel layer's CPU mapping: matmul-class ops, with their fused
   // epilogues, to register-blocked vector loops (an scf.parallel each),
   // before the arena, which then sees what each fused kernel reads and
@@ -175,7 +188,8 @@ void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
 void moma::buildMomaToGpuPipeline(OpPassManager &pm,
                                   const GpuPipelineOptions &options) {
   // The runtime passes every buffer, results included, as a kernel argument.
-  buildMomaToBuffers(pm, /*outParams=*/true);
+  buildMomaToBuffers(pm, options.chip, options.vocabChunk, /*outParams=*/true,
+                     /*unrollChunks=*/true);
 
   // Host function: loops over buffers, then one launch per loop nest.
   OpPassManager &host = pm.nest<func::FuncOp>();
@@ -233,6 +247,12 @@ void moma::registerMomaPipelines() {
       "Lower moma IR to the LLVM dialect for the CPU (linalg, one-shot "
       "bufferization, loops)",
       buildMomaToCpuPipeline);
+  PassPipelineRegistration<CpuPipelineOptions>(
+      "moma-to-cpu-buffers",
+      "The first half of moma-to-cpu: moma IR to bufferized linalg (and the "
+      "scratch arena with scratch-arena), the IR whose buffers a CPU "
+      "program has",
+      buildMomaToCpuBufferStage);
   PassPipelineRegistration<GpuPipelineOptions>(
       "moma-to-ptx",
       "Lower moma IR to kernels (PTX in a gpu.binary) and a host function "

@@ -49,6 +49,12 @@ struct CpuPipelineOptions
                      "deterministic (no atomics, every sum in slot order) or "
                      "fast (atomic adds)"),
       llvm::cl::init("deterministic")};
+  PassOptions::Option<int64_t> vocabChunk{
+      *this, "vocab-chunk",
+      llvm::cl::desc("The fused LM head's vocabulary chunk instead of the "
+                     "cost model's (convert-moma-to-linalg's vocab-chunk; "
+                     "0: the cost model's)"),
+      llvm::cl::init(0)};
   PassOptions::Option<bool> threads{
       *this, "threads",
       llvm::cl::desc("Run the kernels' parallel loops on OpenMP threads "
@@ -58,8 +64,11 @@ struct CpuPipelineOptions
 
 /// The tensor stage both pipelines share: bf16/f16 ops widened to f32
 /// compute, moma -> linalg/tensor, and the kernel layer's fusions (the IR
-/// `moma-kernel-plan` plans).
-void buildMomaToFusedTensors(OpPassManager &pm);
+/// `moma-kernel-plan` plans), for the kernel target `kernelTarget` (a CPU
+/// level or a GPU chip: its cost model sizes the fused LM head's chunks,
+/// unless `vocabChunk` is positive).
+void buildMomaToFusedTensors(OpPassManager &pm, StringRef kernelTarget,
+                             int64_t vocabChunk = 0);
 
 /// moma -> linalg/tensor -> one-shot bufferization -> loops -> LLVM dialect:
 /// buildMomaToCpuBufferStage, then buildCpuBuffersToLLVM.
@@ -103,6 +112,12 @@ struct GpuPipelineOptions
                      "nvvm: stop before it, leaving the gpu.module in the "
                      "LLVM/NVVM dialects (needs no CUDA toolkit)"),
       llvm::cl::init("isa")};
+  PassOptions::Option<int64_t> vocabChunk{
+      *this, "vocab-chunk",
+      llvm::cl::desc("The fused LM head's vocabulary chunk instead of the "
+                     "cost model's (convert-moma-to-linalg's vocab-chunk; "
+                     "0: the cost model's)"),
+      llvm::cl::init(0)};
   PassOptions::Option<int64_t> blockSize{
       *this, "block-size",
       llvm::cl::desc("Threads per block of a parallel loop's launch (the "

@@ -14,6 +14,11 @@ mixed-precision mode: stored in that dtype, every op computed in float32,
 Semantics.md "Precision") in that dtype, and outputs are compared after
 widening both to float32, at the `--rtol` the test gives (examples/README.md,
 "Numerics tolerances", says why those values).
+
+With `--outputs loss` the program is compiled without its logits (momac
+--outputs=loss: the LM head is fused with cross-entropy), every loss is
+compared, and the program must have no `logits` buffer at all;
+`--vocab-chunk` sets the fused head's vocabulary chunk.
 """
 
 import argparse
@@ -103,8 +108,14 @@ def check_model(args, model, tokens_file, seed, tmp):
     run([args.momac, model, f"--init-weights={weights_file}", f"--seed={seed}"])
     if args.random_norms:
         randomize_norms(weights_file, seed)
-    run([args.momac, model, "--target=cpu", f"--batch={B}", f"--seq-len={L}",
-         f"--combine={args.combine}", "-o", program])
+    compile_cmd = [args.momac, model, "--target=cpu", f"--batch={B}",
+                   f"--seq-len={L}", f"--outputs={args.outputs}",
+                   f"--combine={args.combine}", "-o", program]
+    if args.vocab_chunk:
+        compile_cmd.append(f"--vocab-chunk={args.vocab_chunk}")
+    run(compile_cmd)
+    outputs = [name for name in OUTPUTS
+               if args.outputs == "all" or name != "logits"]
 
     pad = torch.full((B, 1), -1, dtype=ids.dtype)
     inputs = {
@@ -117,9 +128,18 @@ def check_model(args, model, tokens_file, seed, tmp):
         path = os.path.join(tmp, f"{name}.bin")
         value.numpy().astype("<i4").tofile(path)
         cmd += ["--input", f"{name}={path}"]
-    for name in OUTPUTS:
+    for name in outputs:
         cmd += ["--dump", f"{name}={os.path.join(tmp, name + '.out')}"]
     run(cmd)
+    if args.outputs == "loss":
+        # A loss-only program has no logits buffer: asking for it fails.
+        missing = subprocess.run(
+            cmd + ["--dump", f"logits={os.path.join(tmp, 'logits.out')}"],
+            capture_output=True, text=True)
+        if missing.returncode == 0 or "no buffer named 'logits'" not in \
+                missing.stderr:
+            raise SystemExit(f"{os.path.basename(model)}: the loss-only "
+                             f"program has a logits buffer\n{missing.stderr}")
 
     weights = ref_weights.load_weights(cfg, weights_file, DTYPES[args.dtype][1])
     out, _ = ref_model.run(cfg, weights, ids, modality)
@@ -129,7 +149,7 @@ def check_model(args, model, tokens_file, seed, tmp):
         "aux_router": out.aux_router, "total": out.total,
     }
     worst = 0.0
-    for name in OUTPUTS:
+    for name in outputs:
         ref = expected[name].detach().float().numpy()
         got = read_output(os.path.join(tmp, name + ".out"), args.dtype)
         got = got.reshape(ref.shape)
@@ -144,6 +164,8 @@ def check_model(args, model, tokens_file, seed, tmp):
     ce = " ".join(f"{m.name}={v:.6f}" for m, v in
                   zip(cfg.modalities, out.ce.tolist()))
     dtype = "" if args.dtype == "f32" else f" {args.dtype}"
+    if args.outputs == "loss":
+        dtype += " loss-only"
     print(f"{os.path.basename(model)}{dtype} {os.path.basename(tokens_file)}: ok "
           f"(worst relative error {worst:.1e}; ce {ce})")
 
@@ -160,6 +182,11 @@ def main():
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="f32",
                         help="run the models in this dtype instead of "
                              "their own (the examples are f32)")
+    parser.add_argument("--outputs", choices=["all", "loss"], default="all",
+                        help="momac --outputs: loss compiles the program "
+                             "without logits (the fused LM head)")
+    parser.add_argument("--vocab-chunk", type=int, default=0,
+                        help="momac --vocab-chunk (0: the cost model's)")
     parser.add_argument("--random-norms", action="store_true",
                         help="random norm weights and biases instead of "
                              "ones and zeros")

@@ -2,7 +2,8 @@
 //
 // Properties every tiling chooseMatmulTiling returns must have on every
 // target (registers, lanes, cache capacity, time bounds), and the choices
-// padding waste must steer.
+// padding waste must steer, and the vocabulary chunk of the fused LM head
+// and cross-entropy.
 //
 //===----------------------------------------------------------------------===//
 
@@ -148,6 +149,71 @@ TEST(CostModelTest, EstimateIsAtLeastBothBounds) {
           << name;
     }
   }
+}
+
+/// The rows of the logits block chooseVocabChunk keeps in L2 on `model`.
+int64_t blockRows(const TargetModel &model, int64_t rows, int64_t vocab,
+                  int64_t dModel) {
+  if (model.isGpu)
+    return rows;
+  return std::min(
+      rows,
+      chooseMatmulTiling(model, MatmulShape{rows, vocab, dModel, 1, 32}).mc);
+}
+
+TEST(CostModelTest, VocabChunkDividesTheVocabularyAndFitsHalfOfL2) {
+  for (const char *name : kTargets) {
+    TargetModel model = target(name);
+    for (int64_t rows : {1, 32, 512, 4096, 65536})
+      for (int64_t vocab : {128, 4096, 32000, 41216, 65536, 66560})
+        for (int64_t dModel : {64, 256, 2048}) {
+          int64_t chunk = chooseVocabChunk(model, rows, vocab, dModel);
+          std::string what = std::string(name) + " " + std::to_string(rows) +
+                             "x" + std::to_string(vocab) + "x" +
+                             std::to_string(dModel);
+          ASSERT_GT(chunk, 0) << what;
+          EXPECT_EQ(vocab % chunk, 0) << what;
+          int64_t bound = std::max<int64_t>(
+              1,
+              model.l2Bytes / 2 / (blockRows(model, rows, vocab, dModel) * 4));
+          if (chunk != vocab)
+            EXPECT_LE(chunk, bound) << what;
+          // The whole vocabulary only when it fits, or as the fallback of a
+          // vocabulary without a divisor near the bound.
+          if (vocab > bound && chunk == vocab)
+            ADD_FAILURE() << what << ": these vocabularies all have divisors";
+        }
+  }
+}
+
+TEST(CostModelTest, VocabChunkChoices) {
+  TargetModel v3 = target("x86-64-v3"), v4 = target("x86-64-v4");
+  TargetModel sm90 = target("sm_90");
+  // The benchmark's MoMa (2 x 256 tokens, d_model 256, vocabulary 4096):
+  // on x86-64-v3 the matmul's mc rows by Vc f32 columns fill half of the
+  // 256 KiB L2, Vc a multiple of the 16-column register tile.
+  MatmulTiling v3Tiling =
+      chooseMatmulTiling(v3, MatmulShape{512, 4096, 256, 1, 32});
+  int64_t v3Chunk = chooseVocabChunk(v3, 512, 4096, 256);
+  EXPECT_EQ(v3Chunk % v3Tiling.nr, 0);
+  EXPECT_LE(v3Tiling.mc * v3Chunk * 4, v3.l2Bytes / 2);
+  EXPECT_GT(v3Tiling.mc * v3Chunk * 2 * 4, v3.l2Bytes / 2);
+  EXPECT_EQ(v3Chunk, 256);
+  // A larger L2 takes wider chunks.
+  EXPECT_GE(chooseVocabChunk(v4, 512, 4096, 256), v3Chunk);
+  // A tiny vocabulary is one chunk.
+  EXPECT_EQ(chooseVocabChunk(v3, 64, 128, 64), 128);
+  // The GPU holds every row: 4096 tokens x 65536 words on sm_90 (50 MiB
+  // L2): chunks of 1024 columns, 64 of them.
+  EXPECT_EQ(chooseVocabChunk(sm90, 4096, 65536, 2048), 1024);
+  // A prime vocabulary has no useful divisor: one chunk.
+  EXPECT_EQ(chooseVocabChunk(v3, 512, 65521, 256), 65521);
+  // 41216 = 2^8 * 7 * 23: the largest multiple of the register tile's nr
+  // under the bound.
+  int64_t odd = chooseVocabChunk(v3, 512, 41216, 256);
+  EXPECT_EQ(41216 % odd, 0);
+  EXPECT_EQ(
+      odd % chooseMatmulTiling(v3, MatmulShape{512, 41216, 256, 1, 32}).nr, 0);
 }
 
 } // namespace

@@ -64,6 +64,23 @@ cl::opt<int64_t> batch("batch", cl::desc("Sequences per batch"), cl::init(1),
                        cl::cat(category));
 cl::opt<int64_t> seqLen("seq-len", cl::desc("Tokens per sequence"),
                         cl::init(4096), cl::cat(category));
+/// Which outputs @forward returns.
+enum class Outputs { All, Loss };
+cl::opt<Outputs> outputs(
+    "outputs",
+    cl::desc("The outputs of the program: all (default: logits and losses), "
+             "or loss (the losses only: the LM head is fused with "
+             "cross-entropy and no [B, L, V] logits are ever written)"),
+    cl::init(Outputs::All),
+    cl::values(clEnumValN(Outputs::All, "all", "logits and losses"),
+               clEnumValN(Outputs::Loss, "loss", "losses only, no logits")),
+    cl::cat(category));
+cl::opt<int64_t> vocabChunk(
+    "vocab-chunk",
+    cl::desc("With --outputs=loss: the fused LM head's vocabulary chunk "
+             "instead of the cost model's (a divisor of the vocabulary; for "
+             "tests and experiments)"),
+    cl::init(0), cl::cat(category));
 cl::opt<moma::BuildOptions::Routing> routing(
     "routing", cl::desc("How expert-choice and MoD select tokens"),
     cl::init(moma::BuildOptions::Routing::Batch),
@@ -136,7 +153,7 @@ LogicalResult printKernelPlan(mlir::ModuleOp module, StringRef targetName,
   moma::registerPipelineDialects(registry);
   module->getContext()->appendDialectRegistry(registry);
   mlir::PassManager pm(module->getContext());
-  moma::buildMomaToFusedTensors(pm);
+  moma::buildMomaToFusedTensors(pm, kernelTargetOf(targetName), vocabChunk);
   pm.addPass(moma::createMomaKernelPlan(
       moma::MomaKernelPlanOptions{kernelTargetOf(targetName)}));
   if (failed(pm.run(module)))
@@ -172,11 +189,17 @@ int main(int argc, char **argv) {
       return 0;
   }
 
+  if (vocabChunk < 0 || (vocabChunk > 0 && config->vocabSize % vocabChunk != 0))
+    return fail("--vocab-chunk=" + Twine(vocabChunk.getValue()) +
+                ": must divide the vocabulary size " +
+                Twine(config->vocabSize));
+
   mlir::MLIRContext context;
   moma::BuildOptions options;
   options.batch = batch;
   options.seqLen = seqLen;
   options.routing = routing;
+  options.logitsOutput = outputs == Outputs::All;
   options.fileName = inputFile == "-" ? "<stdin>" : inputFile.getValue();
   Expected<mlir::OwningOpRef<mlir::ModuleOp>> module =
       moma::buildModelModule(context, *config, options);
@@ -205,13 +228,16 @@ int main(int argc, char **argv) {
                   ": unknown target (expected cpu, sm_80, sm_90 or sm_90a)");
     Expected<moma::runtime::Program> program =
         target == "cpu"
-            ? moma::compileCpuProgram(**module, cpuLevel, combineMode)
+            ? moma::compileCpuProgram(**module, cpuLevel, combineMode,
+                                      vocabChunk)
             : moma::compileGpuProgram(
                   **module, target,
-                  moma::GpuProgramOptions{
-                      scratchReuse, cubin, ptxas, [&](const std::string &line) {
-                        WithColor::warning(errs(), "momac") << line << "\n";
-                      }});
+                  moma::GpuProgramOptions{scratchReuse, cubin, ptxas,
+                                          [&](const std::string &line) {
+                                            WithColor::warning(errs(), "momac")
+                                                << line << "\n";
+                                          },
+                                          vocabChunk});
     if (!program)
       return fail(options.fileName + ": " + toString(program.takeError()));
     if (outputFile == "-")

@@ -1,7 +1,8 @@
 //===- ModelBuilder.h - Model definitions to moma IR ------------*- C++ -*-===//
 //
 // Builds the `moma` IR of a model definition: one function `@forward` that
-// takes the token batch and every weight and returns the logits and losses,
+// takes the token batch and every weight and returns the logits (unless
+// asked not to) and losses,
 // composed exactly as examples/README.md ("Model semantics") describes.
 //
 //===----------------------------------------------------------------------===//
@@ -28,6 +29,10 @@ struct BuildOptions {
   /// `Batch`: expert-choice and MoD select over the whole batch (training);
   /// `Aux`: the auxiliary routers select causally (inference).
   enum class Routing { Batch, Aux } routing = Routing::Batch;
+  /// Whether `@forward` returns the `logits` output. Without it (a
+  /// loss-only program) the LM head feeds only the cross-entropy, which the
+  /// compiler then fuses with it: the `[B, L, V]` logits never exist.
+  bool logitsOutput = true;
   /// Name of the model file, for locations.
   std::string fileName;
 };

@@ -47,6 +47,9 @@ struct GpuProgramOptions {
   /// runs with --warn-on-spills, so a kernel that spills registers to
   /// local memory is reported). Null: they are dropped.
   std::function<void(const std::string &)> warn;
+  /// When positive, the fused LM head's vocabulary chunk instead of the
+  /// cost model's (GpuPipelineOptions).
+  int64_t vocabChunk = 0;
 };
 
 /// Returns the program target of a GPU chip name (`sm_80`, `sm_90`,

@@ -33,11 +33,13 @@ class ProgramBuilder;
 /// error), one kernel `moma_forward(void **args)` in a shared object, and a
 /// one-launch schedule over an arena of inputs, weights, outputs and the
 /// `scratch` buffer (its bytes described as i32 words), passed last.
-/// `combine` is moma-to-cpu's combine mode (deterministic or fast).
-/// `module` is consumed.
+/// `combine` is moma-to-cpu's combine mode (deterministic or fast);
+/// `vocabChunk`, when positive, replaces the cost model's vocabulary chunk
+/// of the fused LM head (CpuPipelineOptions). `module` is consumed.
 llvm::Expected<runtime::Program>
 compileCpuProgram(mlir::ModuleOp module, llvm::StringRef cpu = "x86-64-v3",
-                  llvm::StringRef combine = "deterministic");
+                  llvm::StringRef combine = "deterministic",
+                  int64_t vocabChunk = 0);
 
 /// One argument or result of `@forward` as a program buffer.
 struct ProgramArgument {

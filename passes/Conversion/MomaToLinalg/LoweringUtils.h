@@ -21,6 +21,7 @@
 #include "moma/Support/LLVM.h"
 
 namespace moma {
+struct TargetModel;
 
 /// Populate functions, one per file of this directory.
 void populateDenseToLinalgPatterns(RewritePatternSet &patterns);
@@ -29,6 +30,11 @@ void populateExpertsToLinalgPatterns(RewritePatternSet &patterns);
 void populateRouteToLinalgPatterns(RewritePatternSet &patterns);
 void populateDepthToLinalgPatterns(RewritePatternSet &patterns);
 void populateLossesToLinalgPatterns(RewritePatternSet &patterns);
+/// The LM head fused with the cross-entropy of its logits (when nothing else
+/// reads them), its vocabulary chunk chosen for `target`, or `vocabChunk`
+/// where that is positive and divides the vocabulary.
+void populateLmHeadLossPatterns(RewritePatternSet &patterns,
+                                const TargetModel &target, int64_t vocabChunk);
 
 /// The ranked tensor type of `value`.
 RankedTensorType tensorTypeOf(Value value);

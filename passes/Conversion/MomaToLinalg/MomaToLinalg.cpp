@@ -5,14 +5,16 @@
 // no pattern lowers fails the pass with the conversion driver's located
 // "failed to legalize operation" diagnostic. Before it, every moma op's
 // location records the op (its provenance), which the ops built from it
-// inherit. The lowered IR is then folded (constants deduplicated and
-// hoisted, dead ops erased).
+// inherit. The LM head and its cross-entropy lower together where nothing
+// else reads the logits. The lowered IR is then folded (constants deduplicated
+// and hoisted, dead ops erased).
 //
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moma/MomaDialect.h"
 #include "passes/Conversion/MomaToLinalg/LoweringUtils.h"
 #include "passes/Conversion/Passes.h"
+#include "passes/Kernels/CostModel.h"
 #include "passes/Support/Provenance.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -41,7 +43,16 @@ struct ConvertMomaToLinalg
         op->setLoc(provenanceLocation(op));
     });
 
+    std::optional<TargetModel> model = TargetModel::get(target);
+    if (!model) {
+      getOperation().emitError()
+          << "convert-moma-to-linalg: unknown target '" << target
+          << "' (expected " << kKnownTargetNames << ")";
+      signalPassFailure();
+      return;
+    }
     RewritePatternSet patterns(&getContext());
+    populateLmHeadLossPatterns(patterns, *model, vocabChunk);
     populateDenseToLinalgPatterns(patterns);
     populateAttentionToLinalgPatterns(patterns);
     populateRouteToLinalgPatterns(patterns);

@@ -210,3 +210,21 @@ func.func @kernel_plan_not_a_dictionary() attributes {moma.kernel = 1 : i64} {
 func.func @kernel_target_not_on_a_module() attributes {moma.kernel_target = "sm_90"} {
   return
 }
+
+// -----
+
+// expected-error @below {{'moma.vocab_chunk' must be a positive integer on an scf.for}}
+func.func @vocab_chunk_not_on_a_loop() attributes {moma.vocab_chunk = 64 : i64} {
+  return
+}
+
+// -----
+
+func.func @vocab_chunk_not_positive(%n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  // expected-error @below {{'moma.vocab_chunk' must be a positive integer on an scf.for}}
+  scf.for %i = %c0 to %n step %c1 {
+  } {moma.vocab_chunk = 0 : i64}
+  return
+}
