@@ -407,10 +407,13 @@ private:
     return consumer;
   }
 
-  /// Whether `op` is the epilogue the root of matmul `kernel` fuses.
+  /// Whether `op` is the epilogue the root of matmul `kernel` fuses (the
+  /// fused LM head's chunk loop fuses none).
   static bool isEpilogueOf(const Kernel &kernel, Operation *op) {
-    std::optional<Epilogue> epilogue =
-        matchEpilogue(cast<linalg::LinalgOp>(kernel.root));
+    auto root = dyn_cast<linalg::LinalgOp>(kernel.root);
+    if (!root)
+      return false;
+    std::optional<Epilogue> epilogue = matchEpilogue(root);
     return epilogue && epilogue->op == op;
   }
 

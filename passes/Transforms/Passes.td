@@ -65,9 +65,11 @@ def MomaScratchArena : Pass<"moma-scratch-arena", "::mlir::ModuleOp"> {
 
     Left alone: allocations of dynamic shape, non-identity layout or a
     memory space; buffers that leave the function (returned, or passed to
-    a call); and allocations inside a loop or branch one of whose views
+    a call); allocations inside a loop or branch one of whose views
     is carried out of the region (a block argument or a result of an op
-    with regions), since every instance would need its own place.
+    with regions), since every instance would need its own place; and
+    allocations inside an `scf.parallel` or `scf.forall`, whose iterations
+    run at once on threads and each need their own instance.
 
     Example: `moma-opt bufferized.mlir --moma-scratch-arena`.
   }];

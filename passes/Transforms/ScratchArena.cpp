@@ -16,6 +16,7 @@
 #include "mlir/Dialect/Bufferization/Transforms/BufferViewFlowAnalysis.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/CallInterfaces.h"
@@ -84,6 +85,11 @@ struct MomaScratchArena : moma::impl::MomaScratchArenaBase<MomaScratchArena> {
       uint64_t bytes = elementStorageBytes(type.getElementType());
       if (!type.hasStaticShape() || !type.getLayout().isIdentity() ||
           type.getMemorySpace() || bytes == 0)
+        return;
+      // The iterations of a parallel loop run at once (threads), and each
+      // needs its own instance (the CPU mapping's packed weight panels).
+      if (alloc->getParentOfType<scf::ParallelOp>() ||
+          alloc->getParentOfType<scf::ForallOp>())
         return;
       // The buffer lives at one fixed place of the arena for the whole
       // function, so it must not leave the function (returned, or passed to

@@ -119,6 +119,33 @@ func.func @escapes(%n: index, %in: memref<16xf32>) -> memref<16xf32> {
 
 // -----
 
+// A buffer allocated in the body of a parallel loop (a packed panel of the
+// CPU mapping) stays an allocation: the iterations run at once on threads,
+// and one place in the arena would be shared by all of them.
+// CHECK-LABEL: func.func @parallel_body
+// CHECK-SAME: %{{.*}}: memref<64xi8> {moma.scratch = 64 : i64}
+// CHECK: memref.view
+// CHECK: scf.parallel
+// CHECK:   memref.alloc() : memref<16xf32>
+// CHECK:   memref.dealloc
+func.func @parallel_body(%out: memref<4x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %t = memref.alloc() : memref<16xf32>
+  scf.parallel (%i) = (%c0) to (%c4) step (%c1) {
+    %p = memref.alloc() : memref<16xf32>
+    memref.copy %t, %p : memref<16xf32> to memref<16xf32>
+    %row = memref.subview %out[%i, 0] [1, 16] [1, 1] : memref<4x16xf32> to memref<16xf32, strided<[1], offset: ?>>
+    memref.copy %p, %row : memref<16xf32> to memref<16xf32, strided<[1], offset: ?>>
+    memref.dealloc %p : memref<16xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
 // A function with callers keeps its signature.
 // expected-remark @below {{moma-scratch-arena: skipped, the function has callers}}
 func.func @callee() {
