@@ -7,6 +7,7 @@
 #include "passes/CPU/Passes.h"
 #include "passes/Support/LoopUtils.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 
@@ -27,14 +28,48 @@ int64_t saturatingMul(int64_t a, int64_t b) {
   return a != 0 && b > max / a ? max : a * b;
 }
 
-/// The static trip count of one loop dimension, or 1 if it is dynamic.
-int64_t tripCount(Value lower, Value upper, Value step) {
+/// The constant `c` of `upper = lower + c` (`arith.addi`, either operand
+/// order), or nothing.
+std::optional<int64_t> constantOffset(Value lower, Value upper) {
+  auto add = upper.getDefiningOp<arith::AddIOp>();
+  if (!add)
+    return std::nullopt;
+  if (add.getLhs() == lower)
+    return getConstantIntValue(add.getRhs());
+  if (add.getRhs() == lower)
+    return getConstantIntValue(add.getLhs());
+  return std::nullopt;
+}
+
+/// At most how far `upper` lies above `lower`, when that is known: the
+/// difference of two constants, or, for a tile's clamped bound `upper =
+/// min(lower + c, n)` (`arith.minsi`/`minui`, the bound a tiled loop over
+/// a tail-folded dimension gets), at most `c`.
+std::optional<int64_t> boundedDistance(Value lower, Value upper) {
   std::optional<int64_t> lo = getConstantIntValue(lower),
-                         hi = getConstantIntValue(upper),
+                         hi = getConstantIntValue(upper);
+  if (lo && hi)
+    return *hi - *lo;
+  if (std::optional<int64_t> offset = constantOffset(lower, upper))
+    return offset;
+  Operation *min = upper.getDefiningOp();
+  if (!isa_and_nonnull<arith::MinSIOp, arith::MinUIOp>(min))
+    return std::nullopt;
+  std::optional<int64_t> best;
+  for (Value operand : min->getOperands())
+    if (std::optional<int64_t> distance = boundedDistance(lower, operand))
+      best = best ? std::min(*best, *distance) : *distance;
+  return best;
+}
+
+/// The trip count of one loop dimension: exact for static bounds, an upper
+/// bound for a tile's clamped bound (`boundedDistance`), else 1.
+int64_t tripCount(Value lower, Value upper, Value step) {
+  std::optional<int64_t> distance = boundedDistance(lower, upper),
                          st = getConstantIntValue(step);
-  if (!lo || !hi || !st || *st <= 0)
+  if (!distance || !st || *st <= 0)
     return 1;
-  return std::max<int64_t>(0, (*hi - *lo + *st - 1) / *st);
+  return std::max<int64_t>(0, (*distance + *st - 1) / *st);
 }
 
 /// Loop-body operations executed by `block` (see Passes.td).

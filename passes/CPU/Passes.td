@@ -98,7 +98,10 @@ def MomaCpuLimitParallelism
     team at every iteration) and every top-level one whose work is below
     `min-work` becomes a nest of `scf.for`. Work is counted as loop-body
     operations executed: an operation counts 1, a loop with static bounds
-    its trip count times its body's work (a dynamic bound counts 1).
+    its trip count times its body's work. A tile loop whose upper bound is
+    clamped, `min(lower + c, n)`, counts its full tile (`c / step` trips),
+    so that the tiled (tail-folded) matmuls keep their threads; any other
+    dynamic bound counts 1.
     Forking and joining a team costs microseconds, more than a small loop
     runs, and each parallel region is a function LLVM outlines, so fewer of
     them also keep the compile time of large models down.

@@ -144,8 +144,12 @@ KernelClass classify(Operation *op) {
       return KernelClass::Attention;
     if (isMatmul(linalgOp))
       return KernelClass::Matmul;
+    // A loop in the body searches (a selection's per-row threshold): not
+    // element-wise work, and not to be fused as a neighbour's prologue.
+    bool searches = false;
+    op->walk([&](LoopLikeOpInterface) { searches = true; });
     if (!hasReduction(linalgOp))
-      return KernelClass::Elementwise;
+      return searches ? KernelClass::Selection : KernelClass::Elementwise;
     // Counting (integer) reductions select; float ones reduce rows.
     bool integer = llvm::all_of(linalgOp.getDpsInits(), [](Value init) {
       return isa<IntegerType, IndexType>(getElementTypeOrSelf(init));

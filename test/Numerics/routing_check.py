@@ -82,6 +82,14 @@ CASES = [
          lora=True, activation="gelu"),
     dict(name="lora_swiglu_expert_choice", modalities=["text", "image"],
          groups=[ec([0, 1], 4, 1.0)], mod="mixed", lora=True),
+    # Capacity c = E_g (every expert takes every group token) and top-k =
+    # E_g; capacity 0 (floor(9 * 0.1 / 4)); every score equal (ties only).
+    dict(name="capacity_all_tokens", modalities=["text", "image"],
+         groups=[ec([0], 4, 4.0), tc([1], 3, 3)], mod="mixed"),
+    dict(name="capacity_zero", modalities=["text", "image"],
+         groups=[ec([0], 4, 0.1), ec([1], 4)], mod="uneven"),
+    dict(name="equal_scores", modalities=["text", "image"],
+         groups=[ec([0], 4, 2.0), tc([1], 4, 2)], mod="mixed", equal=True),
     dict(name="empty_slots", modalities=["text", "image"],
          groups=[ec([0], 4, 1.0), ec([1], 4, 0.75)], mod="uneven",
          extra_slots=5),
@@ -229,6 +237,8 @@ def run_case(case, runner, seed):
         logits_in.reshape(N, E)[5] = logits_in.reshape(N, E)[2]
         logits_in.reshape(N, E)[9] = logits_in.reshape(N, E)[2]
         logits_in.reshape(N, E)[3, :] = 0.5
+    if case.get("equal"):
+        logits_in[...] = 0.25
     aux_in = None
     if aux_mode:
         aux_in = rng.uniform(0, 1, size=(B, L, E)).astype(np.float32)

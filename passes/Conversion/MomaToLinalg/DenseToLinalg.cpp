@@ -11,6 +11,8 @@
 #include "dialects/moma/MomaOps.h"
 #include "passes/Conversion/MomaToLinalg/LoweringUtils.h"
 
+#include "mlir/IR/AffineMap.h"
+
 using namespace mlir;
 using namespace moma;
 
@@ -69,6 +71,12 @@ struct EmbedLowering : OpRewritePattern<EmbedOp> {
 /// `(x - mean) / sqrt(sum((x - mean)^2) / D + eps) * w + bias`, with the
 /// weights (and bias) tied or selected per token by the modality ids. The
 /// statistics are last-dimension sums in the element type.
+///
+/// Two passes over the rows (LayerNorm: one more for the mean): the sum of
+/// squares squares in the reduction's body, and the output pass recomputes
+/// the centred value instead of reading a centred copy. A post-norm
+/// residual add `r + norm(x)` that is the norm's only use joins the output
+/// pass (the same additions in the same type, so the same bits).
 struct NormLowering : OpRewritePattern<NormOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -84,13 +92,24 @@ struct NormLowering : OpRewritePattern<NormOp> {
     Value modality = op.getModality();
     bool layer = op.getKind() == NormKind::layer;
 
+    // `r + norm(x)` (either order) as the only use: built at the add, where
+    // both the norm's operands and `r` are defined.
+    arith::AddFOp residualAdd = residualUse(op);
+    Value residual;
+    bool residualFirst = false;
+    if (residualAdd) {
+      residualFirst = residualAdd.getRhs() == op.getResult();
+      residual = residualFirst ? residualAdd.getLhs() : residualAdd.getRhs();
+      rewriter.setInsertionPoint(residualAdd);
+    }
+
     auto divideByWidth = [&](OpBuilder &b, Location l, Value sum) -> Value {
       return arith::DivFOp::create(
           b, l, sum, constantFloat(b, l, elementType, double(width)));
     };
 
-    // Centre the rows for LayerNorm: mean = sum(x) / D.
-    Value mean, centred = x;
+    // LayerNorm centres the rows: mean = sum(x) / D.
+    Value mean;
     if (layer) {
       Value sum = reduceLastDim(rewriter, loc, x);
       mean = mapElementwise(
@@ -98,46 +117,96 @@ struct NormLowering : OpRewritePattern<NormOp> {
           [&](OpBuilder &b, Location l, ValueRange args) -> Value {
             return divideByWidth(b, l, args[0]);
           });
-      centred = mapElementwise(
-          rewriter, loc, xType, ValueRange{x, mean},
-          [&](OpBuilder &b, Location l, ValueRange args) -> Value {
-            return arith::SubFOp::create(b, l, args[0], args[1]);
-          });
     }
-    // Mean of squares (RMS) or biased variance (layer).
-    Value squares =
-        mapElementwise(rewriter, loc, xType, ValueRange{centred},
-                       [&](OpBuilder &b, Location l, ValueRange args) -> Value {
-                         return arith::MulFOp::create(b, l, args[0], args[0]);
-                       });
-    Value sumOfSquares = reduceLastDim(rewriter, loc, squares);
+    auto centre = [&](OpBuilder &b, Location l, ValueRange args) -> Value {
+      return layer ? arith::SubFOp::create(b, l, args[0], args[1]).getResult()
+                   : args[0];
+    };
 
-    SmallVector<Value> inputs = {centred, sumOfSquares};
+    // Sum of squares (RMS) or of centred squares (layer), in feature order.
+    MLIRContext *ctx = rewriter.getContext();
+    AffineMap rowMap = AffineMap::get(
+        3, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx)}, ctx);
+    SmallVector<Value> rowInputs = {x};
+    SmallVector<AffineMap> maps = {AffineMap::getMultiDimIdentityMap(3, ctx)};
+    if (layer) {
+      rowInputs.push_back(mean);
+      maps.push_back(rowMap);
+    }
+    maps.push_back(rowMap);
+    Value zeros =
+        createFilled(rewriter, loc, {xType.getDimSize(0), xType.getDimSize(1)},
+                     elementType, 0.0);
+    Value sumOfSquares =
+        linalg::GenericOp::create(
+            rewriter, loc, zeros.getType(), rowInputs, ValueRange{zeros}, maps,
+            {utils::IteratorType::parallel, utils::IteratorType::parallel,
+             utils::IteratorType::reduction},
+            [&](OpBuilder &b, Location l, ValueRange args) {
+              Value c = centre(b, l, args.drop_back());
+              Value square = arith::MulFOp::create(b, l, c, c);
+              linalg::YieldOp::create(
+                  b, l,
+                  ValueRange{arith::AddFOp::create(b, l, square, args.back())});
+            })
+            .getResult(0);
+
+    SmallVector<Value> inputs = {x};
+    if (layer)
+      inputs.push_back(mean);
+    size_t sumIndex = inputs.size();
+    inputs.push_back(sumOfSquares);
     if (modality)
       inputs.push_back(modality);
+    if (residual)
+      inputs.push_back(residual);
     Value result = mapElementwise(
         rewriter, loc, xType, inputs,
         [&](OpBuilder &b, Location l, ValueRange args) -> Value {
           Value slice = modality
-                            ? clampedIndex(b, l, args[2],
+                            ? clampedIndex(b, l, args[sumIndex + 1],
                                            tensorTypeOf(weight).getDimSize(0))
                             : Value();
           Value feature = linalg::IndexOp::create(b, l, 2);
-          Value variance = divideByWidth(b, l, args[1]);
+          Value variance = divideByWidth(b, l, args[sumIndex]);
           Value eps = constantFloat(b, l, elementType, epsilon);
           Value denominator = math::SqrtOp::create(
               b, l, arith::AddFOp::create(b, l, variance, eps));
-          Value normalised = arith::DivFOp::create(b, l, args[0], denominator);
+          Value normalised = arith::DivFOp::create(
+              b, l, centre(b, l, args.take_front(sumIndex)), denominator);
           Value y = arith::MulFOp::create(
               b, l, normalised,
               extractFeatureWeight(b, l, weight, slice, feature));
           if (bias)
             y = arith::AddFOp::create(
                 b, l, y, extractFeatureWeight(b, l, bias, slice, feature));
+          if (residual)
+            y = residualFirst
+                    ? arith::AddFOp::create(b, l, args.back(), y).getResult()
+                    : arith::AddFOp::create(b, l, y, args.back()).getResult();
           return y;
         });
-    rewriter.replaceOp(op, result);
+    if (residualAdd) {
+      rewriter.replaceOp(residualAdd, result);
+      rewriter.eraseOp(op);
+    } else {
+      rewriter.replaceOp(op, result);
+    }
     return success();
+  }
+
+private:
+  /// The `arith.addf` of the same type in the same block that is the norm
+  /// result's only use, adding another value (the residual stream).
+  static arith::AddFOp residualUse(NormOp op) {
+    Value result = op.getResult();
+    if (!result.hasOneUse())
+      return {};
+    auto add = dyn_cast<arith::AddFOp>(*result.user_begin());
+    if (!add || add->getBlock() != op->getBlock() ||
+        add.getType() != result.getType() || add.getLhs() == add.getRhs())
+      return {};
+    return add;
   }
 };
 

@@ -3,11 +3,11 @@
 // Patterns for moma.depth_route, moma.depth_region and moma.depth_mask
 // (Semantics.md):
 //
-// - depth_route ranks every position of a sequence against the others in
-//   one `linalg.generic` (rank = number of positions with a larger score,
-//   or an equal score and a lower position: the stable descending order),
-//   keeps the positions of rank < K (or, with `aux`, those with
-//   aux > 0.5), and compacts them in ascending order with `scf.for` loops.
+// - depth_route keeps the K best positions of each sequence (a larger
+//   score, ties: the lower position), those whose selection keys reach the
+//   sequence's threshold (SelectionUtils.h, parallel over the sequences),
+//   or, with `aux`, those with aux > 0.5, and compacts them in ascending
+//   order with `scf.for` loops.
 // - depth_region gathers the kept rows (padding rows: 0 / modality -1 /
 //   position -1), inlines its body, and scatters the (gated) rows back into
 //   the residual stream with `scf.for` loops over the slots; extra yielded
@@ -17,6 +17,7 @@
 
 #include "dialects/moma/MomaOps.h"
 #include "passes/Conversion/MomaToLinalg/LoweringUtils.h"
+#include "passes/Conversion/MomaToLinalg/SelectionUtils.h"
 
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/AffineMap.h"
@@ -40,7 +41,6 @@ struct DepthRouteLowering : OpRewritePattern<DepthRouteOp> {
   LogicalResult matchAndRewrite(DepthRouteOp op,
                                 PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    MLIRContext *ctx = rewriter.getContext();
     RankedTensorType xType = op.getX().getType();
     Type elementType = xType.getElementType();
     Type i32 = rewriter.getI32Type();
@@ -76,47 +76,27 @@ struct DepthRouteLowering : OpRewritePattern<DepthRouteOp> {
             return arith::ExtUIOp::create(b, l, b.getI32Type(), above);
           });
     } else {
-      // rank[b, l] = #{j : r[j] > r[l] or (r[j] == r[l] and j < l)}
-      // (dimensions b, l, j).
-      Value ranks =
-          linalg::GenericOp::create(
-              rewriter, loc, keepType, ValueRange{scores, scores},
-              ValueRange{createFilledInt(rewriter, loc, {batch, seq}, i32, 0)},
-              {AffineMap::get(
-                   3, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx)},
-                   ctx),
-               AffineMap::get(
-                   3, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(2, ctx)},
-                   ctx),
-               AffineMap::get(
-                   3, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx)},
-                   ctx)},
-              {IteratorType::parallel, IteratorType::parallel,
-               IteratorType::reduction},
-              [&](OpBuilder &b, Location l, ValueRange args) {
-                Value self = args[0], other = args[1];
-                Value pos = linalg::IndexOp::create(b, l, 1);
-                Value otherPos = linalg::IndexOp::create(b, l, 2);
-                Value greater = arith::CmpFOp::create(
-                    b, l, arith::CmpFPredicate::OGT, other, self);
-                Value equal = arith::CmpFOp::create(
-                    b, l, arith::CmpFPredicate::OEQ, other, self);
-                Value lower = arith::CmpIOp::create(
-                    b, l, arith::CmpIPredicate::ult, otherPos, pos);
-                Value beats = arith::OrIOp::create(
-                    b, l, greater, arith::AndIOp::create(b, l, equal, lower));
-                Value one = arith::ExtUIOp::create(b, l, b.getI32Type(), beats);
-                linalg::YieldOp::create(
-                    b, l,
-                    ValueRange{arith::AddIOp::create(b, l, args[2], one)});
-              })
-              .getResult(0);
-      keep = mapElementwise(
-          rewriter, loc, keepType, ValueRange{ranks},
+      // The K best positions of each sequence: those whose selection keys
+      // (score, then the lower position) reach the sequence's threshold,
+      // parallel over the sequences (SelectionUtils.h).
+      Type keyType = selectionKeyType(elementType, seq);
+      Value keys = mapElementwise(
+          rewriter, loc, RankedTensorType::get({batch, seq}, keyType),
+          ValueRange{scores},
           [&](OpBuilder &b, Location l, ValueRange args) -> Value {
-            Value selected =
-                arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, args[0],
-                                      constantI32(b, l, kept));
+            Value pos = linalg::IndexOp::create(b, l, 1);
+            return buildSelectionKey(b, l, args[0], pos, seq);
+          });
+      Value thresholds = buildTopThresholds(
+          rewriter, loc, keys, selectionKeyBits(elementType, seq),
+          [&](OpBuilder &b, Location l, Value) -> Value {
+            return constantIndex(b, l, kept);
+          });
+      keep = mapElementwise(
+          rewriter, loc, keepType, ValueRange{keys, thresholds},
+          [&](OpBuilder &b, Location l, ValueRange args) -> Value {
+            Value selected = arith::CmpIOp::create(
+                b, l, arith::CmpIPredicate::uge, args[0], args[1]);
             return arith::ExtUIOp::create(b, l, b.getI32Type(), selected);
           });
     }

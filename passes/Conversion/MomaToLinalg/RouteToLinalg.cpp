@@ -3,14 +3,22 @@
 // Lowers moma.route (router logits to an expert-major routing plan) and
 // moma.route_mask (a plan's selections as a dense mask) to tensor-level
 // linalg, tensor, arith, math and scf with the exact meaning of
-// Semantics.md. The data-dependent parts (top-k per token, top-capacity per
-// expert, the expert-major slot filling) are `scf.for` loops over tensors
-// that one-shot bufferization turns into in-place loops.
+// Semantics.md. The selections are parallel: token choice's top-k ranks
+// every expert of a token against the others (one `linalg.generic`,
+// parallel over tokens and experts), expert choice's top-capacity finds
+// one threshold per expert (SelectionUtils.h: parallel over experts). The
+// expert-major slot filling and the mask of a plan are `scf.for` loops over
+// tensors (O(experts x tokens)) that one-shot bufferization turns into
+// in-place loops.
 //
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moma/MomaOps.h"
 #include "passes/Conversion/MomaToLinalg/LoweringUtils.h"
+#include "passes/Conversion/MomaToLinalg/SelectionUtils.h"
+
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+#include "mlir/IR/AffineMap.h"
 
 using namespace mlir;
 using namespace moma;
@@ -57,50 +65,6 @@ static Value groupOfExpert(OpBuilder &b, Location loc, Value expert,
   return group;
 }
 
-/// Stacks per-group 2-D weights `[K_g, N_g]` into one zero-padded
-/// `[G, max K, max N]` tensor (zero rows and columns contribute nothing).
-/// One selection round: the not yet chosen candidate of the largest
-/// `score(i)` over `i` in `[0, count)` (ties: the lowest `i`), or -1 when no
-/// candidate is left. `candidate(i)` returns an `i1`.
-static Value
-argmaxLoop(OpBuilder &b, Location loc, Value count, Type floatType,
-           function_ref<Value(OpBuilder &, Location, Value)> candidate,
-           function_ref<Value(OpBuilder &, Location, Value)> score) {
-  Value zero = constantIndex(b, loc, 0), one = constantIndex(b, loc, 1);
-  Value none = constantIndex(b, loc, -1);
-  Value lowest = constantFloat(b, loc, floatType, 0.0);
-  auto scan = scf::ForOp::create(
-      b, loc, zero, count, one, ValueRange{none, lowest},
-      [&](OpBuilder &nb, Location nl, Value i, ValueRange best) {
-        Value value = score(nb, nl, i);
-        Value first = cmpi(nb, nl, arith::CmpIPredicate::slt, best[0],
-                           constantIndex(nb, nl, 0));
-        Value larger = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT,
-                                             value, best[1]);
-        Value take = andi(nb, nl, candidate(nb, nl, i),
-                          arith::OrIOp::create(nb, nl, first, larger));
-        scf::YieldOp::create(
-            nb, nl,
-            ValueRange{arith::SelectOp::create(nb, nl, take, i, best[0]),
-                       arith::SelectOp::create(nb, nl, take, value, best[1])});
-      });
-  return scan.getResult(0);
-}
-
-/// Marks `chosen[row, column]` (`i1`) when `found` (an index, -1 for
-/// nothing) is not negative; `found` is the row (`rowFound`) or the column.
-static Value markChosen(OpBuilder &b, Location loc, Value chosen, Value found,
-                        Value fixed, bool rowFound) {
-  Value zero = constantIndex(b, loc, 0);
-  Value ok = cmpi(b, loc, arith::CmpIPredicate::sge, found, zero);
-  Value at = arith::SelectOp::create(b, loc, ok, found, zero);
-  SmallVector<Value> indices =
-      rowFound ? SmallVector<Value>{at, fixed} : SmallVector<Value>{fixed, at};
-  Value old = extractAt(b, loc, chosen, indices);
-  return insertAt(b, loc, arith::OrIOp::create(b, loc, old, ok), chosen,
-                  indices);
-}
-
 namespace {
 
 //===----------------------------------------------------------------------===//
@@ -137,7 +101,7 @@ struct RouteLowering : OpRewritePattern<RouteOp> {
                                logitsType.getShape());
     if (llvm::any_of(tables.topK, [](int64_t k) { return k > 0; }))
       chosen = selectTokenChoice(rewriter, loc, chosen, scores, groupIds,
-                                 tables, numTokens);
+                                 groups, tables);
     if (!aux && llvm::is_contained(tables.expertChoice, 1))
       chosen = selectExpertChoice(rewriter, loc, chosen, scores, groupIds,
                                   groups, tables, numTokens);
@@ -201,56 +165,74 @@ private:
         });
   }
 
-  /// Token choice: every token of a token-choice group takes, `k` times, its
-  /// best expert not yet taken (ties: the lower expert index).
+  /// Token choice: every token of a token-choice group takes its `k` best
+  /// experts (ties: the lower expert index), i.e. expert j iff fewer than
+  /// `k` of the group's experts beat it: `rank[t, j] = #{j' < E_g : s[t, j']
+  /// > s[t, j] or (s[t, j'] == s[t, j] and j' < j)} < k`. One `linalg.generic`
+  /// over (t, j, j'), parallel over the tokens and experts.
   static Value selectTokenChoice(OpBuilder &b, Location loc, Value chosen,
                                  Value scores, Value groupIds,
-                                 const GroupTables &tables, int64_t numTokens) {
-    Value zero = constantIndex(b, loc, 0), one = constantIndex(b, loc, 1);
-    Type floatType = elementTypeOf(scores);
-    auto tokens = scf::ForOp::create(
-        b, loc, zero, constantIndex(b, loc, numTokens), one, ValueRange{chosen},
-        [&](OpBuilder &b, Location loc, Value t, ValueRange iter) {
-          Value group = extractAt(b, loc, groupIds, t);
-          Value k =
-              selectConstant(b, loc, group, tables.topK, 0, b.getIndexType());
-          Value experts = selectConstant(b, loc, group, tables.experts, 0,
-                                         b.getIndexType());
-          auto rounds = scf::ForOp::create(
-              b, loc, zero, k, one, iter,
-              [&](OpBuilder &b, Location loc, Value, ValueRange state) {
-                Value current = state[0];
-                Value best = argmaxLoop(
-                    b, loc, experts, floatType,
-                    [&](OpBuilder &b, Location loc, Value j) -> Value {
-                      Value taken = extractAt(b, loc, current, {t, j});
-                      Value trueValue =
-                          arith::ConstantIntOp::create(b, loc, 1, 1);
-                      return arith::XOrIOp::create(b, loc, taken, trueValue);
-                    },
-                    [&](OpBuilder &b, Location loc, Value j) -> Value {
-                      return extractAt(b, loc, scores, {t, j});
-                    });
-                scf::YieldOp::create(
-                    b, loc,
-                    markChosen(b, loc, current, best, t, /*rowFound=*/false));
-              });
-          scf::YieldOp::create(b, loc, rounds.getResults());
+                                 ArrayRef<ExpertGroupAttr> groups,
+                                 const GroupTables &tables) {
+    MLIRContext *ctx = b.getContext();
+    RankedTensorType type = tensorTypeOf(chosen);
+    Type i32 = b.getI32Type();
+    AffineExpr t, j, other;
+    bindDims(ctx, t, j, other);
+    Value ranks =
+        linalg::GenericOp::create(
+            b, loc, RankedTensorType::get(type.getShape(), i32),
+            ValueRange{scores, scores, groupIds},
+            ValueRange{createFilledInt(b, loc, type.getShape(), i32, 0)},
+            {AffineMap::get(3, 0, {t, j}, ctx),
+             AffineMap::get(3, 0, {t, other}, ctx),
+             AffineMap::get(3, 0, {t}, ctx), AffineMap::get(3, 0, {t, j}, ctx)},
+            {utils::IteratorType::parallel, utils::IteratorType::parallel,
+             utils::IteratorType::reduction},
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value self = args[0], rival = args[1];
+              Value column = linalg::IndexOp::create(nb, nl, 1);
+              Value rivalColumn = linalg::IndexOp::create(nb, nl, 2);
+              Value greater = arith::CmpFOp::create(
+                  nb, nl, arith::CmpFPredicate::OGT, rival, self);
+              Value equal = arith::CmpFOp::create(
+                  nb, nl, arith::CmpFPredicate::OEQ, rival, self);
+              Value lower =
+                  cmpi(nb, nl, arith::CmpIPredicate::ult, rivalColumn, column);
+              Value beats = arith::OrIOp::create(nb, nl, greater,
+                                                 andi(nb, nl, equal, lower));
+              beats = andi(nb, nl, beats,
+                           isGroupColumn(nb, nl, args[2], rivalColumn, groups));
+              Value one = arith::ExtUIOp::create(nb, nl, i32, beats);
+              linalg::YieldOp::create(
+                  nb, nl,
+                  ValueRange{arith::AddIOp::create(nb, nl, args[3], one)});
+            })
+            .getResult(0);
+    return mapElementwise(
+        b, loc, type, ValueRange{chosen, groupIds, ranks},
+        [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+          Value column = linalg::IndexOp::create(nb, nl, 1);
+          Value valid = isGroupColumn(nb, nl, args[1], column, groups);
+          Value k = selectConstant(nb, nl, args[1], tables.topK, 0, i32);
+          Value inTop = cmpi(nb, nl, arith::CmpIPredicate::slt, args[2], k);
+          return arith::OrIOp::create(nb, nl, args[0],
+                                      andi(nb, nl, valid, inTop));
         });
-    return tokens.getResult(0);
   }
 
-  /// Expert choice: every expert of an expert-choice group takes, `capacity`
-  /// times, the group token of the largest score it has not taken yet (ties:
-  /// the lower token index), with `capacity = floor(b_g * c / E_g)` evaluated
-  /// in f64 like the reference.
+  /// Expert choice: every expert of an expert-choice group takes the
+  /// `capacity` group tokens of the largest scores (ties: the lower token
+  /// index), with `capacity = floor(b_g * c / E_g)` evaluated in f64 like the
+  /// reference: the tokens whose selection keys reach the expert's threshold
+  /// (buildTopThresholds, parallel over the experts).
   static Value selectExpertChoice(OpBuilder &b, Location loc, Value chosen,
                                   Value scores, Value groupIds,
                                   ArrayRef<ExpertGroupAttr> groups,
                                   const GroupTables &tables,
                                   int64_t numTokens) {
     Value counts = buildGroupTokenCounts(b, loc, groupIds, groups.size());
-    Value zero = constantIndex(b, loc, 0), one = constantIndex(b, loc, 1);
+    Value zero = constantIndex(b, loc, 0);
     SmallVector<Value> capacities;
     for (auto [index, group] : llvm::enumerate(groups)) {
       if (group.getRouting() != RoutingKind::expert_choice) {
@@ -270,44 +252,74 @@ private:
       Value capacity = arith::FPToSIOp::create(b, loc, b.getI64Type(), floor);
       capacities.push_back(toIndex(b, loc, capacity));
     }
-    Type floatType = elementTypeOf(scores);
-    auto experts = scf::ForOp::create(
-        b, loc, zero, constantIndex(b, loc, tables.totalExperts), one,
-        ValueRange{chosen},
-        [&](OpBuilder &b, Location loc, Value e, ValueRange iter) {
-          Value group = groupOfExpert(b, loc, e, tables);
-          Value groupI32 = toI32(b, loc, group);
-          Value first = selectConstant(b, loc, group, tables.firstExpert, 0,
-                                       b.getIndexType());
-          Value j = arith::SubIOp::create(b, loc, e, first);
-          Value capacity = selectByKey(b, loc, group, capacities, zero);
-          auto rounds = scf::ForOp::create(
-              b, loc, zero, capacity, one, iter,
-              [&](OpBuilder &b, Location loc, Value, ValueRange state) {
-                Value current = state[0];
-                Value best = argmaxLoop(
-                    b, loc, constantIndex(b, loc, numTokens), floatType,
-                    [&](OpBuilder &b, Location loc, Value t) -> Value {
-                      Value member =
-                          cmpi(b, loc, arith::CmpIPredicate::eq,
-                               extractAt(b, loc, groupIds, t), groupI32);
-                      Value taken = extractAt(b, loc, current, {t, j});
-                      Value trueValue =
-                          arith::ConstantIntOp::create(b, loc, 1, 1);
-                      return andi(
-                          b, loc, member,
-                          arith::XOrIOp::create(b, loc, taken, trueValue));
-                    },
-                    [&](OpBuilder &b, Location loc, Value t) -> Value {
-                      return extractAt(b, loc, scores, {t, j});
-                    });
-                scf::YieldOp::create(
-                    b, loc,
-                    markChosen(b, loc, current, best, j, /*rowFound=*/true));
-              });
-          scf::YieldOp::create(b, loc, rounds.getResults());
+    // keys[e, t]: token t's selection key for global expert e (0 unless t
+    // is of e's group and that group chooses by expert).
+    MLIRContext *ctx = b.getContext();
+    Type scoreType = elementTypeOf(scores);
+    Type keyType = selectionKeyType(scoreType, numTokens);
+    int64_t keyBits = selectionKeyBits(scoreType, numTokens);
+    auto keysType =
+        RankedTensorType::get({tables.totalExperts, numTokens}, keyType);
+    AffineExpr e, t;
+    bindDims(ctx, e, t);
+    Value keys =
+        linalg::GenericOp::create(
+            b, loc, keysType, ValueRange{groupIds},
+            ValueRange{createEmpty(b, loc, keysType.getShape(), keyType)},
+            {AffineMap::get(2, 0, {t}, ctx), AffineMap::get(2, 0, {e, t}, ctx)},
+            {utils::IteratorType::parallel, utils::IteratorType::parallel},
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              Value expert = linalg::IndexOp::create(nb, nl, 0);
+              Value token = linalg::IndexOp::create(nb, nl, 1);
+              Value group = groupOfExpert(nb, nl, expert, tables);
+              Value member =
+                  andi(nb, nl,
+                       cmpi(nb, nl, arith::CmpIPredicate::eq, args[0],
+                            toI32(nb, nl, group)),
+                       selectConstant(nb, nl, group, tables.expertChoice, 0,
+                                      nb.getI1Type()));
+              Value first = selectConstant(nb, nl, group, tables.firstExpert, 0,
+                                           nb.getIndexType());
+              Value j = arith::SubIOp::create(nb, nl, expert, first);
+              Value key = buildSelectionKey(
+                  nb, nl, extractAt(nb, nl, scores, {token, j}), token,
+                  numTokens);
+              Value none = arith::ConstantOp::create(
+                  nb, nl, keyType, nb.getIntegerAttr(keyType, 0));
+              linalg::YieldOp::create(nb, nl,
+                                      ValueRange{arith::SelectOp::create(
+                                          nb, nl, member, key, none)});
+            })
+            .getResult(0);
+    Value thresholds = buildTopThresholds(
+        b, loc, keys, keyBits, [&](OpBuilder &nb, Location nl, Value expert) {
+          Value group = groupOfExpert(nb, nl, expert, tables);
+          return selectByKey(nb, nl, group, capacities,
+                             constantIndex(nb, nl, 0));
         });
-    return experts.getResult(0);
+    // Expert first[g] + j of token t's group g takes t iff t's key reaches
+    // the expert's threshold.
+    return mapElementwise(
+        b, loc, tensorTypeOf(chosen), ValueRange{chosen, groupIds},
+        [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+          Value token = linalg::IndexOp::create(nb, nl, 0);
+          Value column = linalg::IndexOp::create(nb, nl, 1);
+          Value valid =
+              andi(nb, nl, isGroupColumn(nb, nl, args[1], column, groups),
+                   selectConstant(nb, nl, args[1], tables.expertChoice, 0,
+                                  nb.getI1Type()));
+          Value first = selectConstant(nb, nl, args[1], tables.firstExpert, 0,
+                                       nb.getIndexType());
+          Value expert = arith::SelectOp::create(
+              nb, nl, valid, arith::AddIOp::create(nb, nl, first, column),
+              constantIndex(nb, nl, 0));
+          Value key = extractAt(nb, nl, keys, {expert, token});
+          Value threshold = extractAt(nb, nl, thresholds, {expert});
+          Value reaches =
+              cmpi(nb, nl, arith::CmpIPredicate::uge, key, threshold);
+          return arith::OrIOp::create(nb, nl, args[0],
+                                      andi(nb, nl, valid, reaches));
+        });
   }
 
   /// The expert-major plan: for every global expert in order, its tokens in

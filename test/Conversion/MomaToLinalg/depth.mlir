@@ -1,5 +1,5 @@
-// The mixture-of-depths ops lower to linalg generics (scores, ranks,
-// gathers, masks) and scf.for loops over tensors (compaction of the kept
+// The mixture-of-depths ops lower to linalg generics (scores, selection
+// keys and per-sequence thresholds, gathers, masks) and scf.for loops over tensors (compaction of the kept
 // positions, scatter of the region's rows); depth regions are inlined and
 // their bodies lowered too. No moma op remains.
 // RUN: moma-opt %s --convert-moma-to-linalg | FileCheck %s
@@ -11,19 +11,26 @@ module attributes {moma.modalities = [
 // Keep K = floor(8 * 0.25) = 2 positions per sequence.
 // CHECK-LABEL: func.func @route
 // CHECK-NOT: {{= moma\.}}
-// CHECK-DAG: %[[K:.*]] = arith.constant 2 : i32
+// CHECK-DAG: %[[K:.*]] = arith.constant 2 : i64
 // CHECK-DAG: %[[NONE:.*]] = arith.constant -1 : i32
 // Scores r = sigmoid(x . w).
 // CHECK: %[[LOGITS:.*]] = linalg.matmul ins(%{{.*}}, %arg1 : tensor<16x32xf32>, tensor<32x1xf32>)
 // CHECK: %[[R:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<2x8xf32>)
 // CHECK: math.exp
-// Rank of each position: larger scores, or equal scores at lower positions.
-// CHECK: %[[RANK:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[R]], %[[R]] : tensor<2x8xf32>, tensor<2x8xf32>) outs(%{{.*}} : tensor<2x8xi32>)
-// CHECK: arith.cmpf ogt
-// CHECK: arith.cmpf oeq
-// CHECK: arith.cmpi ult
-// CHECK: %[[KEEP:.*]] = linalg.generic {{.*}} ins(%[[RANK]] : tensor<2x8xi32>)
-// CHECK: arith.cmpi slt, %{{.*}}, %[[K]]
+// Selection keys (the score's ordered bits, then 7 - l: ties to the lower
+// position; 32 + 3 bits), one threshold per sequence reached by exactly K
+// keys (a search over the 35 key bits, parallel over the sequences), and
+// keep = key >= threshold.
+// CHECK: %[[KEYS:.*]] = linalg.generic {{.*}} ins(%[[R]] : tensor<2x8xf32>) outs(%{{.*}} : tensor<2x8xi64>)
+// CHECK: arith.bitcast %{{.*}} : f32 to i32
+// CHECK: arith.subi %c7,
+// CHECK: %[[TH:.*]] = linalg.generic {{.*}} iterator_types = ["parallel"]} outs(%{{.*}} : tensor<2xi64>)
+// CHECK: scf.for %{{.*}} = %c0 to %c35 step %c1 iter_args(%{{.*}} = %c0_i64) -> (i64)
+// CHECK: scf.for %{{.*}} = %c0 to %c8 step %c1 iter_args(%{{.*}} = %c0_i64) -> (i64)
+// CHECK: tensor.extract %[[KEYS]]
+// CHECK: arith.cmpi sge, %{{.*}}, %[[K]] : i64
+// CHECK: %[[KEEP:.*]] = linalg.generic {{.*}} ins(%[[KEYS]], %[[TH]] : tensor<2x8xi64>, tensor<2xi64>)
+// CHECK: arith.cmpi uge
 // Compaction in ascending position order.
 // CHECK: %[[IDX0:.*]] = linalg.fill ins(%[[NONE]] : i32) outs(%{{.*}} : tensor<2x2xi32>)
 // CHECK: %[[GATE0:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<2x2xf32>)

@@ -1,6 +1,6 @@
-// The routing-plan ops (route, route_mask) lower to linalg generics and, for
-// the data-dependent parts of routing, scf.for loops over tensors; no moma
-// op remains.
+// The routing-plan ops (route, route_mask) lower to linalg generics, with
+// the selections parallel over experts or tokens, and scf.for loops over
+// tensors for the slot filling and the mask; no moma op remains.
 // RUN: moma-opt %s --convert-moma-to-linalg | FileCheck %s
 
 #ec_text = #moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>
@@ -12,9 +12,11 @@ module attributes {moma.modalities = [
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 
 // Expert choice: sigmoid and (group-restricted) softmax scores, runtime
-// capacities floor(b_g * c / E_g) in f64, then per expert `capacity` rounds
-// of an argmax scan over the tokens (strict ogt: ties to the lower token),
-// then the expert-major slot filling.
+// capacities floor(b_g * c / E_g) in f64, then, parallel over the experts,
+// the selection keys of the tokens (the score's f32 bits in order, -0 as
+// +0, then 15 - t so ties go to the lower token: 32 + 4 bits for 16 tokens)
+// and each expert's threshold, found over 36 bits by counting the keys that
+// reach it, then the expert-major slot filling.
 // CHECK-LABEL: func.func @route_expert_choice
 // CHECK-NOT: {{= moma\.}}
 // CHECK: math.exp
@@ -27,12 +29,23 @@ module attributes {moma.modalities = [
 // CHECK: arith.sitofp %{{.*}} : i32 to f64
 // CHECK: math.floor %{{.*}} : f64
 // CHECK: arith.fptosi %{{.*}} : f64 to i64
-// CHECK: %[[CHOSEN:.*]] = scf.for %{{.*}} = %c0 to %c6 step %c1 iter_args(%{{.*}} = %[[NONE]]) -> (tensor<16x4xi1>)
-// CHECK: scf.for {{.*}} -> (tensor<16x4xi1>)
-// CHECK: scf.for %{{.*}} = %c0 to %c16 step %c1 iter_args({{.*}}) -> (index, f32)
+// CHECK: %[[KEYS:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel"]} ins(%{{.*}} : tensor<16xi32>) outs(%{{.*}} : tensor<6x16xi64>)
 // CHECK: tensor.extract %[[S]]
-// CHECK: arith.cmpf ogt
-// CHECK: tensor.insert %{{.*}} into %{{.*}} : tensor<16x4xi1>
+// CHECK: arith.cmpf oeq
+// CHECK: arith.bitcast %{{.*}} : f32 to i32
+// CHECK: arith.subi %c15,
+// CHECK: arith.shli %{{.*}}, %c4_i64 : i64
+// CHECK: %[[TH:.*]] = linalg.generic {{.*}} iterator_types = ["parallel"]} outs(%{{.*}} : tensor<6xi64>)
+// CHECK: scf.for %{{.*}} = %c0 to %c36 step %c1 iter_args(%{{.*}} = %c0_i64) -> (i64)
+// CHECK: scf.for %{{.*}} = %c0 to %c16 step %c1 iter_args(%{{.*}} = %c0_i64) -> (i64)
+// CHECK: tensor.extract %[[KEYS]]
+// CHECK: arith.cmpi uge
+// CHECK: arith.cmpi sge
+// CHECK: arith.maxui
+// CHECK: %[[CHOSEN:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel"]} ins(%[[NONE]], %{{.*}} : tensor<16x4xi1>, tensor<16xi32>) outs(%{{.*}} : tensor<16x4xi1>)
+// CHECK: tensor.extract %[[KEYS]]
+// CHECK: tensor.extract %[[TH]]
+// CHECK: arith.cmpi uge
 // CHECK: %[[GATES:.*]] = linalg.generic {{.*}} ins(%[[S]], %[[CHOSEN]] : tensor<16x4xf32>, tensor<16x4xi1>)
 // CHECK-DAG: %[[TOK0:.*]] = linalg.fill ins(%c-1_i32 : i32) outs(%{{.*}} : tensor<16xi32>)
 // CHECK-DAG: %[[OFF0:.*]] = linalg.fill ins(%c0_i32 : i32) outs(%{{.*}} : tensor<7xi32>)
@@ -51,15 +64,19 @@ func.func @route_expert_choice(%logits: tensor<2x8x4xf32>, %mod: tensor<2x8xi32>
   return %tok, %gate, %off : tensor<16xi32>, tensor<16xf32>, tensor<7xi32>
 }
 
-// Token choice top-2: per token, k rounds of an argmax scan over its
-// group's experts; then gates renormalized by their per-token sum.
+// Token choice top-2: the rank of every expert among its token's group
+// experts (a larger score, or an equal one at a lower index, beats it),
+// parallel over tokens and experts; rank < 2 is chosen; then gates
+// renormalized by their per-token sum.
 // CHECK-LABEL: func.func @route_token_choice
 // CHECK-NOT: {{= moma\.}}
 // CHECK: %[[NONE:.*]] = linalg.fill ins(%false : i1) outs(%{{.*}} : tensor<16x4xi1>)
-// CHECK: %[[CHOSEN:.*]] = scf.for %{{.*}} = %c0 to %c16 step %c1 iter_args(%{{.*}} = %[[NONE]]) -> (tensor<16x4xi1>)
-// CHECK: scf.for {{.*}} -> (tensor<16x4xi1>)
-// CHECK: scf.for {{.*}} -> (index, f32)
+// CHECK: %[[RANK:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[S:.*]], %[[S]], %{{.*}} : tensor<16x4xf32>, tensor<16x4xf32>, tensor<16xi32>) outs(%{{.*}} : tensor<16x4xi32>)
 // CHECK: arith.cmpf ogt
+// CHECK: arith.cmpf oeq
+// CHECK: arith.cmpi ult
+// CHECK: %[[CHOSEN:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel"]} ins(%[[NONE]], %{{.*}}, %[[RANK]] : tensor<16x4xi1>, tensor<16xi32>, tensor<16x4xi32>)
+// CHECK: arith.cmpi slt, %{{.*}}, %{{.*}} : i32
 // CHECK: %[[G:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %[[CHOSEN]] : tensor<16x4xf32>, tensor<16x4xi1>)
 // CHECK: %[[SUM:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[G]] : tensor<16x4xf32>) outs(%{{.*}} : tensor<16xf32>)
 // CHECK: linalg.generic {{.*}} ins(%[[G]], %{{.*}}, %[[SUM]] : tensor<16x4xf32>, tensor<16xi32>, tensor<16xf32>)
