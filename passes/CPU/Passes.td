@@ -22,8 +22,10 @@ def MomaCpuVectorizeContractions
       accumulated over a `kc`-deep slice of K with one FMA per row and
       vector, A broadcast one element at a time; `mc`-row blocks of A are
       reused against one `kc x nr` panel of B, which is first copied to a
-      contiguous buffer (B's rows are a weight row apart, a power-of-two
-      stride that would map a panel to a few L1 sets). The last panel of a
+      contiguous slab (B's rows are a weight row apart, a power-of-two
+      stride that would map a panel to a few L1 sets). The slabs, one per
+      parallel iteration, are one buffer allocated before the loop, which
+      the scratch arena places like any temporary. The last panel of a
       width that is not a multiple of `nr` uses masked loads and stores.
     - *Row-selected weights*: the `linalg.generic` that untied-per-modality
       linears, expert groups and grouped experts lower to

@@ -158,6 +158,27 @@ private:
       OpBuilder &b, Location loc, int64_t extent, int64_t tile,
       function_ref<void(OpBuilder &, Location, ArrayRef<Value>, Value, int64_t)>
           body) {
+    parallelOverTiles(b, loc, extent, tile,
+                      [&](OpBuilder &pb, Location ploc, ArrayRef<Value> dims,
+                          Value start, int64_t width,
+                          Value) { body(pb, ploc, dims, start, width); });
+  }
+
+  /// The iterations of `parallelOverTiles(extent, tile)`.
+  int64_t parallelIterations(int64_t extent, int64_t tile) {
+    int64_t iterations = (extent + tile - 1) / tile;
+    for (unsigned d : plan.outerDims)
+      iterations *= plan.size(d);
+    return iterations;
+  }
+
+  /// As above; `body` also gets the iteration's number in
+  /// [0, parallelIterations(extent, tile)).
+  void
+  parallelOverTiles(OpBuilder &b, Location loc, int64_t extent, int64_t tile,
+                    function_ref<void(OpBuilder &, Location, ArrayRef<Value>,
+                                      Value, int64_t, Value)>
+                        body) {
     int64_t tiles = (extent + tile - 1) / tile;
     int64_t tail = extent - (tiles - 1) * tile;
     SmallVector<Value> lower, upper, steps;
@@ -177,8 +198,13 @@ private:
             dims[d] = iv;
           Value start =
               arith::MulIOp::create(pb, ploc, ivs.back(), cst(pb, ploc, tile));
+          Value iteration = ivs.front();
+          for (auto [iv, ub] :
+               llvm::zip(ivs.drop_front(), ArrayRef(upper).drop_front()))
+            iteration = arith::AddIOp::create(
+                pb, ploc, arith::MulIOp::create(pb, ploc, iteration, ub), iv);
           if (tail == tile) {
-            body(pb, ploc, dims, start, tile);
+            body(pb, ploc, dims, start, tile, iteration);
             return;
           }
           Value isLast =
@@ -187,11 +213,11 @@ private:
           scf::IfOp::create(
               pb, ploc, isLast,
               [&](OpBuilder &tb, Location tloc) {
-                body(tb, tloc, dims, start, tail);
+                body(tb, tloc, dims, start, tail, iteration);
                 scf::YieldOp::create(tb, tloc);
               },
               [&](OpBuilder &eb, Location eloc) {
-                body(eb, eloc, dims, start, tile);
+                body(eb, eloc, dims, start, tile, iteration);
                 scf::YieldOp::create(eb, eloc);
               });
         });
@@ -422,36 +448,57 @@ private:
       shape.groups = cast<MemRefType>(plan.b.getType()).getDimSize(0);
     MatmulTiling tiles = chooseMatmulTiling(target, shape);
     int64_t m = plan.size(plan.mDim);
-    if (plan.combine && !deterministic) {
+    // The packed panels: one kc x nr slab per parallel iteration, in one
+    // buffer allocated before the loops (which the scratch arena places;
+    // inside, every thread would need its own allocation at every run).
+    bool fast = plan.combine && !deterministic;
+    int64_t slabs = parallelIterations(shape.n, tiles.nr);
+    if (fast)
+      slabs *= parallelIterations(m, tiles.mc);
+    Value slab = memref::AllocOp::create(
+        b, loc,
+        MemRefType::get({slabs, tiles.kc, tiles.nr},
+                        Float32Type::get(b.getContext())),
+        ValueRange{}, b.getI64IntegerAttr(64));
+    int64_t panels = parallelIterations(shape.n, tiles.nr);
+    if (fast) {
       // Fast combine: the threads split the mc-row blocks of slots (their
       // scatters add atomically); each block walks the column panels.
       parallelOverTiles(b, loc, m, tiles.mc,
                         [&](OpBuilder &pb, Location ploc, ArrayRef<Value> dims,
-                            Value m0, int64_t rows) {
+                            Value m0, int64_t rows, Value block) {
                           parallelOverTiles(
                               pb, ploc, shape.n, tiles.nr,
                               [&](OpBuilder &nb, Location nloc, ArrayRef<Value>,
-                                  Value n0, int64_t width) {
+                                  Value n0, int64_t width, Value panel) {
+                                Value iteration = arith::AddIOp::create(
+                                    nb, nloc,
+                                    arith::MulIOp::create(
+                                        nb, nloc, block, cst(nb, nloc, panels)),
+                                    panel);
                                 emitPanel(nb, nloc, SmallVector<Value>(dims),
-                                          n0, width, tiles, m0, rows);
+                                          n0, width, tiles, m0, rows, slab,
+                                          iteration);
                               });
                         });
-      return;
+    } else {
+      // The threads split the outer dimensions and the column panels.
+      parallelOverTiles(b, loc, shape.n, tiles.nr,
+                        [&](OpBuilder &pb, Location ploc, ArrayRef<Value> dims,
+                            Value n0, int64_t width, Value iteration) {
+                          emitPanel(pb, ploc, SmallVector<Value>(dims), n0,
+                                    width, tiles, cst(pb, ploc, 0), m, slab,
+                                    iteration);
+                        });
     }
-    // The threads split the outer dimensions and the column panels.
-    parallelOverTiles(b, loc, shape.n, tiles.nr,
-                      [&](OpBuilder &pb, Location ploc, ArrayRef<Value> dims,
-                          Value n0, int64_t width) {
-                        emitPanel(pb, ploc, SmallVector<Value>(dims), n0, width,
-                                  tiles, cst(pb, ploc, 0), m);
-                      });
+    memref::DeallocOp::create(b, loc, slab);
   }
 
   /// Columns [n0, n0 + width) of rows [first, first + m): mc-row blocks,
   /// kc-deep slices, mr-row register tiles, then the rows left over.
   void emitPanel(OpBuilder &b, Location loc, SmallVector<Value> dims, Value n0,
                  int64_t width, const MatmulTiling &tiles, Value first,
-                 int64_t m) {
+                 int64_t m, Value slab, Value iteration) {
     int64_t k = plan.size(plan.kDim);
     int64_t mr = tiles.mr, full = m / mr * mr;
     // B's rows are a row of the weight apart: a large power-of-two stride
@@ -459,13 +506,17 @@ private:
     // a contiguous buffer per k slice and read there by every row tile;
     // with row-selected weights, when a uniform tile selects another slice
     // than the one packed (slots are expert-major: once per expert).
-    // On the heap: an alloca would keep the OpenMP body's alloca scope,
-    // which cannot hold the loops' blocks after control-flow lowering.
-    int64_t vectors = (width + lanes - 1) / lanes;
-    auto type = MemRefType::get({tiles.kc, vectors * lanes},
-                                Float32Type::get(b.getContext()));
-    packed = memref::AllocOp::create(b, loc, type, ValueRange{},
-                                     b.getI64IntegerAttr(64));
+    // The panel's slab of `slab`, row `k - k0` for the k slice from k0.
+    SmallVector<OpFoldResult> offsets = {iteration, b.getIndexAttr(0),
+                                         b.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sizes = {
+        b.getIndexAttr(1), b.getIndexAttr(tiles.kc), b.getIndexAttr(tiles.nr)};
+    SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
+    auto type = cast<MemRefType>(memref::SubViewOp::inferRankReducedResultType(
+        {tiles.kc, tiles.nr}, cast<MemRefType>(slab.getType()), offsets, sizes,
+        strides));
+    packed =
+        memref::SubViewOp::create(b, loc, type, slab, offsets, sizes, strides);
     auto kSlices =
         [&](OpBuilder &b, Location loc,
             function_ref<void(OpBuilder &, Location, Value, Value)> body) {
@@ -515,7 +566,6 @@ private:
         emitTile(kb, kloc, dims, end, m - full, n0, width, k0, kEnd,
                  cst(kb, kloc, -1));
       });
-    memref::DeallocOp::create(b, loc, packed);
   }
 
   /// Copies B[k0:kEnd, n0:n0 + width] (of slice `slice` for row-selected

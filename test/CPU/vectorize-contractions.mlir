@@ -27,12 +27,15 @@ func.func @matmul_tails(%a: memref<13x24xf32>, %b: memref<24x20xf32>, %c: memref
 // -----
 
 // Exact panels: no mask, plain vector loads and stores, and k sliced by kc.
-// Per k slice the panel's rows of B are copied to a contiguous heap buffer
-// (B's rows are 256 bytes apart), which the register tiles read.
+// Per k slice the panel's rows of B are copied to a contiguous slab (B's
+// rows are 256 bytes apart), which the register tiles read: one slab per
+// parallel iteration (4 panels of 16 columns), kc = 256 deep, in one buffer
+// allocated before the loop.
 // CHECK-LABEL: func.func @matmul_exact
 // CHECK-NOT:     vector.maskedload
-// CHECK:         scf.parallel
-// CHECK:           %[[PACK:.+]] = memref.alloc() {alignment = 64 : i64} : memref<{{[0-9]+}}x{{[0-9]+}}xf32>
+// CHECK:         %[[SLABS:.+]] = memref.alloc() {alignment = 64 : i64} : memref<4x256x16xf32>
+// CHECK:         scf.parallel (%[[I:.+]]) =
+// CHECK:           %[[PACK:.+]] = memref.subview %[[SLABS]][%[[I]], 0, 0] [1, 256, 16] [1, 1, 1]
 // CHECK:           scf.for
 // CHECK:             scf.for
 // CHECK:               %[[ROW:.+]] = vector.load %arg1
@@ -43,7 +46,7 @@ func.func @matmul_tails(%a: memref<13x24xf32>, %b: memref<24x20xf32>, %c: memref
 // CHECK:                 vector.load %[[PACK]]
 // CHECK:                 vector.fma
 // CHECK:               vector.store {{.*}}, %arg2
-// CHECK:           memref.dealloc %[[PACK]]
+// CHECK:         memref.dealloc %[[SLABS]]
 func.func @matmul_exact(%a: memref<64x512xf32>, %b: memref<512x64xf32>, %c: memref<64x64xf32>) {
   linalg.matmul ins(%a, %b : memref<64x512xf32>, memref<512x64xf32>) outs(%c : memref<64x64xf32>)
   return
@@ -59,8 +62,9 @@ func.func @matmul_exact(%a: memref<64x512xf32>, %b: memref<512x64xf32>, %c: memr
 // the weight itself.
 // CHECK-LABEL: func.func @row_selected
 // CHECK-NOT:     linalg.generic
+// CHECK:         memref.alloc()
 // CHECK:         scf.parallel
-// CHECK:           %[[PACK:.+]] = memref.alloc()
+// CHECK:           %[[PACK:.+]] = memref.subview
 // CHECK:               %[[TILES:.+]] = scf.for {{.*}} iter_args(%[[HELD:.+]] = %c-1) -> (index)
 // CHECK:                 memref.load %arg1
 // CHECK:                 arith.maxsi
@@ -106,14 +110,15 @@ func.func @row_selected(%x: memref<32x16xf32>, %sel: memref<32xi32>, %w: memref<
 // and the tiles run as in the outer-product form. The batch, head and group
 // dimensions are outer parallel loops.
 // CHECK-LABEL: func.func @scores
+// CHECK:         %[[SLABS:.+]] = memref.alloc() {alignment = 64 : i64} : memref<8x8x16xf32>
 // CHECK:         scf.parallel
-// CHECK:           %[[PACK:.+]] = memref.alloc() {alignment = 64 : i64} : memref<8x16xf32>
+// CHECK:           %[[PACK:.+]] = memref.subview %[[SLABS]]
 // CHECK:             memref.load %arg1
 // CHECK:             memref.store {{.*}}, %[[PACK]]
 // CHECK:             vector.load %[[PACK]]
 // CHECK:             vector.fma
 // CHECK-NOT:       vector.reduction
-// CHECK:           memref.dealloc %[[PACK]]
+// CHECK:         memref.dealloc %[[SLABS]]
 func.func @scores(%q: memref<2x16x4x1x8xf32>, %k: memref<2x16x4x8xf32>, %s: memref<2x4x1x16x16xf32>) {
   linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3, d1, d2, d5)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d4, d1, d5)>, affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : memref<2x16x4x1x8xf32>, memref<2x16x4x8xf32>) outs(%s : memref<2x4x1x16x16xf32>) {
   ^bb0(%a: f32, %b: f32, %out: f32):
