@@ -89,6 +89,26 @@ def MomaCpuVectorizeContractions
   ];
 }
 
+def MomaCpuApproximateMath : Pass<"moma-cpu-approximate-math"> {
+  let summary = "f32 exp and erf as polynomials the vector units run";
+  let description = [{
+    Rewrites `math.exp` and `math.erf` on f32 scalars and vectors into
+    upstream MLIR's polynomial approximations (arith ops only). The CPU
+    has no instruction for either, and without it LLVM calls libm's
+    `expf` and `erff` once per element: the softmax of attention and the
+    GELU of the FFN epilogues, a fifth of a d_model 256 forward, ran
+    scalar in libm. The approximations are accurate to a few ulp (exp)
+    and about 1e-7 absolute (erf), far inside the models' 1e-5 tolerance
+    against the reference; other element types and other functions are
+    left to libm.
+
+    Example: `moma-opt --moma-cpu-approximate-math`.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def MomaCpuLimitParallelism
     : Pass<"moma-cpu-limit-parallelism", "::mlir::func::FuncOp"> {
   let summary = "Keep threads for the loops worth them: small and nested "

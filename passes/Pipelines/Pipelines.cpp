@@ -152,6 +152,9 @@ void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
   pm.addPass(arith::createArithEmulateUnsupportedFloats(emulate));
   pm.addPass(math::createMathExtendToSupportedTypes());
   pm.addPass(moma::createMomaExpandNarrowFloatCasts());
+  // f32 exp and erf (softmax, GELU) as polynomials, not libm calls per
+  // element.
+  pm.addPass(moma::createMomaCpuApproximateMath());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   // scf.parallel runs on OpenMP threads, or else in sequence (scf-to-cf).
