@@ -48,8 +48,8 @@ private:
   Contraction &plan;
   const TargetModel &target;
   int64_t lanes;
-  /// The panel's packed `kc x nr` copy of B (null: B is read in place); its
-  /// row 0 is the k slice's first k.
+  /// The current panel's `kc x nr` slab, B packed for the k slice (row 0
+  /// its first k); micro-kernels read it when told to (`fromPack`).
   Value packed;
 
   bool cContiguousAlongN() {
@@ -452,15 +452,13 @@ private:
     // buffer allocated before the loops (which the scratch arena places;
     // inside, every thread would need its own allocation at every run).
     bool fast = plan.combine && !deterministic;
-    int64_t slabs = parallelIterations(shape.n, tiles.nr);
-    if (fast)
-      slabs *= parallelIterations(m, tiles.mc);
+    int64_t panels = parallelIterations(shape.n, tiles.nr);
+    int64_t slabs = fast ? panels * parallelIterations(m, tiles.mc) : panels;
     Value slab = memref::AllocOp::create(
         b, loc,
         MemRefType::get({slabs, tiles.kc, tiles.nr},
                         Float32Type::get(b.getContext())),
         ValueRange{}, b.getI64IntegerAttr(64));
-    int64_t panels = parallelIterations(shape.n, tiles.nr);
     if (fast) {
       // Fast combine: the threads split the mc-row blocks of slots (their
       // scatters add atomically); each block walks the column panels.
