@@ -137,30 +137,36 @@ def MomaCpuLimitParallelism
   ];
 }
 
-def MomaCpuSplitFunctions
-    : Pass<"moma-cpu-split-functions", "::mlir::ModuleOp"> {
-  let summary = "Split functions with many parallel loops into parts";
+def MomaCpuOutlineKernels
+    : Pass<"moma-cpu-outline-kernels", "::mlir::ModuleOp"> {
+  let summary = "Move each kernel into a function; identical kernels share one";
   let description = [{
-    Runs before `convert-scf-to-openmp`. LLVM's OpenMP translation outlines
-    every parallel region and scans the whole enclosing function each time,
-    so a model's one `@forward` with a thousand parallel loops compiles in
-    quadratic time. This pass moves runs of a function's top-level
-    operations, each with at most `max-parallel-loops` parallel loops, into
-    private functions `<name>.part<i>` that take the function's own
-    arguments, and calls them in order. A part rebuilds the side-effect-free
-    values it reads from earlier operations (constants, views, reshapes of
-    the arguments) instead of receiving them; scalars computed in one part
-    and read by later ones are returned and passed on; a cut is only made
-    where every other value is dead. Behaviour is unchanged.
+    Runs on the CPU buffers, after the scratch arena. Every top-level
+    operation with regions of a function (a kernel: a vectorized
+    contraction's `scf.parallel`, a `linalg` op, a loop) moves into a
+    private function `<name>.kernel<i>` that the function calls in its
+    place. The kernel receives the values it reads from the function's body
+    (buffers, views of the arena, scalars) as arguments, in the order it
+    first uses them, and rebuilds the constants and the views that no
+    argument could carry (a dynamic offset). Its results are returned.
 
-    Example: `moma-opt --moma-cpu-split-functions=max-parallel-loops=16`.
+    A kernel structurally equal to an earlier one (the same operations,
+    attributes and types, with the same uses of its arguments, locations
+    aside) is not kept: its call site calls the earlier one. The layers of a
+    model repeat, so the functions left to lower and to compile do not grow
+    with depth: compile time stays linear with a small slope. A kernel
+    called from several places is marked `no_inline`, so that LLVM keeps
+    one copy. An operation a kernel cannot be built for (an input that can
+    neither be passed by bare pointer nor rebuilt) stays where it is.
+    Behaviour is unchanged.
+
+    Each kernel holds one top-level operation, so no function has more
+    than one parallel loop at its top level: the OpenMP translation, which
+    scans the enclosing function once per parallel region, stays linear.
+
+    Example: `moma-opt --moma-cpu-outline-kernels`.
   }];
   let dependentDialects = ["::mlir::func::FuncDialect"];
-  let options = [
-    Option<"maxParallelLoops", "max-parallel-loops", "int64_t",
-           /*default=*/"32",
-           "Parallel loops per part (0: do not split)">,
-  ];
 }
 
 #endif // MOMA_PASSES_CPU_PASSES_TD

@@ -135,6 +135,10 @@ void moma::buildMomaToCpuBufferStage(OpPassManager &pm,
 
 void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
                                  const CpuPipelineOptions &options) {
+  // Each kernel in a function of its own, one function for identical
+  // kernels (the layers repeat): what follows lowers and compiles each
+  // distinct kernel once.
+  pm.addPass(createMomaCpuOutlineKernels());
   // Every op the CPU mapping left to loops.
   // With threads, the parallel dimensions of every other op become an
   // scf.parallel too.
@@ -160,7 +164,6 @@ void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
   // scf.parallel runs on OpenMP threads, or else in sequence (scf-to-cf).
   if (options.threads) {
     pm.addNestedPass<func::FuncOp>(createMomaCpuLimitParallelism());
-    pm.addPass(createMomaCpuSplitFunctions());
     pm.addPass(createConvertSCFToOpenMPPass());
     // Inlines the memref.alloca_scope around each loop body (the bodies
     // allocate nothing), which control-flow lowering could not keep.
