@@ -479,11 +479,14 @@ FailureOr<Contraction> moma::analyseContraction(linalg::LinalgOp op) {
       lastDimOf(result->cMap) == result->nDim) {
     // The epilogue writes no buffer the product reads.
     Value out = epilogue->op.getDpsInits().front();
+    // Paired halves (SwiGLU) need both halves in one register tile, which
+    // only the outer-product form's panels hold.
     if (llvm::none_of(op->getOperands(),
-                      [&](Value v) { return rootOf(v) == rootOf(out); }))
+                      [&](Value v) { return rootOf(v) == rootOf(out); }) &&
+        !(epilogue->pairedInput && result->dotForm))
       result->epilogue = epilogue;
   }
-  if (result->epilogue && !result->dotForm)
+  if (result->epilogue && !result->dotForm && !result->epilogue->pairedInput)
     result->combine = matchCombine(*result);
   return result;
 }

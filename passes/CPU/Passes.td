@@ -50,7 +50,11 @@ def MomaCpuVectorizeContractions
       accumulators once the last slice of K is in: its body is cloned with
       values that vary along the columns as vectors (reads of the column
       index as vector loads, the rest as scalars) and stored into the op's
-      output, and the op is erased. The kernel still writes C.
+      output, and the op is erased. The kernel still writes C. SwiGLU's
+      `silu(gate) * up`, which reads C's two column halves, runs on panels
+      of one half: each packs the same columns of both halves side by side,
+      and a register tile accumulates both, so the epilogue has the gate
+      and up values of its columns in registers.
     - *Combine*: when that epilogue (the experts' slot mask) feeds
       `moma.combine`'s scatter loop (`y[tok[s]] += gate[s] * ys[s]` over
       slots `s`), the loop's body is cloned per slot of each register tile

@@ -32,6 +32,9 @@ class Emitter {
 public:
   Emitter(Contraction &plan, const TargetModel &target, bool deterministic)
       : plan(plan), target(target), lanes(target.lanes()),
+        pair(plan.epilogue && plan.epilogue->pairedInput
+                 ? plan.epilogue->pairOffset
+                 : 0),
         deterministic(deterministic) {}
 
   void emit(OpBuilder &b) {
@@ -48,6 +51,11 @@ private:
   Contraction &plan;
   const TargetModel &target;
   int64_t lanes;
+  /// With an epilogue on C's two column halves (SwiGLU), the distance
+  /// between them: panels then cover columns [n0, n0 + width) of the first
+  /// half and the same columns of the second, packed side by side, and a
+  /// register tile holds both; 0 otherwise.
+  int64_t pair;
   /// The current panel's `kc x nr` slab, B packed for the k slice (row 0
   /// its first k); micro-kernels read it when told to (`fromPack`).
   Value packed;
@@ -285,10 +293,12 @@ private:
 
   /// Applies the epilogue to `acc`, C's value at `cIdx`: a vector of
   /// `width` columns from `cIdx.back()` (the last `mask`ed), or a scalar
-  /// when `width` is 0; the op's body is cloned, with values that vary
-  /// along the columns as vectors, and the result stored into its output.
+  /// when `width` is 0; `pairedAcc` is C's value `pair` columns further
+  /// (paired halves). The op's body is cloned, with values that vary along
+  /// the columns as vectors, and the result stored into its output.
   Value emitEpilogue(OpBuilder &b, Location loc, ArrayRef<Value> cIdx,
-                     Value acc, int64_t width, Value mask) {
+                     Value acc, int64_t width, Value mask,
+                     Value pairedAcc = Value()) {
     linalg::GenericOp op = plan.epilogue->op;
     unsigned nLoop = op.getNumLoops() - 1;
     SmallVector<Value> dims = epilogueDims(b, loc, cIdx);
@@ -309,8 +319,11 @@ private:
     };
     for (OpOperand *input : op.getDpsInputOperands()) {
       BlockArgument arg = body->getArgument(input->getOperandNumber());
-      if (input->getOperandNumber() == plan.epilogue->input) {
-        mapping.map(arg, acc);
+      if (input->getOperandNumber() == plan.epilogue->input ||
+          input->getOperandNumber() == plan.epilogue->pairedInput) {
+        mapping.map(arg, input->getOperandNumber() == plan.epilogue->input
+                             ? acc
+                             : pairedAcc);
         varying.insert(arg);
         continue;
       }
@@ -446,13 +459,18 @@ private:
     MatmulShape shape = shapeOf();
     if (plan.rowSelected)
       shape.groups = cast<MemRefType>(plan.b.getType()).getDimSize(0);
+    shape.pairedHalves = pair != 0;
     MatmulTiling tiles = chooseMatmulTiling(target, shape);
     int64_t m = plan.size(plan.mDim);
+    // The columns the panels walk, and how many a panel takes (of each half
+    // with paired halves).
+    int64_t columns = pair ? pair : shape.n;
+    int64_t panelWidth = pair ? tiles.nr / 2 : tiles.nr;
     // The packed panels: one kc x nr slab per parallel iteration, in one
     // buffer allocated before the loops (which the scratch arena places;
     // inside, every thread would need its own allocation at every run).
     bool fast = plan.combine && !deterministic;
-    int64_t panels = parallelIterations(shape.n, tiles.nr);
+    int64_t panels = parallelIterations(columns, panelWidth);
     int64_t slabs = fast ? panels * parallelIterations(m, tiles.mc) : panels;
     Value slab = memref::AllocOp::create(
         b, loc,
@@ -466,7 +484,7 @@ private:
                         [&](OpBuilder &pb, Location ploc, ArrayRef<Value> dims,
                             Value m0, int64_t rows, Value block) {
                           parallelOverTiles(
-                              pb, ploc, shape.n, tiles.nr,
+                              pb, ploc, columns, panelWidth,
                               [&](OpBuilder &nb, Location nloc, ArrayRef<Value>,
                                   Value n0, int64_t width, Value panel) {
                                 Value iteration = arith::AddIOp::create(
@@ -481,7 +499,7 @@ private:
                         });
     } else {
       // The threads split the outer dimensions and the column panels.
-      parallelOverTiles(b, loc, shape.n, tiles.nr,
+      parallelOverTiles(b, loc, columns, panelWidth,
                         [&](OpBuilder &pb, Location ploc, ArrayRef<Value> dims,
                             Value n0, int64_t width, Value iteration) {
                           emitPanel(pb, ploc, SmallVector<Value>(dims), n0,
@@ -528,7 +546,7 @@ private:
                                           cst(fb, floc, tiles.kc)),
                     cst(fb, floc, k));
                 if (!plan.rowSelected)
-                  packPanel(fb, floc, dims, Value(), n0, width, k0, kEnd);
+                  packPanels(fb, floc, dims, Value(), n0, width, k0, kEnd);
                 body(fb, floc, k0, kEnd);
                 scf::YieldOp::create(fb, floc);
               });
@@ -566,12 +584,26 @@ private:
       });
   }
 
+  /// The panel's columns of B into `packed`: [n0, n0 + width) from
+  /// column 0, and with paired halves the same columns of the second half
+  /// after them (from the next whole vector).
+  void packPanels(OpBuilder &b, Location loc, ArrayRef<Value> outerDims,
+                  Value slice, Value n0, int64_t width, Value k0, Value kEnd) {
+    packPanel(b, loc, outerDims, slice, n0, width, k0, kEnd, 0);
+    if (!pair)
+      return;
+    Value second = arith::AddIOp::create(b, loc, n0, cst(b, loc, pair));
+    packPanel(b, loc, outerDims, slice, second, width, k0, kEnd,
+              (width + lanes - 1) / lanes * lanes);
+  }
+
   /// Copies B[k0:kEnd, n0:n0 + width] (of slice `slice` for row-selected
-  /// weights) into `packed` (row `k - k0`), the lanes past `width` zero.
-  /// The outer-product form loads vectors along n; the dot form (k
-  /// contiguous in B) transposes element by element.
+  /// weights) into `packed` (row `k - k0`, from column `packColumn`), the
+  /// lanes past `width` zero. The outer-product form loads vectors along n;
+  /// the dot form (k contiguous in B) transposes element by element.
   void packPanel(OpBuilder &b, Location loc, ArrayRef<Value> outerDims,
-                 Value slice, Value n0, int64_t width, Value k0, Value kEnd) {
+                 Value slice, Value n0, int64_t width, Value k0, Value kEnd,
+                 int64_t packColumn) {
     int64_t vectors = (width + lanes - 1) / lanes;
     scf::ForOp::create(
         b, loc, k0, kEnd, cst(b, loc, 1), ValueRange{},
@@ -593,7 +625,7 @@ private:
               Value v = loadVector(kb, kloc, plan.b, idx, mask);
               vector::StoreOp::create(
                   kb, kloc, v, packed,
-                  ValueRange{row, cst(kb, kloc, j * lanes)});
+                  ValueRange{row, cst(kb, kloc, packColumn + j * lanes)});
             }
           } else {
             Value zero =
@@ -606,8 +638,9 @@ private:
                 value = memref::LoadOp::create(kb, kloc, plan.b,
                                                indices(plan.bMap, dims));
               }
-              memref::StoreOp::create(kb, kloc, value, packed,
-                                      ValueRange{row, cst(kb, kloc, j)});
+              memref::StoreOp::create(
+                  kb, kloc, value, packed,
+                  ValueRange{row, cst(kb, kloc, packColumn + j)});
             }
           }
           scf::YieldOp::create(kb, kloc);
@@ -658,7 +691,7 @@ private:
       Value stale =
           arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, held, slice);
       scf::IfOp::create(b, loc, stale, [&](OpBuilder &pb, Location ploc) {
-        packPanel(pb, ploc, dims, slice, n0, width, k0, kEnd);
+        packPanels(pb, ploc, dims, slice, n0, width, k0, kEnd);
         scf::YieldOp::create(pb, ploc);
       });
     };
@@ -712,7 +745,7 @@ private:
               [&](OpBuilder &tb, Location tloc) {
                 packIfStale(tb, tloc, held, first);
                 splitTile(tb, tloc, /*head=*/true);
-                packPanel(tb, tloc, dims, last, n0, width, k0, kEnd);
+                packPanels(tb, tloc, dims, last, n0, width, k0, kEnd);
                 splitTile(tb, tloc, /*head=*/false);
                 scf::YieldOp::create(tb, tloc, last);
               },
@@ -740,12 +773,14 @@ private:
   void emitMicroKernel(OpBuilder &b, Location loc, ArrayRef<Value> outerDims,
                        Value r0, int64_t rows, Value slice, bool fromPack,
                        Value n0, int64_t width, Value k0, Value kEnd) {
-    int64_t vectors = (width + lanes - 1) / lanes;
-    int64_t tailLanes = width - (vectors - 1) * lanes;
+    // Vectors of one half (paired halves: the second half's follow).
+    int64_t halfVectors = (width + lanes - 1) / lanes;
+    int64_t vectors = pair ? 2 * halfVectors : halfVectors;
+    int64_t tailLanes = width - (halfVectors - 1) * lanes;
     Value tailMask =
         tailLanes == lanes ? Value() : laneMask(b, loc, lanes, tailLanes);
     auto maskOf = [&](int64_t j) {
-      return j == vectors - 1 ? tailMask : Value();
+      return j % halfVectors == halfVectors - 1 ? tailMask : Value();
     };
     SmallVector<Value> rowIdx, colIdx;
     for (int64_t i = 0; i < rows; ++i)
@@ -753,11 +788,13 @@ private:
           i == 0
               ? r0
               : arith::AddIOp::create(b, loc, r0, cst(b, loc, i)).getResult());
-    for (int64_t j = 0; j < vectors; ++j)
+    for (int64_t j = 0; j < vectors; ++j) {
+      int64_t offset = j / halfVectors * pair + j % halfVectors * lanes;
       colIdx.push_back(
-          j == 0 ? n0
-                 : arith::AddIOp::create(b, loc, n0, cst(b, loc, j * lanes))
-                       .getResult());
+          offset == 0 ? n0
+                      : arith::AddIOp::create(b, loc, n0, cst(b, loc, offset))
+                            .getResult());
+    }
     auto cIndices = [&](int64_t i, int64_t j) {
       SmallVector<Value> dims(outerDims);
       dims[plan.mDim] = rowIdx[i];
@@ -835,10 +872,11 @@ private:
     auto apply = [&](OpBuilder &eb, Location eloc) {
       for (int64_t i = 0; i < rows; ++i) {
         SmallVector<Value> values;
-        for (int64_t j = 0; j < vectors; ++j)
-          values.push_back(emitEpilogue(eb, eloc, cIndices(i, j),
-                                        loop.getResult(i * vectors + j), lanes,
-                                        maskOf(j)));
+        for (int64_t j = 0; j < halfVectors; ++j)
+          values.push_back(emitEpilogue(
+              eb, eloc, cIndices(i, j), loop.getResult(i * vectors + j), lanes,
+              maskOf(j),
+              pair ? loop.getResult(i * vectors + halfVectors + j) : Value()));
         if (plan.combine)
           emitScatter(eb, eloc, rowIdx[i], colIdx, values, tailLanes);
       }

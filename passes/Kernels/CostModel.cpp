@@ -110,10 +110,15 @@ MatmulTiling moma::chooseMatmulTiling(const TargetModel &target,
 
   int64_t lanes = target.lanes();
   double bestScore = -1;
-  for (int64_t nrVectors = 1; nrVectors <= 4; ++nrVectors) {
+  // Paired halves: the tile's columns are split between the two halves,
+  // each padded on its own.
+  int64_t pieces = shape.pairedHalves ? 2 : 1;
+  int64_t extent = shape.n / pieces;
+  for (int64_t nrVectors = pieces; nrVectors <= 4; nrVectors += pieces) {
     int64_t nr = nrVectors * lanes;
     // Padding in N (the last panel is masked) wastes lanes.
-    double columnUse = double(shape.n) / double(ceilDiv(shape.n, nr) * nr);
+    double columnUse =
+        double(extent) / double(ceilDiv(extent, nr / pieces) * (nr / pieces));
     for (int64_t mr = 1; mr <= 16; ++mr) {
       // Accumulators, the B vectors of one k step and one broadcast A value.
       if (mr * nrVectors + nrVectors + 1 > target.vectorRegisters)

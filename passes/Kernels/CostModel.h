@@ -64,6 +64,10 @@ struct MatmulShape {
   int64_t m = 0, n = 0, k = 0;
   int64_t groups = 1;
   unsigned elementBits = 32;
+  /// The columns come in two halves computed together (SwiGLU's gate and
+  /// up, for an epilogue that combines them): a register tile holds `nr / 2`
+  /// columns of each half, so `nr` is an even number of vectors.
+  bool pairedHalves = false;
 };
 
 /// How a matmul-class kernel is tiled. On the CPU: a register tile of `mr`

@@ -10,6 +10,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
@@ -31,12 +32,58 @@ bool viewsOf(Value value, Value c) {
   return false;
 }
 
+/// The first column of `C` that `value` reads, if it is a slice (tensors)
+/// or subview (buffers) of all of `C`'s rows and half its columns, with
+/// unit strides.
+std::optional<int64_t> halfOf(Value value, Value c) {
+  auto slice = value.getDefiningOp<OffsetSizeAndStrideOpInterface>();
+  if (!slice || !isa<tensor::ExtractSliceOp, memref::SubViewOp>(slice) ||
+      slice->getOperand(0) != c)
+    return std::nullopt;
+  auto cType = cast<ShapedType>(c.getType());
+  int64_t rank = cType.getRank();
+  if (!cType.hasStaticShape() || rank == 0 ||
+      cast<ShapedType>(value.getType()).getRank() != rank ||
+      cType.getDimSize(rank - 1) % 2 != 0)
+    return std::nullopt;
+  int64_t half = cType.getDimSize(rank - 1) / 2;
+  for (int64_t d = 0; d < rank; ++d) {
+    std::optional<int64_t> offset =
+        getConstantIntValue(slice.getMixedOffsets()[d]);
+    std::optional<int64_t> size = getConstantIntValue(slice.getMixedSizes()[d]);
+    std::optional<int64_t> stride =
+        getConstantIntValue(slice.getMixedStrides()[d]);
+    if (!offset || !size || stride != 1)
+      return std::nullopt;
+    bool last = d + 1 == rank;
+    if (last ? (*size != half || (*offset != 0 && *offset != half))
+             : (*size != cType.getDimSize(d) || *offset != 0))
+      return std::nullopt;
+    if (last)
+      return *offset;
+  }
+  return std::nullopt;
+}
+
 /// The consumer of the result of `contraction` on tensors, and the value of
-/// `C` it reads (the result or its single expand_shape).
+/// `C` it reads (the result or its single expand_shape; the result itself
+/// when the consumer reads its two column halves).
 std::pair<linalg::GenericOp, Value> tensorConsumer(linalg::LinalgOp op) {
   Value c = op->getResult(0);
-  if (!c.hasOneUse())
-    return {};
+  if (!c.hasOneUse()) {
+    // SwiGLU: two halves, each read once by the same op.
+    SmallVector<Operation *> users(c.getUsers());
+    if (users.size() != 2 || !llvm::all_of(users, [&](Operation *user) {
+          return user->getNumResults() == 1 && halfOf(user->getResult(0), c) &&
+                 user->getResult(0).hasOneUse() &&
+                 *user->getResult(0).getUsers().begin() ==
+                     *users[0]->getResult(0).getUsers().begin();
+        }))
+      return {};
+    return {
+        dyn_cast<linalg::GenericOp>(*users[0]->getResult(0).getUsers().begin()),
+        c};
+  }
   Operation *user = *c.getUsers().begin();
   if (auto expand = dyn_cast<tensor::ExpandShapeOp>(user)) {
     c = expand.getResult();
@@ -63,7 +110,7 @@ std::pair<linalg::GenericOp, Value> bufferConsumer(linalg::LinalgOp op) {
     }
     for (OpOperand *input : generic.getDpsInputOperands()) {
       Value value = input->get();
-      if (value == c)
+      if (value == c || halfOf(value, c))
         return {generic, c};
       auto expand = value.getDefiningOp<memref::ExpandShapeOp>();
       if (expand && expand.getSrc() == c)
@@ -161,23 +208,34 @@ std::optional<Epilogue> moma::matchEpilogue(linalg::LinalgOp contraction) {
     return std::nullopt;
   Epilogue epilogue;
   epilogue.op = consumer;
-  // C is read once, with the identity map.
-  bool found = false;
+  // C is read once, with the identity map; or its two halves are, once
+  // each.
+  std::optional<unsigned> whole, first, second;
   for (OpOperand *input : consumer.getDpsInputOperands()) {
-    if (input->get() != read)
+    std::optional<int64_t> half = halfOf(input->get(), read);
+    if (input->get() != read && !half)
       continue;
-    if (found || !consumer.getMatchingIndexingMap(input).isIdentity())
+    std::optional<unsigned> &slot = !half ? whole : *half == 0 ? first : second;
+    if (slot || !consumer.getMatchingIndexingMap(input).isIdentity())
       return std::nullopt;
-    found = true;
-    epilogue.input = input->getOperandNumber();
+    slot = input->getOperandNumber();
   }
-  if (!found)
+  if (whole && !first && !second) {
+    epilogue.input = *whole;
+  } else if (!whole && first && second) {
+    epilogue.input = *first;
+    epilogue.pairedInput = *second;
+    epilogue.pairOffset =
+        cast<ShapedType>(read.getType()).getShape().back() / 2;
+  } else {
     return std::nullopt;
+  }
   // On buffers, nothing else the consumer touches views C.
   Value c = contraction.getDpsInits().front();
   if (contraction.hasPureBufferSemantics())
     for (OpOperand &operand : consumer->getOpOperands())
       if (operand.getOperandNumber() != epilogue.input &&
+          operand.getOperandNumber() != epilogue.pairedInput &&
           viewsOf(operand.get(), c))
         return std::nullopt;
   // The index groups of the reshape.

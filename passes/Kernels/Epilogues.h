@@ -25,6 +25,11 @@ struct Epilogue {
   mlir::linalg::GenericOp op;
   /// Its input operand that reads `C`.
   unsigned input = 0;
+  /// SwiGLU's gate·up: the input operand that reads `C`'s second column
+  /// half, `pairOffset` columns after the first, which `input` reads (both
+  /// with the identity map); the op's loops then span one half.
+  std::optional<unsigned> pairedInput;
+  int64_t pairOffset = 0;
   /// For every index of `C`, the loop dimensions of `op` it expands to, in
   /// order (`op`'s dimension `i` of group `g` is the `i`-th digit of the
   /// index delinearised by the group's sizes); the identity without a
@@ -42,7 +47,9 @@ struct Epilogue {
 ///   and writes a different one;
 /// - an all-parallel `linalg.generic` with one output that it does not read,
 ///   reading `C` once with the identity map over its loops; `C`'s last
-///   index (the columns) maps to one loop, `op`'s last;
+///   index (the columns) maps to one loop, `op`'s last; or reading the two
+///   column halves of `C` (slices of every row, unit strides: SwiGLU's gate
+///   and up), each once with the identity map, and nothing else of `C`;
 /// - a body of element-wise arith and math ops, `linalg.index`, and scalar
 ///   reads (`tensor.extract`, `memref.load`) of values from above, where
 ///   the column index is used only as the last index of a read or an input

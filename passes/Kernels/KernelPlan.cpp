@@ -555,6 +555,9 @@ private:
         launch = {chunks * ((shape.n + tiling.nr - 1) / tiling.nr)};
     } else if (kernel.kind == KernelClass::Matmul) {
       MatmulShape shape = matmulShape(rootLinalg);
+      // A SwiGLU epilogue: the tiles hold both column halves.
+      std::optional<Epilogue> epilogue = matchEpilogue(rootLinalg);
+      shape.pairedHalves = epilogue && epilogue->pairedInput;
       MatmulTiling tiling = chooseMatmulTiling(target, shape);
       addTiles(b, tiling, fields);
       fields.push_back(b.getNamedAttr(
@@ -568,6 +571,8 @@ private:
                 memberFlops / target.peakFlops;
       if (target.isGpu)
         launch = {(shape.m * shape.n + kGpuBlock - 1) / kGpuBlock, kGpuBlock};
+      else if (shape.pairedHalves) // nr / 2 columns of each half a panel
+        launch = {(shape.n / 2 + tiling.nr / 2 - 1) / (tiling.nr / 2)};
       else // Threads split the N panels of nr columns.
         launch = {(shape.n + tiling.nr - 1) / tiling.nr};
     } else if (rootLinalg) {

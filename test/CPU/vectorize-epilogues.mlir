@@ -104,6 +104,66 @@ func.func @residual_bias(%a: memref<8x16xf32>, %b: memref<16x32xf32>, %c: memref
 
 // -----
 
+// SwiGLU's gate.up in the first GEMM's epilogue: the consumer reads C's
+// two column halves (20 columns each), so every panel packs the gate's
+// columns and the same columns of the up half side by side (two 8-lane
+// vectors, the second from column 8 of the slab), a register tile
+// accumulates both, and the epilogue multiplies silu(gate) by up; the
+// last panel (4 columns of each half) is masked. No loop over C is left.
+// CHECK-LABEL: func.func @swiglu
+// CHECK-NOT:     linalg.generic
+// CHECK:         scf.parallel
+// CHECK:           arith.addi %{{.*}}, %c20
+// CHECK:           vector.{{(masked)?}}load %arg1
+// CHECK:           vector.store %{{.*}}, %{{.*}}[%{{.*}}, %c8{{.*}}] : memref<72x16xf32
+// CHECK:           vector.fma
+// CHECK:           scf.if
+// CHECK:             math.exp %{{.*}} : vector<8xf32>
+// CHECK:             arith.divf %{{.*}}, %{{.*}} : vector<8xf32>
+// CHECK:             arith.mulf %{{.*}}, %{{.*}} : vector<8xf32>
+// CHECK:             vector.maskedstore %arg3
+// CHECK:             vector.store %{{.*}}, %arg3
+// CHECK-NOT:     linalg.generic
+#id = affine_map<(d0, d1) -> (d0, d1)>
+func.func @swiglu(%a: memref<13x72xf32>, %b: memref<72x40xf32>, %c: memref<13x40xf32>, %h: memref<13x20xf32>) {
+  %one = arith.constant 1.0 : f32
+  linalg.matmul ins(%a, %b : memref<13x72xf32>, memref<72x40xf32>) outs(%c : memref<13x40xf32>)
+  %gate = memref.subview %c[0, 0] [13, 20] [1, 1] : memref<13x40xf32> to memref<13x20xf32, strided<[40, 1]>>
+  %up = memref.subview %c[0, 20] [13, 20] [1, 1] : memref<13x40xf32> to memref<13x20xf32, strided<[40, 1], offset: 20>>
+  linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel", "parallel"]} ins(%gate, %up : memref<13x20xf32, strided<[40, 1]>>, memref<13x20xf32, strided<[40, 1], offset: 20>>) outs(%h : memref<13x20xf32>) {
+  ^bb0(%g: f32, %u: f32, %out: f32):
+    %0 = arith.negf %g : f32
+    %1 = math.exp %0 : f32
+    %2 = arith.addf %1, %one : f32
+    %3 = arith.divf %g, %2 : f32
+    %4 = arith.mulf %3, %u : f32
+    linalg.yield %4 : f32
+  }
+  return
+}
+
+// -----
+
+// Not paired: the second slice starts elsewhere than the middle, so it is
+// no column half of C; the product maps, the consumer stays.
+// CHECK-LABEL: func.func @not_halves
+// CHECK:         scf.parallel
+// CHECK:         linalg.generic
+#id = affine_map<(d0, d1) -> (d0, d1)>
+func.func @not_halves(%a: memref<13x72xf32>, %b: memref<72x40xf32>, %c: memref<13x40xf32>, %h: memref<13x20xf32>) {
+  linalg.matmul ins(%a, %b : memref<13x72xf32>, memref<72x40xf32>) outs(%c : memref<13x40xf32>)
+  %gate = memref.subview %c[0, 0] [13, 20] [1, 1] : memref<13x40xf32> to memref<13x20xf32, strided<[40, 1]>>
+  %up = memref.subview %c[0, 10] [13, 20] [1, 1] : memref<13x40xf32> to memref<13x20xf32, strided<[40, 1], offset: 10>>
+  linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel", "parallel"]} ins(%gate, %up : memref<13x20xf32, strided<[40, 1]>>, memref<13x20xf32, strided<[40, 1], offset: 10>>) outs(%h : memref<13x20xf32>) {
+  ^bb0(%g: f32, %u: f32, %out: f32):
+    %0 = arith.mulf %g, %u : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
 // Not fused: the consumer reads C transposed (a vector of C's columns is no
 // vector of its own), and an op that writes memory sits between a product
 // and the op reading it. Both products still map; the consumers stay.

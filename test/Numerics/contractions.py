@@ -278,6 +278,73 @@ def epilogue_case(t, k, n, g, experts):
     return func, inputs, expected, f"tensor<{t}x{n}xf32>"
 
 
+def swiglu_case(t, k, f, g, experts):
+    """The first expert GEMM of a SwiGLU FFN with gate.up in its epilogue
+    (both column halves of one product in one register tile):
+    out[t, j] = silu(h[t, j]) * h[t, f + j] for h = c + x w[e[t]] of 2f
+    columns, slots outside every expert (-1) masked. With `g` = 0, a plain
+    matmul (the dense FFN)."""
+    n = 2 * f
+    if g:
+        product = row_selected_product("%h", "%e", t, k, n, g)
+        weights = f"%w: tensor<{g}x{k}x{n}xf32>"
+    else:
+        product = f"""
+    %h = linalg.matmul ins(%x, %w : tensor<{t}x{k}xf32>, tensor<{k}x{n}xf32>)
+                       outs(%c : tensor<{t}x{n}xf32>) -> tensor<{t}x{n}xf32>"""
+        weights = f"%w: tensor<{k}x{n}xf32>"
+    func = f"""
+  func.func @op(%x: tensor<{t}x{k}xf32>, %e: tensor<{t}xi32>, {weights},
+                %c: tensor<{t}x{n}xf32>) -> tensor<{t}x{f}xf32> {{
+    %fzero = arith.constant 0.0 : f32
+    %one = arith.constant 1.0 : f32
+{product}
+    %gate = tensor.extract_slice %h[0, 0] [{t}, {f}] [1, 1]
+        : tensor<{t}x{n}xf32> to tensor<{t}x{f}xf32>
+    %up = tensor.extract_slice %h[0, {f}] [{t}, {f}] [1, 1]
+        : tensor<{t}x{n}xf32> to tensor<{t}x{f}xf32>
+    %empty = tensor.empty() : tensor<{t}x{f}xf32>
+    %r = linalg.generic {{
+        indexing_maps = [affine_map<(t, n) -> (t, n)>,
+                         affine_map<(t, n) -> (t, n)>,
+                         affine_map<(t, n) -> (t)>,
+                         affine_map<(t, n) -> (t, n)>],
+        iterator_types = ["parallel", "parallel"]}}
+        ins(%gate, %up, %e : tensor<{t}x{f}xf32>, tensor<{t}x{f}xf32>,
+            tensor<{t}xi32>)
+        outs(%empty : tensor<{t}x{f}xf32>) {{
+    ^bb0(%a: f32, %b: f32, %s: i32, %out: f32):
+      %0 = arith.negf %a : f32
+      %1 = math.exp %0 : f32
+      %2 = arith.addf %1, %one : f32
+      %3 = arith.divf %a, %2 : f32
+      %4 = arith.mulf %3, %b : f32
+      %none = arith.constant 0 : i32
+      %valid = arith.cmpi sge, %s, %none : i32
+      %5 = arith.select %valid, %4, %fzero : f32
+      linalg.yield %5 : f32
+    }} -> tensor<{t}x{f}xf32>
+    return %r : tensor<{t}x{f}xf32>
+  }}"""
+    def inputs(rng):
+        w_shape = (g, k, n) if g else (k, n)
+        return [rng.standard_normal((t, k)).astype(np.float32),
+                np.array(experts, dtype=np.int32),
+                rng.standard_normal(w_shape).astype(np.float32),
+                rng.standard_normal((t, n)).astype(np.float32)]
+    def expected(x, e, w, c):
+        x64 = x.astype(np.float64)
+        if g:
+            h = c + np.einsum("tk,tkn->tn", x64,
+                              w[np.clip(e, 0, g - 1)].astype(np.float64))
+        else:
+            h = c + x64 @ w.astype(np.float64)
+        gate, up = h[:, :f], h[:, f:]
+        out = gate / (1 + np.exp(-gate)) * up
+        return np.where((e >= 0)[:, None], out, 0.0)
+    return func, inputs, expected, f"tensor<{t}x{f}xf32>"
+
+
 def cases():
     yield "matmul 13x24x20 (row and column tails)", matmul_case(13, 24, 20)
     yield "matmul 1x7x3 (one row, one masked vector)", matmul_case(1, 7, 3)
@@ -305,6 +372,12 @@ def cases():
         epilogue_case(37, 300, 20, 4, uneven)
     yield "epilogue: all tokens in one expert", \
         epilogue_case(16, 24, 40, 4, [3] * 16)
+    # SwiGLU's halves of 20 columns (a masked vector in each), K over
+    # several kc slices, the uneven experts again; then a dense FFN.
+    yield "swiglu epilogue: paired halves, uneven experts", \
+        swiglu_case(37, 300, 20, 4, uneven)
+    yield "swiglu epilogue: dense, exact halves", \
+        swiglu_case(21, 40, 32, 0, [0] * 21)
 
 
 def main():

@@ -132,6 +132,35 @@ TEST(CostModelTest, PaddingWasteSteersTheChoice) {
   EXPECT_EQ(nrFor(48), 24);
 }
 
+TEST(CostModelTest, PairedHalvesSplitTheRegisterTile) {
+  // SwiGLU's gate.up product: each tile holds as many columns of the gate
+  // half as of the up half, so nr is an even number of vectors, and the
+  // padding is counted per half.
+  for (const char *name : {"x86-64-v3", "x86-64-v4"}) {
+    TargetModel model = target(name);
+    int64_t lanes = model.lanes();
+    for (int64_t half : {8, 24, 40, 1024, 1000}) {
+      MatmulShape shape{512, 2 * half, 256, 1, 32};
+      shape.pairedHalves = true;
+      MatmulTiling tiling = chooseMatmulTiling(model, shape);
+      std::string what = std::string(name) + " half " + std::to_string(half);
+      EXPECT_EQ(tiling.nr % (2 * lanes), 0) << what;
+      EXPECT_LE(tiling.mr * (tiling.nr / lanes) + tiling.nr / lanes + 1,
+                model.vectorRegisters)
+          << what;
+      // A half of one vector's width is not padded to two.
+      if (half == lanes)
+        EXPECT_EQ(tiling.nr, 2 * lanes) << what;
+    }
+  }
+  // Unpaired, 24 columns on 8 lanes is three vectors; paired halves of 24
+  // cannot split an odd count, and a 2 x 8 tile pads nothing.
+  TargetModel v3 = target("x86-64-v3");
+  MatmulShape paired{256, 48, 256, 1, 32};
+  paired.pairedHalves = true;
+  EXPECT_EQ(chooseMatmulTiling(v3, paired).nr, 16);
+}
+
 TEST(CostModelTest, EstimateIsAtLeastBothBounds) {
   for (const char *name : kTargets) {
     TargetModel model = target(name);
