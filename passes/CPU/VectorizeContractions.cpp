@@ -16,6 +16,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
 
 namespace moma {
 #define GEN_PASS_DEF_MOMACPUVECTORIZECONTRACTIONS
@@ -35,7 +36,7 @@ public:
         pair(plan.epilogue && plan.epilogue->pairedInput
                  ? plan.epilogue->pairOffset
                  : 0),
-        deterministic(deterministic) {}
+        deterministic(deterministic), rowGuard(findRowGuard()) {}
 
   void emit(OpBuilder &b) {
     Location loc = plan.op.getLoc();
@@ -68,6 +69,37 @@ private:
   /// Combine's mode: fixed order without atomics, or atomic adds with the
   /// slot rows split across threads too.
   bool deterministic;
+  /// A computed A of the form `select(cond, a, 0.0)` whose condition
+  /// depends on the row and not on k (a gather's valid slots), if any.
+  arith::SelectOp rowGuard;
+
+  /// Whether body value `value` varies with loop dimension `dim`.
+  bool dependsOn(Value value, unsigned dim) {
+    if (auto arg = dyn_cast<BlockArgument>(value)) {
+      if (arg.getOwner() != plan.body)
+        return false;
+      return plan.inputMaps[arg.getArgNumber()].isFunctionOfDim(dim);
+    }
+    Operation *def = value.getDefiningOp();
+    if (def->getBlock() != plan.body)
+      return false;
+    if (auto index = dyn_cast<linalg::IndexOp>(def))
+      return index.getDim() == dim;
+    return llvm::any_of(def->getOperands(),
+                        [&](Value v) { return dependsOn(v, dim); });
+  }
+
+  arith::SelectOp findRowGuard() {
+    if (!plan.aValue)
+      return {};
+    auto select = plan.aValue.getDefiningOp<arith::SelectOp>();
+    if (!select || select->getBlock() != plan.body ||
+        !matchPattern(select.getFalseValue(), m_AnyZeroFloat()) ||
+        dependsOn(select.getCondition(), plan.kDim) ||
+        dependsOn(select.getCondition(), plan.nDim))
+      return {};
+    return select;
+  }
 
   Value cst(OpBuilder &b, Location loc, int64_t v) {
     return arith::ConstantIndexOp::create(b, loc, v);
@@ -806,64 +838,100 @@ private:
       for (int64_t j = 0; j < vectors; ++j)
         acc.push_back(loadVector(b, loc, plan.c, cIndices(i, j), maskOf(j)));
 
-    auto loop = scf::ForOp::create(
-        b, loc, k0, kEnd, cst(b, loc, 1), acc,
-        [&](OpBuilder &kb, Location kloc, Value kIv, ValueRange iter) {
-          SmallVector<Value> bVectors;
-          for (int64_t j = 0; j < vectors; ++j) {
-            if (fromPack) {
-              Value row = arith::SubIOp::create(kb, kloc, kIv, k0);
-              bVectors.push_back(vector::LoadOp::create(
-                  kb, kloc, vecType(lanes), packed,
-                  ValueRange{row, cst(kb, kloc, j * lanes)}));
-              continue;
-            }
-            SmallVector<Value> idx;
-            if (plan.rowSelected) {
-              idx = {slice, kIv, colIdx[j]};
-            } else {
-              SmallVector<Value> dims(outerDims);
-              dims[plan.kDim] = kIv;
-              dims[plan.nDim] = colIdx[j];
-              idx = indices(plan.bMap, dims);
-            }
-            bVectors.push_back(loadVector(kb, kloc, plan.b, idx, maskOf(j)));
-          }
-          SmallVector<Value> next;
-          for (int64_t i = 0; i < rows; ++i) {
-            SmallVector<Value> dims(outerDims);
-            dims[plan.mDim] = rowIdx[i];
-            dims[plan.kDim] = kIv;
-            Value a;
-            if (plan.aValue) {
-              IRMapping mapping;
-              a = materialize(kb, kloc, plan.aValue, dims, mapping);
-            } else {
-              a = memref::LoadOp::create(kb, kloc, plan.a,
-                                         indices(plan.aMap, dims));
-            }
-            Value splat =
-                vector::BroadcastOp::create(kb, kloc, vecType(lanes), a);
-            Value keep;
-            if (plan.condition) {
-              IRMapping mapping;
-              keep = materialize(kb, kloc, plan.condition, dims, mapping);
-            }
-            for (int64_t j = 0; j < vectors; ++j) {
-              Value acc = iter[i * vectors + j];
-              Value sum =
-                  vector::FMAOp::create(kb, kloc, splat, bVectors[j], acc);
-              if (keep)
-                sum = arith::SelectOp::create(kb, kloc, keep, sum, acc);
-              next.push_back(sum);
-            }
-          }
-          scf::YieldOp::create(kb, kloc, next);
-        });
+    // The k loop, with A's value in the body `aExpr` (plan.aValue for a
+    // computed A).
+    auto kLoop = [&](OpBuilder &b, Location loc, Value aExpr) {
+      return scf::ForOp::create(
+                 b, loc, k0, kEnd, cst(b, loc, 1), acc,
+                 [&](OpBuilder &kb, Location kloc, Value kIv, ValueRange iter) {
+                   SmallVector<Value> bVectors;
+                   for (int64_t j = 0; j < vectors; ++j) {
+                     if (fromPack) {
+                       Value row = arith::SubIOp::create(kb, kloc, kIv, k0);
+                       bVectors.push_back(vector::LoadOp::create(
+                           kb, kloc, vecType(lanes), packed,
+                           ValueRange{row, cst(kb, kloc, j * lanes)}));
+                       continue;
+                     }
+                     SmallVector<Value> idx;
+                     if (plan.rowSelected) {
+                       idx = {slice, kIv, colIdx[j]};
+                     } else {
+                       SmallVector<Value> dims(outerDims);
+                       dims[plan.kDim] = kIv;
+                       dims[plan.nDim] = colIdx[j];
+                       idx = indices(plan.bMap, dims);
+                     }
+                     bVectors.push_back(
+                         loadVector(kb, kloc, plan.b, idx, maskOf(j)));
+                   }
+                   SmallVector<Value> next;
+                   for (int64_t i = 0; i < rows; ++i) {
+                     SmallVector<Value> dims(outerDims);
+                     dims[plan.mDim] = rowIdx[i];
+                     dims[plan.kDim] = kIv;
+                     Value a;
+                     if (aExpr) {
+                       IRMapping mapping;
+                       a = materialize(kb, kloc, aExpr, dims, mapping);
+                     } else {
+                       a = memref::LoadOp::create(kb, kloc, plan.a,
+                                                  indices(plan.aMap, dims));
+                     }
+                     Value splat = vector::BroadcastOp::create(
+                         kb, kloc, vecType(lanes), a);
+                     Value keep;
+                     if (plan.condition) {
+                       IRMapping mapping;
+                       keep =
+                           materialize(kb, kloc, plan.condition, dims, mapping);
+                     }
+                     for (int64_t j = 0; j < vectors; ++j) {
+                       Value acc = iter[i * vectors + j];
+                       Value sum = vector::FMAOp::create(kb, kloc, splat,
+                                                         bVectors[j], acc);
+                       if (keep)
+                         sum =
+                             arith::SelectOp::create(kb, kloc, keep, sum, acc);
+                       next.push_back(sum);
+                     }
+                   }
+                   scf::YieldOp::create(kb, kloc, next);
+                 })
+          .getResults();
+    };
+    // Gathered rows whose A is `select(valid(row), a, 0)` (a slot without a
+    // token reads zeros): a tile whose rows are all valid runs the loop on
+    // `a` alone, without a select, a mask and a guard per row and k.
+    ValueRange results;
+    if (rowGuard) {
+      Value all;
+      for (int64_t i = 0; i < rows; ++i) {
+        SmallVector<Value> dims(outerDims);
+        dims[plan.mDim] = rowIdx[i];
+        IRMapping mapping;
+        Value valid =
+            materialize(b, loc, rowGuard.getCondition(), dims, mapping);
+        all =
+            all ? arith::AndIOp::create(b, loc, all, valid).getResult() : valid;
+      }
+      auto branch = scf::IfOp::create(
+          b, loc, all,
+          [&](OpBuilder &tb, Location tloc) {
+            scf::YieldOp::create(tb, tloc,
+                                 kLoop(tb, tloc, rowGuard.getTrueValue()));
+          },
+          [&](OpBuilder &eb, Location eloc) {
+            scf::YieldOp::create(eb, eloc, kLoop(eb, eloc, plan.aValue));
+          });
+      results = branch.getResults();
+    } else {
+      results = kLoop(b, loc, plan.aValue);
+    }
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t j = 0; j < vectors; ++j)
-        storeVector(b, loc, loop.getResult(i * vectors + j), plan.c,
-                    cIndices(i, j), maskOf(j));
+        storeVector(b, loc, results[i * vectors + j], plan.c, cIndices(i, j),
+                    maskOf(j));
     if (!plan.epilogue)
       return;
     // The epilogue, once the last slice of K is in.
@@ -874,9 +942,9 @@ private:
         SmallVector<Value> values;
         for (int64_t j = 0; j < halfVectors; ++j)
           values.push_back(emitEpilogue(
-              eb, eloc, cIndices(i, j), loop.getResult(i * vectors + j), lanes,
+              eb, eloc, cIndices(i, j), results[i * vectors + j], lanes,
               maskOf(j),
-              pair ? loop.getResult(i * vectors + halfVectors + j) : Value()));
+              pair ? results[i * vectors + halfVectors + j] : Value()));
         if (plan.combine)
           emitScatter(eb, eloc, rowIdx[i], colIdx, values, tailLanes);
       }
