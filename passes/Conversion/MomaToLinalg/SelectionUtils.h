@@ -39,6 +39,20 @@ IntegerType selectionKeyType(Type scoreType, int64_t count);
 Value buildSelectionKey(OpBuilder &b, Location loc, Value score, Value index,
                         int64_t count);
 
+/// The tie indices of the tokens of a selection whose ties follow the
+/// `positions: [B, L] i32` operand (the positions of the unpermuted
+/// program, Semantics.md "Token order"), as `[B, L] i32`: the stable rank of
+/// `positions[b, l]` in its row (the number of `j` with `positions[b, j] <
+/// positions[b, l]`, or equal and `j < l`), plus `b * L` when
+/// `acrossBatch`. They are distinct, in `[0, L)` (or `[0, B * L)`), and
+/// order the tokens as `(b, positions[b, l])` does, so that they replace the
+/// row index of buildSelectionKey without widening the keys, whatever the
+/// range of the positions (a depth region's body holds positions of the
+/// enclosing sequence, and -1 for its padding rows). One `linalg.generic`
+/// of `B * L * L` comparisons, parallel over the tokens.
+Value buildTieIndices(OpBuilder &b, Location loc, Value positions,
+                      bool acrossBatch);
+
 /// Per row `r` of `keys: [R, N]` (selection keys of `keyBits` bits, 0
 /// for non-candidates): the threshold `th[r]` (`[R] i64`) that exactly the
 /// `capacity(r)` largest keys of the row reach (every candidate when it has
