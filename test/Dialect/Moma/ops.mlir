@@ -75,7 +75,7 @@ func.func @attention_ffn(%x: tensor<2x8x32xf32>, %wq: tensor<32x32xf32>,
 // CHECK: moma.combine %[[YS]], %[[TOK]], %[[GATE]] residual %arg0 : (tensor<16x32xf32>, tensor<16xi32>, tensor<16xf32>, tensor<2x8x32xf32>) -> tensor<2x8x32xf32>
 // CHECK: moma.route_mask %[[TOK]], %[[OFF]], %arg1 groups [#[[EC0]], #[[EC1]]] : (tensor<16xi32>, tensor<9xi32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
 // CHECK: moma.router_z_loss %[[L]], %arg1 groups [#[[EC0]], #[[EC1]]] : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> tensor<f32>
-// GENERIC: "moma.route"(%{{.*}}, %{{.*}}) <{groups = [#{{.*}}, #{{.*}}]}> : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> (tensor<16xi32>, tensor<16xf32>, tensor<9xi32>)
+// GENERIC: "moma.route"(%{{.*}}, %{{.*}}) <{groups = [#{{.*}}, #{{.*}}], operandSegmentSizes = array<i32: 1, 1, 0, 0>}> : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> (tensor<16xi32>, tensor<16xf32>, tensor<9xi32>)
 func.func @moma_ffn(%x: tensor<2x8x32xf32>, %mod: tensor<2x8xi32>,
     %rt: tensor<32x4xf32>, %ri: tensor<32x4xf32>, %wi: tensor<8x32x128xf32>,
     %wo: tensor<8x64x32xf32>)
