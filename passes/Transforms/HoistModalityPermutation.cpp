@@ -317,8 +317,24 @@ LogicalResult Hoister::permuteOp(Operation *op, ArrayRef<OpOperand *> tokens) {
   return success();
 }
 
+/// Whether sorting pays: some op selects weights by modality (untied
+/// weights, per-group routers and routes). A network whose weights are all
+/// shared would only pay for the gathers.
+static bool selectsByModality(func::FuncOp func) {
+  WalkResult found = func.walk([](Operation *op) {
+    bool selects =
+        llvm::TypeSwitch<Operation *, bool>(op)
+            .Case<RouterOp, RouteOp>([](auto) { return true; })
+            .Case<EmbedOp, NormOp, LinearOp, FfnOp, AttentionOp, AuxRouterOp>(
+                [](auto o) { return static_cast<bool>(o.getModality()); })
+            .Default([](Operation *) { return false; });
+    return selects ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  return found.wasInterrupted();
+}
+
 LogicalResult Hoister::run() {
-  if (!func.getBody().hasOneBlock())
+  if (!func.getBody().hasOneBlock() || !selectsByModality(func))
     return success();
   Block &entry = func.getBody().front();
   Value modality;

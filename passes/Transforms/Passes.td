@@ -80,6 +80,10 @@ def MomaHoistModalityPermutation
     reads them with the original targets. Targets are gathered only for a
     cross-entropy whose logits are permuted (a loss-only program).
 
+    A function in which no op selects weights by modality (no untied
+    weights, no router or route) is left as it is: sorting would buy
+    nothing there and cost the gathers.
+
     A function it cannot rewrite exactly (a routing plan that would leave
     the permuted program, an attention in a depth region without the
     region's positions, nested depth regions) is left unchanged, with a

@@ -149,3 +149,24 @@ func.func @no_modality(%ids: tensor<2x8xi32> {moma.input = "ids"},
   return %h : tensor<2x8x32xf32>
 }
 }
+
+// -----
+
+// Shared weights only (a dense model): nothing selects by modality, so
+// sorting would only cost the gathers; the function is left as it is.
+// CHECK-LABEL: func.func @dense
+// CHECK-NOT:     moma.modality_sort
+// CHECK-NOT:     moma.permute
+// CHECK:         moma.attention %{{.*}} heads 4
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 64>,
+    #moma.modality<1, "image", tokens = 64 to 128>]} {
+func.func @dense(%ids: tensor<2x8xi32> {moma.input = "ids"},
+                 %mod: tensor<2x8xi32> {moma.input = "modality"},
+                 %table: tensor<128x32xf32>, %w: tensor<32x32xf32>)
+    -> tensor<2x8x32xf32> {
+  %h = moma.embed %ids, %table : (tensor<2x8xi32>, tensor<128x32xf32>) -> tensor<2x8x32xf32>
+  %a = moma.attention %h, %w, %w, %w, %w heads 4 kv_heads 4 head_dim 8 : (tensor<2x8x32xf32>, tensor<32x32xf32>, tensor<32x32xf32>, tensor<32x32xf32>, tensor<32x32xf32>) -> tensor<2x8x32xf32>
+  return %a : tensor<2x8x32xf32>
+}
+}
