@@ -1,8 +1,9 @@
 // The token-order ops and the `positions` operands of the selections lower
 // to plain linalg: modality_sort is two O(L^2) generics per row (the stable
 // rank, which is `inverse`, then `order` as a sum over the positions of
-// that rank: no scatter), permute a gather; depth_route's ranks, depth
-// region's body positions and expert choice's ties read `positions`.
+// that rank: no scatter), permute a gather; the tie parts of depth_route's
+// and expert choice's selection keys and depth region's body positions
+// read `positions`.
 // RUN: moma-opt %s -split-input-file --convert-moma-to-linalg | FileCheck %s
 
 // CHECK-LABEL: func.func @sort
@@ -35,15 +36,26 @@ func.func @sort(%m: tensor<2x8xi32>, %x: tensor<2x8x32xf32>) -> (tensor<2x8xi32>
 
 // -----
 
-// depth_route: equal scores rank by positions[b, j] < positions[b, l]
-// instead of j < l; the region's body positions are positions[b, idx].
+// depth_route: equal scores go to the lower positions[b, l] instead of the
+// lower l: the tie part of a selection key is the stable rank of
+// positions[b, l] in its row (buildTieIndices: j counts when
+// positions[b, j] < positions[b, l], or equal and j < l), in [0, L) like
+// l, so the keys keep their width (35 bits, i64); the region's body
+// positions are positions[b, idx].
 // CHECK-LABEL: func.func @depth
 // CHECK-SAME:    (%{{.*}}: tensor<2x8x32xf32>, %{{.*}}: tensor<32x1xf32>, %{{.*}}: tensor<2x8xi32>, %[[P:.*]]: tensor<2x8xi32>)
-// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]{{.*}} ins(%[[R:.*]], %[[R]], %[[P]], %[[P]] :
-// CHECK:         ^bb0(%[[SELF:.*]]: f32, %[[OTHER:.*]]: f32, %[[PSELF:.*]]: i32, %[[POTHER:.*]]: i32, %{{.*}}: i32):
-// CHECK:           arith.cmpf ogt, %[[OTHER]], %[[SELF]]
-// CHECK:           arith.cmpf oeq, %[[OTHER]], %[[SELF]]
+// CHECK:         %[[R:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<2x8xf32>)
+// CHECK:         %[[RANK:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]{{.*}} ins(%[[P]], %[[P]] : tensor<2x8xi32>, tensor<2x8xi32>)
+// CHECK:         ^bb0(%[[PSELF:.*]]: i32, %[[POTHER:.*]]: i32, %{{.*}}: i32):
 // CHECK:           arith.cmpi slt, %[[POTHER]], %[[PSELF]] : i32
+// CHECK:           arith.cmpi eq, %[[POTHER]], %[[PSELF]] : i32
+// CHECK:           %[[J:.*]] = linalg.index 2 : index
+// CHECK:           %[[L:.*]] = linalg.index 1 : index
+// CHECK:           arith.cmpi ult, %[[J]], %[[L]] : index
+// CHECK:         linalg.generic {{.*}} ins(%[[R]], %[[RANK]] : tensor<2x8xf32>, tensor<2x8xi32>) outs(%{{.*}} : tensor<2x8xi64>)
+// CHECK:         ^bb0(%{{.*}}: f32, %[[TIE:.*]]: i32, %{{.*}}: i64):
+// CHECK:           %[[TIEINDEX:.*]] = arith.index_cast %[[TIE]] : i32 to index
+// CHECK:           arith.subi %c7, %[[TIEINDEX]] : index
 // Body positions: positions[b, idx[b, k]] (-1 for empty slots).
 // CHECK:         linalg.generic
 // CHECK:           %[[PV:.*]] = tensor.extract %[[P]][%{{.*}}, %{{.*}}] : tensor<2x8xi32>
@@ -66,18 +78,21 @@ func.func @depth(%x: tensor<2x8x32xf32>, %w: tensor<32x1xf32>, %m: tensor<2x8xi3
 
 // -----
 
-// Expert choice with positions: tie keys b * 2^32 + positions[b, l] (i64),
-// and an equal score wins the selection round when its key is lower.
+// Expert choice with positions: the tie part of token t = (b, l) is
+// b * L + the stable rank of positions[b, l] in its row, in [0, B * L) like
+// t (the keys stay 33-bit i64s): the keys' generic reads it where it read t.
 // CHECK-LABEL: func.func @expert_choice
-// CHECK:         %[[KEYS:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<16xi64>)
-// CHECK:           arith.divui
-// CHECK:           arith.shli
-// CHECK:           arith.extsi %{{.*}} : i32 to i64
-// CHECK:         scf.for
-// CHECK:           arith.cmpf oeq
-// CHECK:           tensor.extract %[[KEYS]]
-// CHECK:           tensor.extract %[[KEYS]]
-// CHECK:           arith.cmpi slt, %{{.*}}, %{{.*}} : i64
+// CHECK-SAME:    %[[P:[a-z0-9]+]]: tensor<2x8xi32>)
+// CHECK:         %[[BASE:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<2x8xi32>)
+// CHECK:           %[[B:.*]] = linalg.index 0 : index
+// CHECK:           arith.muli %[[B]], %c8 : index
+// CHECK:         %[[RANK:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]{{.*}} ins(%[[P]], %[[P]] : tensor<2x8xi32>, tensor<2x8xi32>) outs(%[[BASE]] : tensor<2x8xi32>)
+// CHECK:         %[[TIES:.*]] = tensor.collapse_shape %[[RANK]] {{\[\[}}0, 1]] : tensor<2x8xi32> into tensor<16xi32>
+// CHECK:         linalg.generic {{.*}} outs(%{{.*}} : tensor<4x16xi64>)
+// CHECK:           %[[T:.*]] = linalg.index 1 : index
+// CHECK:           %[[TIE:.*]] = tensor.extract %[[TIES]][%[[T]]] : tensor<16xi32>
+// CHECK:           %[[TIEINDEX:.*]] = arith.index_cast %[[TIE]] : i32 to index
+// CHECK:           arith.subi %c15, %[[TIEINDEX]] : index
 module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
