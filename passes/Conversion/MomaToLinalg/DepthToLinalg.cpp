@@ -85,7 +85,7 @@ struct DepthRouteLowering : OpRewritePattern<DepthRouteOp> {
       SmallVector<Value> keyInputs = {scores};
       if (Value positions = op.getPositions())
         keyInputs.push_back(
-            buildTieIndices(rewriter, loc, positions, /*acrossBatch=*/false));
+            buildStableRanks(rewriter, loc, positions, /*acrossBatch=*/false));
       Value keys = mapElementwise(
           rewriter, loc, RankedTensorType::get({batch, seq}, keyType),
           keyInputs, [&](OpBuilder &b, Location l, ValueRange args) -> Value {

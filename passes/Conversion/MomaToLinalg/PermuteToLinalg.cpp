@@ -4,12 +4,12 @@
 // order"):
 //
 // - modality_sort ranks every position of a row against the others in one
-//   `linalg.generic` (rank = number of positions with a lower modality id,
-//   or an equal id and a lower position: the stable ascending order), which
-//   is `inverse`; `order` is its transpose as a permutation, a second
-//   generic that sums `j` over the `j` whose rank is `k`. Both are
-//   O(L^2) per row and need no scatter, so both targets run them as plain
-//   parallel loops.
+//   `linalg.generic` (buildStableRanks: rank = number of positions with a
+//   lower modality id, or an equal id and a lower position: the stable
+//   ascending order), which is `inverse`; `order` is its transpose as a
+//   permutation, a second generic that sums `j` over the `j` whose rank is `k`.
+//   Both are O(L^2) per row and need no scatter, so both targets run them as
+//   plain parallel loops.
 // - permute is a gather: `tensor.extract` of the source row in a parallel
 //   generic.
 //
@@ -17,6 +17,7 @@
 
 #include "dialects/moma/MomaOps.h"
 #include "passes/Conversion/MomaToLinalg/LoweringUtils.h"
+#include "passes/Conversion/MomaToLinalg/SelectionUtils.h"
 
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/AffineMap.h"
@@ -55,25 +56,7 @@ struct ModalitySortLowering : OpRewritePattern<ModalitySortOp> {
 
     // inverse[b, l] = #{j : m[j] < m[l] or (m[j] == m[l] and j < l)}.
     Value inverse =
-        linalg::GenericOp::create(
-            rewriter, loc, type, ValueRange{modality, modality},
-            ValueRange{zeros}, {self, other, self}, iterators,
-            [&](OpBuilder &b, Location l, ValueRange args) {
-              Value lowerId = arith::CmpIOp::create(
-                  b, l, arith::CmpIPredicate::slt, args[1], args[0]);
-              Value sameId = arith::CmpIOp::create(
-                  b, l, arith::CmpIPredicate::eq, args[1], args[0]);
-              Value before =
-                  arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult,
-                                        linalg::IndexOp::create(b, l, 2),
-                                        linalg::IndexOp::create(b, l, 1));
-              Value precedes = arith::OrIOp::create(
-                  b, l, lowerId, arith::AndIOp::create(b, l, sameId, before));
-              Value one = arith::ExtUIOp::create(b, l, i32, precedes);
-              linalg::YieldOp::create(
-                  b, l, ValueRange{arith::AddIOp::create(b, l, args[2], one)});
-            })
-            .getResult(0);
+        buildStableRanks(rewriter, loc, modality, /*acrossBatch=*/false);
 
     // order[b, k] = the j with inverse[b, j] = k (exactly one: a sum).
     Value order =

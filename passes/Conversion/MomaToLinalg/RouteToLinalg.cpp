@@ -107,8 +107,9 @@ struct RouteLowering : OpRewritePattern<RouteOp> {
           rewriter, loc, chosen, scores, groupIds, groups, tables, numTokens,
           op.getPositions()
               ? collapseTokens(rewriter, loc,
-                               buildTieIndices(rewriter, loc, op.getPositions(),
-                                               /*acrossBatch=*/true))
+                               buildStableRanks(rewriter, loc,
+                                                op.getPositions(),
+                                                /*acrossBatch=*/true))
               : Value());
 
     // Gates: the scores of the choices, renormalized per token if asked.
@@ -228,8 +229,8 @@ private:
 
   /// Expert choice: every expert of an expert-choice group takes the
   /// `capacity` group tokens of the largest scores (ties: the lower token
-  /// index, or with `tieIndices` (buildTieIndices) the lower entry), with
-  /// `capacity = floor(b_g * c / E_g)` evaluated in f64 like the
+  /// index, or with `tieIndices` (buildStableRanks of the positions) the lower
+  /// entry), with `capacity = floor(b_g * c / E_g)` evaluated in f64 like the
   /// reference: the tokens whose selection keys reach the expert's threshold
   /// (buildTopThresholds, parallel over the experts).
   static Value selectExpertChoice(OpBuilder &b, Location loc, Value chosen,

@@ -70,10 +70,10 @@ Value moma::buildSelectionKey(OpBuilder &b, Location loc, Value score,
   return arith::OrIOp::create(b, loc, shifted, tie);
 }
 
-Value moma::buildTieIndices(OpBuilder &b, Location loc, Value positions,
-                            bool acrossBatch) {
+Value moma::buildStableRanks(OpBuilder &b, Location loc, Value values,
+                             bool acrossBatch) {
   MLIRContext *ctx = b.getContext();
-  RankedTensorType type = tensorTypeOf(positions);
+  RankedTensorType type = tensorTypeOf(values);
   int64_t seq = type.getDimSize(1);
   Type i32 = b.getI32Type();
   AffineExpr row, self, other;
@@ -91,7 +91,7 @@ Value moma::buildTieIndices(OpBuilder &b, Location loc, Value positions,
           return arith::IndexCastOp::create(nb, nl, nb.getI32Type(), offset);
         });
   return linalg::GenericOp::create(
-             b, loc, tensorTypeOf(init), ValueRange{positions, positions},
+             b, loc, tensorTypeOf(init), ValueRange{values, values},
              ValueRange{init},
              {AffineMap::get(3, 0, {row, self}, ctx),
               AffineMap::get(3, 0, {row, other}, ctx),

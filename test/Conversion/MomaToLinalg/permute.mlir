@@ -38,7 +38,7 @@ func.func @sort(%m: tensor<2x8xi32>, %x: tensor<2x8x32xf32>) -> (tensor<2x8xi32>
 
 // depth_route: equal scores go to the lower positions[b, l] instead of the
 // lower l: the tie part of a selection key is the stable rank of
-// positions[b, l] in its row (buildTieIndices: j counts when
+// positions[b, l] in its row (buildStableRanks: j counts when
 // positions[b, j] < positions[b, l], or equal and j < l), in [0, L) like
 // l, so the keys keep their width (35 bits, i64); the region's body
 // positions are positions[b, idx].
