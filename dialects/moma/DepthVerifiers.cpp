@@ -1,7 +1,7 @@
 //===- DepthVerifiers.cpp - Verifiers of the mixture-of-depths ops --------===//
 //
 // Verifiers of the mixture-of-depths ops: depth_route, depth_region (and
-// its body), scale and depth_mask.
+// its body), scale and depth_mask, and of permute (the token order).
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,6 +27,10 @@ LogicalResult DepthRouteOp::verify() {
   if (!(capacity > 0.0 && capacity <= 1.0))
     return emitOpError() << "'capacity_factor' must satisfy 0 < c <= 1, got "
                          << capacity;
+  if (getPositions() &&
+      failed(expectShape(op, "positions", getPositions(), {x[0], x[1]},
+                         "[batch, sequence] token positions")))
+    return failure();
   int64_t kept;
   if (getAux()) {
     if (failed(expectShape(op, "aux", getAux(), {x[0], x[1], 1},
@@ -61,6 +65,9 @@ LogicalResult DepthRegionOp::verify() {
   ArrayRef<int64_t> x = getX().getType().getShape();
   if (failed(expectShape(op, "modality", getModality(), {x[0], x[1]},
                          "[batch, sequence] modality ids")) ||
+      (getPositions() &&
+       failed(expectShape(op, "positions", getPositions(), {x[0], x[1]},
+                          "[batch, sequence] token positions"))) ||
       failed(expectShape(op, "indices", getIndices(), {x[0], kAny},
                          "[batch, kept]")))
     return failure();
@@ -135,4 +142,18 @@ LogicalResult DepthMaskOp::verify() {
     return emitOpError() << "'indices' keeps " << indices[1]
                          << " tokens per sequence but sequences have " << seq;
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// PermuteOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult PermuteOp::verify() {
+  ArrayRef<int64_t> x = getInput().getType().getShape();
+  if (x.size() < 2)
+    return emitOpError() << "reorders the tokens of a [batch, sequence, ...] "
+                            "tensor, got rank "
+                         << x.size();
+  return expectShape(getOperation(), "order", getOrder(), {x[0], x[1]},
+                     "[batch, sequence] order");
 }

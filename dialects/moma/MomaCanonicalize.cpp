@@ -142,8 +142,11 @@ struct FullCapacityDepthRegion : OpRewritePattern<DepthRegionOp> {
 
     Location loc = region.getLoc();
     Block &body = region.getBody().front();
-    Value positions = region.getModality(); // Same type; only a placeholder.
-    if (!body.getArgument(2).use_empty())
+    // The body's positions: the region's, else 0..L-1.
+    Value positions = region.getPositions();
+    if (!positions && body.getArgument(2).use_empty())
+      positions = region.getModality(); // Same type; only a placeholder.
+    else if (!positions)
       positions = createPositions(rewriter, loc, indicesType);
     auto yield = cast<YieldOp>(body.getTerminator());
     Value output = yield.getValue();

@@ -269,7 +269,7 @@ def Moma_RouterOp : Moma_Op<"router", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moma_RouteOp : Moma_Op<"route", [Pure]> {
+def Moma_RouteOp : Moma_Op<"route", [Pure, AttrSizedOperandSegments]> {
   let summary = "Modality-grouped routing: logits to an expert-major plan";
   let description = [{
     Turns router logits into a *routing plan* with a static number of slots
@@ -292,6 +292,13 @@ def Moma_RouteOp : Moma_Op<"route", [Pure]> {
     `top_k` / `capacity` over the groups (`E_g` for expert-choice groups when
     `aux` is given), so that a plan never overflows.
 
+    The optional `positions` (`[B, L] i32`) are the tokens' positions in
+    the unpermuted sequence (moma-hoist-modality-permutation runs the
+    network in modality-sorted order): expert-choice ties then go to the
+    token of the lower `(b, positions[b, l])` instead of the lower
+    `b * L + l`, so that a permuted program selects what the unpermuted one
+    does. Token-choice selection does not depend on token order.
+
     ```mlir
     %tok, %gate, %off = moma.route %logits, %mod groups [
         #moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>,
@@ -303,12 +310,14 @@ def Moma_RouteOp : Moma_Op<"route", [Pure]> {
   let arguments = (ins Moma_TokenColumnsTensor:$logits,
                        Moma_TokenIdsTensor:$modality,
                        Optional<Moma_TokenColumnsTensor>:$aux,
+                       Optional<Moma_TokenIdsTensor>:$positions,
                        Moma_ExpertGroupArrayAttr:$groups);
   let results = (outs Moma_SlotTokenTensor:$slot_token,
                       Moma_SlotGateTensor:$slot_gate,
                       Moma_ExpertOffsetsTensor:$expert_offsets);
   let assemblyFormat = [{
-    $logits `,` $modality (`aux` $aux^)? `groups` $groups attr-dict
+    $logits `,` $modality (`aux` $aux^)? (`positions` $positions^)?
+    `groups` $groups attr-dict
     `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
@@ -408,7 +417,8 @@ def Moma_CombineOp : Moma_Op<"combine", [Pure]> {
 // Mixture-of-depths
 //===----------------------------------------------------------------------===//
 
-def Moma_DepthRouteOp : Moma_Op<"depth_route", [Pure]> {
+def Moma_DepthRouteOp : Moma_Op<"depth_route", [Pure,
+    AttrSizedOperandSegments]> {
   let summary = "Mixture-of-depths router: keep a fraction of each sequence";
   let description = [{
     Scores every position with `r = sigmoid(x . w)` (`w: [D, 1]`) and keeps,
@@ -419,6 +429,11 @@ def Moma_DepthRouteOp : Moma_Op<"depth_route", [Pure]> {
     keeps the positions whose score exceeds 0.5 instead: then `K = L` and
     unused trailing slots hold index `-1` and gate 0.
 
+    The optional `positions` (`[B, L] i32`, the positions in the unpermuted
+    sequence, see moma-hoist-modality-permutation) break score ties instead
+    of `l`: the lower `positions[b, l]` wins. The kept indices are still
+    listed in ascending `l`, the order the tokens have in `x`.
+
     ```mlir
     %idx, %g = moma.depth_route %x, %w {capacity_factor = 2.5e-01 : f64}
         : (tensor<2x8x32xf32>, tensor<32x1xf32>)
@@ -427,18 +442,20 @@ def Moma_DepthRouteOp : Moma_Op<"depth_route", [Pure]> {
   }];
   let arguments = (ins Moma_ActivationTensor:$x, Moma_FloatTensor:$weight,
                        Optional<Moma_TokenColumnsTensor>:$aux,
+                       Optional<Moma_TokenIdsTensor>:$positions,
                        F64Attr:$capacity_factor);
   let results = (outs Moma_KeptIdsTensor:$indices,
                       Moma_KeptGateTensor:$gate);
   let assemblyFormat = [{
-    $x `,` $weight (`aux` $aux^)? attr-dict `:`
+    $x `,` $weight (`aux` $aux^)? (`positions` $positions^)? attr-dict `:`
     functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
 
 def Moma_DepthRegionOp : Moma_Op<"depth_region", [
-    RecursiveMemoryEffects, SingleBlock, AllTypesMatch<["x", "result"]>]> {
+    RecursiveMemoryEffects, SingleBlock, AttrSizedOperandSegments,
+    AllTypesMatch<["x", "result"]>]> {
   let summary = "Run a block only on the tokens a depth router kept";
   let description = [{
     Gathers the kept tokens `xs[b, k] = x[b, indices[b, k]]`, their modality
@@ -451,6 +468,11 @@ def Moma_DepthRegionOp : Moma_Op<"depth_region", [
     `-1`, zero input, output discarded. The body may yield extra values after
     the block output (for example the auxiliary losses of an MoE inside the
     block); the region returns them unchanged as its further results.
+
+    The body's positions are `indices` themselves, or with the optional
+    `positions` operand (`[B, L] i32`, the positions in the unpermuted
+    sequence, see moma-hoist-modality-permutation)
+    `positions[b, indices[b, k]]`.
 
     ```mlir
     %y = moma.depth_region %x, %mod, %idx gate %g
@@ -466,12 +488,14 @@ def Moma_DepthRegionOp : Moma_Op<"depth_region", [
   let arguments = (ins Moma_ActivationTensor:$x,
                        Moma_TokenIdsTensor:$modality,
                        Moma_KeptIdsTensor:$indices,
-                       Optional<Moma_KeptGateTensor>:$gate);
+                       Optional<Moma_KeptGateTensor>:$gate,
+                       Optional<Moma_TokenIdsTensor>:$positions);
   let results = (outs Moma_ActivationTensor:$result,
                       Variadic<AnyType>:$extras);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
-    $x `,` $modality `,` $indices (`gate` $gate^)? attr-dict `:`
+    $x `,` $modality `,` $indices (`gate` $gate^)?
+    (`positions` $positions^)? attr-dict `:`
     functional-type(operands, results) $body
   }];
   let hasVerifier = 1;
@@ -622,6 +646,56 @@ def Moma_DepthMaskOp : Moma_Op<"depth_mask", [Pure]> {
   let results = (outs Moma_TokenColumnsTensor:$result);
   let assemblyFormat = [{
     $indices attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Token order: the hoisted modality permutation
+//===----------------------------------------------------------------------===//
+
+def Moma_ModalitySortOp : Moma_Op<"modality_sort", [Pure,
+    AllTypesMatch<["modality", "order", "inverse"]>]> {
+  let summary = "The modality-sorted order of every batch row";
+  let description = [{
+    Sorts every row of `modality` stably by ascending modality id:
+    `order[b, k]` is the position `l` of the `k`-th token of row `b` in that
+    order (ties, equal ids, keep ascending `l`), and `inverse[b, l]` is the
+    `k` of position `l`, so `order[b, inverse[b, l]] = l`. The rows stay
+    apart: attention stays per row. moma-hoist-modality-permutation
+    computes it once per batch and gathers the token inputs with it
+    (`moma.permute`).
+
+    ```mlir
+    %order, %inverse = moma.modality_sort %mod : tensor<2x8xi32>
+    ```
+  }];
+  let arguments = (ins Moma_TokenIdsTensor:$modality);
+  let results = (outs Moma_TokenIdsTensor:$order,
+                      Moma_TokenIdsTensor:$inverse);
+  let assemblyFormat = "$modality attr-dict `:` type($modality)";
+}
+
+def Moma_PermuteOp : Moma_Op<"permute", [Pure,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "Reorder the tokens of every batch row";
+  let description = [{
+    `y[b, k, ...] = x[b, order[b, k], ...]` for an `x` of shape
+    `[B, L, ...]` (any element type) and `order: [B, L] i32`. An index
+    outside `[0, L)` gives 0 (never a read out of bounds). With a
+    `moma.modality_sort`'s `order` it puts tokens in modality order, with
+    its `inverse` back in sequence order.
+
+    ```mlir
+    %ys = moma.permute %x, %order
+        : (tensor<2x8x32xf32>, tensor<2x8xi32>) -> tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins StaticShapeTensorOf<[AnyType]>:$input,
+                       Moma_TokenIdsTensor:$order);
+  let results = (outs StaticShapeTensorOf<[AnyType]>:$result);
+  let assemblyFormat = [{
+    $input `,` $order attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

@@ -84,6 +84,12 @@ LogicalResult RouteOp::verify() {
       return emitOpError() << "'aux' scores replace expert_choice selection, "
                               "but no group uses expert_choice";
   }
+  ArrayRef<int64_t> logitsShape = getLogits().getType().getShape();
+  if (getPositions() &&
+      failed(expectShape(op, "positions", getPositions(),
+                         {logitsShape[0], logitsShape[1]},
+                         "[batch, sequence] token positions")))
+    return failure();
   int64_t slots = getSlotToken().getType().getShape()[0];
   if (failed(expectShape(op, "slot_gate", getSlotGate(), {slots}, "[slots]")) ||
       failed(expectShape(op, "expert_offsets", getExpertOffsets(),

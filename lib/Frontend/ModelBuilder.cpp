@@ -195,7 +195,7 @@ Value ModelIRBuilder::moe(const LayerConfig &layer, Value x, Value modality,
   auto route =
       RouteOp::create(b, loc(p + ".route"), ints({slots}), floats({slots}),
                       ints({getTotalExperts(groupList) + 1}), logits, modality,
-                      byAux ? aux : Value(), groups);
+                      byAux ? aux : Value(), /*positions=*/Value(), groups);
   Value tokens = DispatchOp::create(b, loc(p + ".dispatch"),
                                     floats({slots, xType.getDimSize(2)}), x,
                                     route.getSlotToken());
@@ -288,10 +288,10 @@ llvm::Expected<Value> ModelIRBuilder::layer(const LayerConfig &layer, Value h,
                                    std::to_string(config.mod.capacity) +
                                    " keeps no token of a sequence of " +
                                    std::to_string(seq) + " (raise --seq-len)");
-  auto route =
-      DepthRouteOp::create(b, l, ints({batch, kept}), floats({batch, kept}), h,
-                           weight(p + ".router"), byAux ? aux : Value(),
-                           llvm::APFloat(config.mod.capacity));
+  auto route = DepthRouteOp::create(
+      b, l, ints({batch, kept}), floats({batch, kept}), h,
+      weight(p + ".router"), byAux ? aux : Value(),
+      /*positions=*/Value(), llvm::APFloat(config.mod.capacity));
   // The block's auxiliary losses are computed inside the region and leave
   // it as extra results.
   Location bodyLoc = l;
@@ -299,7 +299,8 @@ llvm::Expected<Value> ModelIRBuilder::layer(const LayerConfig &layer, Value h,
   LossParts inner;
   auto region = DepthRegionOp::create(
       b, l, TypeRange{hType}, h, modality, route.getIndices(),
-      config.mod.gated ? route.getGate() : Value());
+      config.mod.gated ? route.getGate() : Value(),
+      /*positions=*/Value());
   {
     OpBuilder::InsertionGuard guard(b);
     Block *body = b.createBlock(&region.getBody(), {},
@@ -323,7 +324,8 @@ llvm::Expected<Value> ModelIRBuilder::layer(const LayerConfig &layer, Value h,
     resultTypes.append(numExtras, floats({}));
     auto withExtras = DepthRegionOp::create(
         b, l, TypeRange(resultTypes), h, modality, route.getIndices(),
-        config.mod.gated ? route.getGate() : Value());
+        config.mod.gated ? route.getGate() : Value(),
+        /*positions=*/Value());
     withExtras.getBody().takeBody(region.getBody());
     region.erase();
     region = withExtras;

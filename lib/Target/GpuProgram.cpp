@@ -352,6 +352,7 @@ compileGpuProgram(ModuleOp module, StringRef chip,
             pipeline.chip = chip.str();
             pipeline.toolkit = *toolkit;
             pipeline.vocabChunk = options.vocabChunk;
+            pipeline.permuteModality = options.permuteModality;
             moma::buildMomaToGpuPipeline(pm, pipeline);
           },
           "the GPU (" + chip.str() + ")"))

@@ -153,10 +153,9 @@ static llvm::Error checkNoAllocations(func::FuncOp func) {
   return llvm::createStringError(text);
 }
 
-llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module,
-                                                   StringRef cpu,
-                                                   StringRef combine,
-                                                   int64_t vocabChunk) {
+llvm::Expected<runtime::Program>
+compileCpuProgram(ModuleOp module, StringRef cpu, StringRef combine,
+                  int64_t vocabChunk, bool permuteModality) {
   llvm::Expected<std::vector<ProgramArgument>> buffers = prepareForward(module);
   if (!buffers)
     return buffers.takeError();
@@ -174,6 +173,7 @@ llvm::Expected<runtime::Program> compileCpuProgram(ModuleOp module,
   options.cpu = cpu.str();
   options.combine = combine.str();
   options.vocabChunk = vocabChunk;
+  options.permuteModality = permuteModality;
   if (llvm::Error err = runLoweringPipeline(
           module,
           [&](OpPassManager &pm) {

@@ -68,7 +68,9 @@ using namespace mlir;
 /// results optionally through out-parameters: the common front of both
 /// pipelines.
 void moma::buildMomaToFusedTensors(OpPassManager &pm, StringRef kernelTarget,
-                                   int64_t vocabChunk) {
+                                   int64_t vocabChunk, bool permuteModality) {
+  if (permuteModality)
+    pm.addNestedPass<func::FuncOp>(moma::createMomaHoistModalityPermutation());
   // bf16/f16 ops compute in f32 and round their results once (Semantics.md).
   pm.addPass(moma::createMomaWidenCompute());
   // The LM head fused with cross-entropy in a loss-only program sizes its
@@ -86,12 +88,13 @@ void moma::buildMomaToFusedTensors(OpPassManager &pm, StringRef kernelTarget,
   pm.addNestedPass<func::FuncOp>(moma::createMomaFuseRowGathers());
 }
 
-/// `kernelTarget` and `vocabChunk` as buildMomaToFusedTensors; `unrollChunks`
-/// for a target whose host code cannot loop (moma-gpu-unroll-chunk-loops).
+/// `kernelTarget`, `vocabChunk` and `permuteModality` as
+/// buildMomaToFusedTensors; `unrollChunks` for a target whose host code cannot
+/// loop (moma-gpu-unroll-chunk-loops).
 static void buildMomaToBuffers(OpPassManager &pm, StringRef kernelTarget,
-                               int64_t vocabChunk, bool outParams,
-                               bool unrollChunks) {
-  moma::buildMomaToFusedTensors(pm, kernelTarget, vocabChunk);
+                               int64_t vocabChunk, bool permuteModality,
+                               bool outParams, bool unrollChunks) {
+  moma::buildMomaToFusedTensors(pm, kernelTarget, vocabChunk, permuteModality);
   if (unrollChunks)
     pm.addNestedPass<func::FuncOp>(moma::createMomaGpuUnrollChunkLoops());
   bufferization::OneShotBufferizePassOptions bufferize;
@@ -118,7 +121,8 @@ void moma::buildMomaToCpuPipeline(OpPassManager &pm,
 
 void moma::buildMomaToCpuBufferStage(OpPassManager &pm,
                                      const CpuPipelineOptions &options) {
-  buildMomaToBuffers(pm, options.cpu, options.vocabChunk, options.outParams,
+  buildMomaToBuffers(pm, options.cpu, options.vocabChunk,
+                     options.permuteModality, options.outParams,
                      /*unrollChunks=*/false);
   // The kernel layer's CPU mapping: matmul-class ops, with their fused
   // epilogues, to register-blocked vector loops (an scf.parallel each),
@@ -194,7 +198,8 @@ void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
 void moma::buildMomaToGpuPipeline(OpPassManager &pm,
                                   const GpuPipelineOptions &options) {
   // The runtime passes every buffer, results included, as a kernel argument.
-  buildMomaToBuffers(pm, options.chip, options.vocabChunk, /*outParams=*/true,
+  buildMomaToBuffers(pm, options.chip, options.vocabChunk,
+                     options.permuteModality, /*outParams=*/true,
                      /*unrollChunks=*/true);
 
   // Host function: loops over buffers, then one launch per loop nest.

@@ -60,15 +60,23 @@ struct CpuPipelineOptions
       llvm::cl::desc("Run the kernels' parallel loops on OpenMP threads "
                      "(else in sequence)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> permuteModality{
+      *this, "permute-modality",
+      llvm::cl::desc("Run the network in modality-sorted token order "
+                     "(moma-hoist-modality-permutation) before lowering"),
+      llvm::cl::init(false)};
 };
 
-/// The tensor stage both pipelines share: bf16/f16 ops widened to f32
-/// compute, moma -> linalg/tensor, and the kernel layer's fusions (the IR
+/// The tensor stage both pipelines share: with `permuteModality` the
+/// network moved to modality-sorted token order
+/// (moma-hoist-modality-permutation), bf16/f16 ops widened to f32 compute,
+/// moma -> linalg/tensor, and the kernel layer's fusions (the IR
 /// `moma-kernel-plan` plans), for the kernel target `kernelTarget` (a CPU
 /// level or a GPU chip: its cost model sizes the fused LM head's chunks,
 /// unless `vocabChunk` is positive).
 void buildMomaToFusedTensors(OpPassManager &pm, StringRef kernelTarget,
-                             int64_t vocabChunk = 0);
+                             int64_t vocabChunk = 0,
+                             bool permuteModality = false);
 
 /// moma -> linalg/tensor -> one-shot bufferization -> loops -> LLVM dialect:
 /// buildMomaToCpuBufferStage, then buildCpuBuffersToLLVM.
@@ -123,6 +131,11 @@ struct GpuPipelineOptions
       llvm::cl::desc("Threads per block of a parallel loop's launch (the "
                      "tile size of scf-parallel-loop-tiling)"),
       llvm::cl::init(256)};
+  PassOptions::Option<bool> permuteModality{
+      *this, "permute-modality",
+      llvm::cl::desc("Run the network in modality-sorted token order "
+                     "(moma-hoist-modality-permutation) before lowering"),
+      llvm::cl::init(false)};
 };
 
 /// moma -> linalg/tensor -> one-shot bufferization (out-parameters) ->

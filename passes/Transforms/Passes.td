@@ -44,6 +44,56 @@ def MomaFlopCount : Pass<"moma-flop-count", "::mlir::ModuleOp"> {
   ];
 }
 
+def MomaHoistModalityPermutation
+    : Pass<"moma-hoist-modality-permutation", "::mlir::func::FuncOp"> {
+  let summary = "Run the network in modality-sorted token order";
+  let description = [{
+    Runs on moma IR, on a function whose arguments carry
+    `moma.input = "ids"` / `"modality"` (what the model builder makes).
+    At the entry one `moma.modality_sort` orders every batch row stably by
+    modality id (rows stay apart, so attention stays per row). The token
+    inputs are gathered into that order (`moma.permute`) where the network
+    first reads them, and every op downstream runs on modality-sorted
+    rows, so per-modality (untied) weights and the modality groups of the
+    routers read contiguous runs of rows.
+
+    Exactness: every moma op is defined per token or over explicit
+    positions, except the selections whose ties follow token order. The
+    pass hands them the original positions (`order`): attention gets them
+    as `positions` (RoPE angles and the causal mask are those of the
+    unpermuted sequence); expert-choice `moma.route` and `moma.depth_route`
+    get them as `positions`, which break score ties as the unpermuted token
+    index did; `moma.depth_region` gets them as `positions`, so its body's
+    `ps` are the original positions, and inside the body every route and
+    depth route breaks ties by `ps` (the body sees its kept tokens in
+    modality order, and ties by `(b, ps)` order them as the unpermuted body
+    order `(b, k)` did). So the permuted program selects exactly the tokens
+    the unpermuted one selects, mixture-of-depths included. What changes is
+    only the order of sums over tokens: attention's softmax over keys and
+    the means of the losses, which are order-independent up to rounding.
+
+    Where order matters the pass gathers back with `inverse`: every token
+    value the function returns, and every token operand of an op it does
+    not know. The LM head (a modality-free `moma.linear` whose result is
+    returned) runs in sequence order on the un-permuted `[B, L, D]` rows,
+    so the `[B, L, V]` logits need no inverse gather and cross-entropy
+    reads them with the original targets. Targets are gathered only for a
+    cross-entropy whose logits are permuted (a loss-only program).
+
+    A function in which no op selects weights by modality (no untied
+    weights, no router or route) is left as it is: sorting would buy
+    nothing there and cost the gathers.
+
+    A function it cannot rewrite exactly (a routing plan that would leave
+    the permuted program, an attention in a depth region without the
+    region's positions, nested depth regions) is left unchanged, with a
+    remark.
+
+    Example: `moma-opt model.mlir --moma-hoist-modality-permutation`.
+  }];
+  let dependentDialects = ["::moma::MomaDialect"];
+}
+
 def MomaScratchArena : Pass<"moma-scratch-arena", "::mlir::ModuleOp"> {
   let summary = "Place every temporary buffer in one planned byte arena";
   let description = [{

@@ -52,6 +52,15 @@ def run(cmd):
     return proc.stdout
 
 
+def zero_routers(weights_file):
+    """Sets every router weight (MoE groups' and mixture-of-depths') to 0,
+    so that all router scores tie and the tie rules alone select tokens."""
+    f = ref_safetensors.load(weights_file)
+    tensors = {name: torch.zeros_like(t) if ".router" in name else t
+               for name, t in f.tensors.items()}
+    ref_safetensors.save(weights_file, tensors, f.metadata)
+
+
 def randomize_norms(weights_file, seed):
     """Replaces the norm weights (ones) and biases (zeros) of a weights file
     by random values, so that norms cannot hide behind their initial value
@@ -108,12 +117,14 @@ def check_model(args, model, tokens_file, seed, tmp):
     run([args.momac, model, f"--init-weights={weights_file}", f"--seed={seed}"])
     if args.random_norms:
         randomize_norms(weights_file, seed)
+    if args.zero_routers:
+        zero_routers(weights_file)
     compile_cmd = [args.momac, model, "--target=cpu", f"--batch={B}",
                    f"--seq-len={L}", f"--outputs={args.outputs}",
                    f"--combine={args.combine}", "-o", program]
     if args.vocab_chunk:
         compile_cmd.append(f"--vocab-chunk={args.vocab_chunk}")
-    run(compile_cmd)
+    run(compile_cmd + args.momac_arg)
     outputs = [name for name in OUTPUTS
                if args.outputs == "all" or name != "logits"]
 
@@ -190,6 +201,10 @@ def main():
     parser.add_argument("--random-norms", action="store_true",
                         help="random norm weights and biases instead of "
                              "ones and zeros")
+    parser.add_argument("--zero-routers", action="store_true",
+                        help="zero router weights: every score ties")
+    parser.add_argument("--momac-arg", action="append", default=[],
+                        help="pass this option to momac's compile")
     parser.add_argument("--edge-cases", action="append", default=[],
                         metavar="MODEL.json",
                         help="also run MODEL (text+image) on generated token "

@@ -118,6 +118,18 @@ cl::opt<bool> scratchReuse(
              "share arena bytes (default on; off for debugging)"),
     cl::init(true), cl::cat(category));
 
+enum class Permute { None, Modality };
+cl::opt<Permute> permute(
+    "permute",
+    cl::desc("Token order the compiled network runs in (--target, "
+             "--emit=kernels)"),
+    cl::init(Permute::Modality),
+    cl::values(clEnumValN(Permute::None, "none", "sequence order"),
+               clEnumValN(Permute::Modality, "modality",
+                          "modality-sorted within each batch row "
+                          "(moma-hoist-modality-permutation, the default)")),
+    cl::cat(category));
+
 cl::opt<moma::CubinPolicy> cubin(
     "cubin",
     cl::desc("GPU targets: carry a cubin (assembled by ptxas) beside the PTX"),
@@ -153,7 +165,8 @@ LogicalResult printKernelPlan(mlir::ModuleOp module, StringRef targetName,
   moma::registerPipelineDialects(registry);
   module->getContext()->appendDialectRegistry(registry);
   mlir::PassManager pm(module->getContext());
-  moma::buildMomaToFusedTensors(pm, kernelTargetOf(targetName), vocabChunk);
+  moma::buildMomaToFusedTensors(pm, kernelTargetOf(targetName), vocabChunk,
+                                permute == Permute::Modality);
   pm.addPass(moma::createMomaKernelPlan(
       moma::MomaKernelPlanOptions{kernelTargetOf(targetName)}));
   if (failed(pm.run(module)))
@@ -229,15 +242,15 @@ int main(int argc, char **argv) {
     Expected<moma::runtime::Program> program =
         target == "cpu"
             ? moma::compileCpuProgram(**module, cpuLevel, combineMode,
-                                      vocabChunk)
+                                      vocabChunk, permute == Permute::Modality)
             : moma::compileGpuProgram(
                   **module, target,
-                  moma::GpuProgramOptions{scratchReuse, cubin, ptxas,
-                                          [&](const std::string &line) {
-                                            WithColor::warning(errs(), "momac")
-                                                << line << "\n";
-                                          },
-                                          vocabChunk});
+                  moma::GpuProgramOptions{
+                      scratchReuse, permute == Permute::Modality, cubin, ptxas,
+                      [&](const std::string &line) {
+                        WithColor::warning(errs(), "momac") << line << "\n";
+                      },
+                      vocabChunk});
     if (!program)
       return fail(options.fileName + ": " + toString(program.takeError()));
     if (outputFile == "-")

@@ -38,6 +38,9 @@ struct GpuProgramOptions {
   /// without it every scratch buffer gets its own (a bump allocator: a
   /// bigger arena, for debugging).
   bool reuseScratch = true;
+  /// Run the network in modality-sorted token order
+  /// (moma-hoist-modality-permutation).
+  bool permuteModality = true;
   /// Whether to assemble a cubin with ptxas.
   CubinPolicy cubin = CubinPolicy::Auto;
   /// The ptxas to run; empty: the toolkit's bin/ptxas (the toolkit whose

@@ -35,11 +35,13 @@ class ProgramBuilder;
 /// `scratch` buffer (its bytes described as i32 words), passed last.
 /// `combine` is moma-to-cpu's combine mode (deterministic or fast);
 /// `vocabChunk`, when positive, replaces the cost model's vocabulary chunk
-/// of the fused LM head (CpuPipelineOptions). `module` is consumed.
+/// of the fused LM head (CpuPipelineOptions); `permuteModality` runs the
+/// network in modality-sorted token order
+/// (moma-hoist-modality-permutation). `module` is consumed.
 llvm::Expected<runtime::Program>
 compileCpuProgram(mlir::ModuleOp module, llvm::StringRef cpu = "x86-64-v3",
                   llvm::StringRef combine = "deterministic",
-                  int64_t vocabChunk = 0);
+                  int64_t vocabChunk = 0, bool permuteModality = true);
 
 /// One argument or result of `@forward` as a program buffer.
 struct ProgramArgument {

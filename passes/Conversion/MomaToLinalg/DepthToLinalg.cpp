@@ -4,7 +4,8 @@
 // (Semantics.md):
 //
 // - depth_route keeps the K best positions of each sequence (a larger
-//   score, ties: the lower position), those whose selection keys reach the
+//   score, ties: the lower position, or with the `positions` operand the
+//   lower original position), those whose selection keys reach the
 //   sequence's threshold (SelectionUtils.h, parallel over the sequences),
 //   or, with `aux`, those with aux > 0.5, and compacts them in ascending
 //   order with `scf.for` loops.
@@ -77,14 +78,22 @@ struct DepthRouteLowering : OpRewritePattern<DepthRouteOp> {
           });
     } else {
       // The K best positions of each sequence: those whose selection keys
-      // (score, then the lower position) reach the sequence's threshold,
-      // parallel over the sequences (SelectionUtils.h).
+      // (score, then the lower position: the lower `positions` entry when
+      // given) reach the sequence's threshold, parallel over the sequences
+      // (SelectionUtils.h).
       Type keyType = selectionKeyType(elementType, seq);
+      SmallVector<Value> keyInputs = {scores};
+      if (Value positions = op.getPositions())
+        keyInputs.push_back(
+            buildStableRanks(rewriter, loc, positions, /*acrossBatch=*/false));
       Value keys = mapElementwise(
           rewriter, loc, RankedTensorType::get({batch, seq}, keyType),
-          ValueRange{scores},
-          [&](OpBuilder &b, Location l, ValueRange args) -> Value {
-            Value pos = linalg::IndexOp::create(b, l, 1);
+          keyInputs, [&](OpBuilder &b, Location l, ValueRange args) -> Value {
+            Value pos = args.size() > 1
+                            ? arith::IndexCastOp::create(b, l, b.getIndexType(),
+                                                         args[1])
+                                  .getResult()
+                            : Value(linalg::IndexOp::create(b, l, 1));
             return buildSelectionKey(b, l, args[0], pos, seq);
           });
       Value thresholds = buildTopThresholds(
@@ -198,11 +207,19 @@ struct DepthRegionLowering : OpRewritePattern<DepthRegionOp> {
                          return arith::SelectOp::create(b, l, valid, id,
                                                         constantI32(b, l, -1));
                        });
+    // ps = idx, or positions[b, idx] with the positions operand.
+    Value positions = op.getPositions();
     Value ps =
         mapElementwise(rewriter, loc, idsType, ValueRange{indices},
                        [&](OpBuilder &b, Location l, ValueRange args) -> Value {
                          Value valid = isInRange(b, l, args[0], seq);
-                         return arith::SelectOp::create(b, l, valid, args[0],
+                         Value position = args[0];
+                         if (positions)
+                           position = tensor::ExtractOp::create(
+                               b, l, positions,
+                               ValueRange{linalg::IndexOp::create(b, l, 0),
+                                          clampedIndex(b, l, args[0], seq)});
+                         return arith::SelectOp::create(b, l, valid, position,
                                                         constantI32(b, l, -1));
                        });
 

@@ -30,6 +30,7 @@ void populateExpertsToLinalgPatterns(RewritePatternSet &patterns);
 void populateRouteToLinalgPatterns(RewritePatternSet &patterns);
 void populateDepthToLinalgPatterns(RewritePatternSet &patterns);
 void populateLossesToLinalgPatterns(RewritePatternSet &patterns);
+void populatePermuteToLinalgPatterns(RewritePatternSet &patterns);
 /// The LM head fused with the cross-entropy of its logits (when nothing else
 /// reads them), its vocabulary chunk chosen for `target`, or `vocabChunk`
 /// where that is positive and divides the vocabulary.

@@ -59,6 +59,7 @@ struct ConvertMomaToLinalg
     populateExpertsToLinalgPatterns(patterns);
     populateDepthToLinalgPatterns(patterns);
     populateLossesToLinalgPatterns(patterns);
+    populatePermuteToLinalgPatterns(patterns);
 
     // Every moma op must be lowered; everything else (the upstream dialects
     // the patterns produce, and whatever surrounds the moma ops) stays.

@@ -103,8 +103,14 @@ struct RouteLowering : OpRewritePattern<RouteOp> {
       chosen = selectTokenChoice(rewriter, loc, chosen, scores, groupIds,
                                  groups, tables);
     if (!aux && llvm::is_contained(tables.expertChoice, 1))
-      chosen = selectExpertChoice(rewriter, loc, chosen, scores, groupIds,
-                                  groups, tables, numTokens);
+      chosen = selectExpertChoice(
+          rewriter, loc, chosen, scores, groupIds, groups, tables, numTokens,
+          op.getPositions()
+              ? collapseTokens(rewriter, loc,
+                               buildStableRanks(rewriter, loc,
+                                                op.getPositions(),
+                                                /*acrossBatch=*/true))
+              : Value());
 
     // Gates: the scores of the choices, renormalized per token if asked.
     Value gates = mapElementwise(
@@ -223,14 +229,15 @@ private:
 
   /// Expert choice: every expert of an expert-choice group takes the
   /// `capacity` group tokens of the largest scores (ties: the lower token
-  /// index), with `capacity = floor(b_g * c / E_g)` evaluated in f64 like the
+  /// index, or with `tieIndices` (buildStableRanks of the positions) the lower
+  /// entry), with `capacity = floor(b_g * c / E_g)` evaluated in f64 like the
   /// reference: the tokens whose selection keys reach the expert's threshold
   /// (buildTopThresholds, parallel over the experts).
   static Value selectExpertChoice(OpBuilder &b, Location loc, Value chosen,
                                   Value scores, Value groupIds,
                                   ArrayRef<ExpertGroupAttr> groups,
-                                  const GroupTables &tables,
-                                  int64_t numTokens) {
+                                  const GroupTables &tables, int64_t numTokens,
+                                  Value tieIndices) {
     Value counts = buildGroupTokenCounts(b, loc, groupIds, groups.size());
     Value zero = constantIndex(b, loc, 0);
     SmallVector<Value> capacities;
@@ -281,8 +288,14 @@ private:
               Value first = selectConstant(nb, nl, group, tables.firstExpert, 0,
                                            nb.getIndexType());
               Value j = arith::SubIOp::create(nb, nl, expert, first);
+              Value tie = tieIndices
+                              ? arith::IndexCastOp::create(
+                                    nb, nl, nb.getIndexType(),
+                                    extractAt(nb, nl, tieIndices, {token}))
+                                    .getResult()
+                              : token;
               Value key = buildSelectionKey(
-                  nb, nl, extractAt(nb, nl, scores, {token, j}), token,
+                  nb, nl, extractAt(nb, nl, scores, {token, j}), tie,
                   numTokens);
               Value none = arith::ConstantOp::create(
                   nb, nl, keyType, nb.getIntegerAttr(keyType, 0));

@@ -70,6 +70,53 @@ Value moma::buildSelectionKey(OpBuilder &b, Location loc, Value score,
   return arith::OrIOp::create(b, loc, shifted, tie);
 }
 
+Value moma::buildStableRanks(OpBuilder &b, Location loc, Value values,
+                             bool acrossBatch) {
+  MLIRContext *ctx = b.getContext();
+  RankedTensorType type = tensorTypeOf(values);
+  int64_t seq = type.getDimSize(1);
+  Type i32 = b.getI32Type();
+  AffineExpr row, self, other;
+  bindDims(ctx, row, self, other);
+  // init[b, l] = b * L (across the batch) or 0; then one per position that
+  // comes first.
+  Value init = createFilledInt(b, loc, type.getShape(), i32, 0);
+  if (acrossBatch)
+    init = mapElementwise(
+        b, loc, tensorTypeOf(init), ValueRange{},
+        [&](OpBuilder &nb, Location nl, ValueRange) -> Value {
+          Value offset =
+              arith::MulIOp::create(nb, nl, linalg::IndexOp::create(nb, nl, 0),
+                                    constantIndex(nb, nl, seq));
+          return arith::IndexCastOp::create(nb, nl, nb.getI32Type(), offset);
+        });
+  return linalg::GenericOp::create(
+             b, loc, tensorTypeOf(init), ValueRange{values, values},
+             ValueRange{init},
+             {AffineMap::get(3, 0, {row, self}, ctx),
+              AffineMap::get(3, 0, {row, other}, ctx),
+              AffineMap::get(3, 0, {row, self}, ctx)},
+             {utils::IteratorType::parallel, utils::IteratorType::parallel,
+              utils::IteratorType::reduction},
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value lower =
+                   cmpi(nb, nl, arith::CmpIPredicate::slt, args[1], args[0]);
+               Value equal =
+                   cmpi(nb, nl, arith::CmpIPredicate::eq, args[1], args[0]);
+               Value before = cmpi(nb, nl, arith::CmpIPredicate::ult,
+                                   linalg::IndexOp::create(nb, nl, 2),
+                                   linalg::IndexOp::create(nb, nl, 1));
+               Value first = arith::OrIOp::create(nb, nl, lower,
+                                                  andi(nb, nl, equal, before));
+               Value one =
+                   arith::ExtUIOp::create(nb, nl, nb.getI32Type(), first);
+               linalg::YieldOp::create(
+                   nb, nl,
+                   ValueRange{arith::AddIOp::create(nb, nl, args[2], one)});
+             })
+      .getResult(0);
+}
+
 Value moma::buildTopThresholds(
     OpBuilder &b, Location loc, Value keys, int64_t keyBits,
     function_ref<Value(OpBuilder &, Location, Value row)> capacity) {

@@ -39,6 +39,24 @@ IntegerType selectionKeyType(Type scoreType, int64_t count);
 Value buildSelectionKey(OpBuilder &b, Location loc, Value score, Value index,
                         int64_t count);
 
+/// The stable ascending rank of every entry of `values: [B, L] i32` in its
+/// row, as `[B, L] i32`: the number of `j` with `values[b, j] <
+/// values[b, l]`, or equal and `j < l`, plus `b * L` when `acrossBatch`.
+/// The ranks of a row are a permutation of `[0, L)` (or of `b * L + [0,
+/// L)`) and order its entries as `(b, values[b, l], l)` does. One
+/// `linalg.generic` of `B * L * L` comparisons, parallel over the entries.
+///
+/// modality_sort's `inverse` is the ranks of the modality ids. A selection
+/// whose ties follow the `positions` operand (the positions of the
+/// unpermuted program, Semantics.md "Token order") takes the ranks of the
+/// positions as the tie index of buildSelectionKey: they break ties as
+/// `(b, positions[b, l])` does and stay in `[0, count)` whatever the range
+/// of the positions (a depth region's body holds positions of the enclosing
+/// sequence, and -1 for its padding rows), so the keys are no wider than
+/// with the row index.
+Value buildStableRanks(OpBuilder &b, Location loc, Value values,
+                       bool acrossBatch);
+
 /// Per row `r` of `keys: [R, N]` (selection keys of `keyBits` bits, 0
 /// for non-candidates): the threshold `th[r]` (`[R] i64`) that exactly the
 /// `capacity(r)` largest keys of the row reach (every candidate when it has

@@ -307,3 +307,58 @@ func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>, %idx: tensor<2x2xi32>)
   return
 }
 }
+
+// -----
+
+// depth_route positions: one per token
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %w: tensor<32x1xf32>, %p: tensor<2x4xi32>) {
+  // expected-error @+1 {{'positions' must have shape [2, 8] ([batch, sequence] token positions), found [2, 4]}}
+  %i, %g = moma.depth_route %x, %w positions %p {capacity_factor = 0.25 : f64} : (tensor<2x8x32xf32>, tensor<32x1xf32>, tensor<2x4xi32>) -> (tensor<2x2xi32>, tensor<2x2xf32>)
+  return
+}
+}
+
+// -----
+
+// depth_region positions: one per token of x
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<2x8xi32>, %i: tensor<2x2xi32>, %p: tensor<2x2xi32>) {
+  // expected-error @+1 {{'positions' must have shape [2, 8] ([batch, sequence] token positions), found [2, 2]}}
+  %y = moma.depth_region %x, %m, %i positions %p : (tensor<2x8x32xf32>, tensor<2x8xi32>, tensor<2x2xi32>, tensor<2x2xi32>) -> tensor<2x8x32xf32> {
+  ^bb0(%xs: tensor<2x2x32xf32>, %ms: tensor<2x2xi32>, %ps: tensor<2x2xi32>):
+    moma.yield %xs : tensor<2x2x32xf32>
+  }
+  return
+}
+}
+
+// -----
+
+// permute: the order has one entry per token
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %o: tensor<2x4xi32>) {
+  // expected-error @+1 {{'order' must have shape [2, 8] ([batch, sequence] order), found [2, 4]}}
+  %y = moma.permute %x, %o : (tensor<2x8x32xf32>, tensor<2x4xi32>) -> tensor<2x8x32xf32>
+  return
+}
+}
+
+// -----
+
+// permute: a [batch, sequence, ...] input
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<16xf32>, %o: tensor<2x8xi32>) {
+  // expected-error @+1 {{reorders the tokens of a [batch, sequence, ...] tensor, got rank 1}}
+  %y = moma.permute %x, %o : (tensor<16xf32>, tensor<2x8xi32>) -> tensor<16xf32>
+  return
+}
+}

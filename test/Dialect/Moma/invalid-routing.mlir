@@ -544,3 +544,16 @@ func.func @f(%x: tensor<2x8x32xf32>, %m: tensor<16xi32>, %w: tensor<32x4xf32>) {
   return
 }
 }
+
+// -----
+
+// route positions: one per token
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%l: tensor<2x8x4xf32>, %m: tensor<2x8xi32>, %p: tensor<2x7xi32>) {
+  // expected-error @+1 {{'positions' must have shape [2, 8] ([batch, sequence] token positions), found [2, 7]}}
+  %t, %g, %o = moma.route %l, %m positions %p groups [#moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>, #moma.expert_group<modality = 1, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>] : (tensor<2x8x4xf32>, tensor<2x8xi32>, tensor<2x7xi32>) -> (tensor<16xi32>, tensor<16xf32>, tensor<9xi32>)
+  return
+}
+}

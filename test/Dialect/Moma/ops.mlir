@@ -75,7 +75,7 @@ func.func @attention_ffn(%x: tensor<2x8x32xf32>, %wq: tensor<32x32xf32>,
 // CHECK: moma.combine %[[YS]], %[[TOK]], %[[GATE]] residual %arg0 : (tensor<16x32xf32>, tensor<16xi32>, tensor<16xf32>, tensor<2x8x32xf32>) -> tensor<2x8x32xf32>
 // CHECK: moma.route_mask %[[TOK]], %[[OFF]], %arg1 groups [#[[EC0]], #[[EC1]]] : (tensor<16xi32>, tensor<9xi32>, tensor<2x8xi32>) -> tensor<2x8x4xf32>
 // CHECK: moma.router_z_loss %[[L]], %arg1 groups [#[[EC0]], #[[EC1]]] : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> tensor<f32>
-// GENERIC: "moma.route"(%{{.*}}, %{{.*}}) <{groups = [#{{.*}}, #{{.*}}]}> : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> (tensor<16xi32>, tensor<16xf32>, tensor<9xi32>)
+// GENERIC: "moma.route"(%{{.*}}, %{{.*}}) <{groups = [#{{.*}}, #{{.*}}], operandSegmentSizes = array<i32: 1, 1, 0, 0>}> : (tensor<2x8x4xf32>, tensor<2x8xi32>) -> (tensor<16xi32>, tensor<16xf32>, tensor<9xi32>)
 func.func @moma_ffn(%x: tensor<2x8x32xf32>, %mod: tensor<2x8xi32>,
     %rt: tensor<32x4xf32>, %ri: tensor<32x4xf32>, %wi: tensor<8x32x128xf32>,
     %wo: tensor<8x64x32xf32>)
@@ -202,6 +202,31 @@ func.func @depth_region_extras(%x: tensor<2x8x32xf32>, %mod: tensor<2x8xi32>, %i
 func.func @losses(%logits: tensor<2x8x128xbf16>, %t: tensor<2x8xi32>, %tm: tensor<2x8xi32>) -> (tensor<2xf32>, tensor<f32>) {
   %per, %all = moma.cross_entropy %logits, %t, %tm : (tensor<2x8x128xbf16>, tensor<2x8xi32>, tensor<2x8xi32>) -> (tensor<2xf32>, tensor<f32>)
   return %per, %all : tensor<2xf32>, tensor<f32>
+}
+
+
+// The hoisted modality permutation: the sort, the gathers and the
+// positions operands of the order-dependent selections.
+// CHECK-LABEL: func.func @token_order
+// CHECK: %[[O:.*]], %[[V:.*]] = moma.modality_sort %arg1 : tensor<2x8xi32>
+// CHECK: %[[X:.*]] = moma.permute %arg0, %[[O]] : (tensor<2x8x32xf32>, tensor<2x8xi32>) -> tensor<2x8x32xf32>
+// CHECK: %[[I:.*]], %{{.*}} = moma.depth_route %[[X]], %arg2 positions %[[O]] {capacity_factor = 2.500000e-01 : f64}
+// CHECK: moma.depth_region %[[X]], %arg1, %[[I]] positions %[[O]] :
+// CHECK: moma.route %arg3, %arg1 positions %[[O]] groups
+// CHECK: moma.permute %{{.*}}, %[[V]]
+func.func @token_order(%x: tensor<2x8x32xf32>, %mod: tensor<2x8xi32>,
+    %w: tensor<32x1xf32>, %l: tensor<2x8x4xf32>)
+    -> (tensor<2x8x32xf32>, tensor<16xi32>) {
+  %o, %v = moma.modality_sort %mod : tensor<2x8xi32>
+  %xp = moma.permute %x, %o : (tensor<2x8x32xf32>, tensor<2x8xi32>) -> tensor<2x8x32xf32>
+  %idx, %gate = moma.depth_route %xp, %w positions %o {capacity_factor = 0.25 : f64} : (tensor<2x8x32xf32>, tensor<32x1xf32>, tensor<2x8xi32>) -> (tensor<2x2xi32>, tensor<2x2xf32>)
+  %y = moma.depth_region %xp, %mod, %idx positions %o : (tensor<2x8x32xf32>, tensor<2x8xi32>, tensor<2x2xi32>, tensor<2x8xi32>) -> tensor<2x8x32xf32> {
+  ^bb0(%xs: tensor<2x2x32xf32>, %ms: tensor<2x2xi32>, %ps: tensor<2x2xi32>):
+    moma.yield %xs : tensor<2x2x32xf32>
+  }
+  %t, %g, %off = moma.route %l, %mod positions %o groups [#ec_text, #ec_image] : (tensor<2x8x4xf32>, tensor<2x8xi32>, tensor<2x8xi32>) -> (tensor<16xi32>, tensor<16xf32>, tensor<9xi32>)
+  %back = moma.permute %y, %v : (tensor<2x8x32xf32>, tensor<2x8xi32>) -> tensor<2x8x32xf32>
+  return %back, %t : tensor<2x8x32xf32>, tensor<16xi32>
 }
 
 }
