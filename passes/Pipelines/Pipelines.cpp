@@ -86,6 +86,9 @@ void moma::buildMomaToFusedTensors(OpPassManager &pm, StringRef kernelTarget,
   // The kernel layer's fusions: dispatch's row gathers into the grouped
   // GEMMs that read them.
   pm.addNestedPass<func::FuncOp>(moma::createMomaFuseRowGathers());
+  // CSE shared one fill among every layer's accumulators: one each, so that
+  // bufferization fills them in place instead of copying shared zeros.
+  pm.addNestedPass<func::FuncOp>(moma::createMomaCloneFills());
 }
 
 /// `kernelTarget`, `vocabChunk` and `permuteModality` as

@@ -164,6 +164,27 @@ def MomaFuseRowGathers
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MomaCloneFills : Pass<"moma-clone-fills", "::mlir::func::FuncOp"> {
+  let summary = "Give every consumer of a fill a fill of its own";
+  let description = [{
+    Runs on tensors before bufferization. CSE merges the identical fills
+    that initialise the accumulators of every layer (`linalg.fill` of an
+    empty tensor: the zeros a matmul accumulates into, the `-inf` of a
+    running maximum) into one value with many uses; each use writes its
+    operand in place, so one-shot bufferization keeps the filled buffer
+    alive for the whole function and copies it before every use but the
+    last (in a d_model 256, 4-layer forward, ~21 MB of copies). This pass
+    clones the fill, with its empty tensor, before every use but the first
+    in the same block: each consumer then fills its own buffer in place,
+    and neither the copies nor the long-lived zeros remain. Behaviour is
+    unchanged.
+
+    Example: `moma-opt --moma-clone-fills`.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def MomaStripAttributes : Pass<"moma-strip-attributes", "::mlir::ModuleOp"> {
   let summary = "Drop moma's discardable attributes once no moma op is left";
   let description = [{
