@@ -14,6 +14,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 #include "llvm/ADT/SmallBitVector.h"
@@ -285,6 +286,15 @@ FailureOr<Contraction> analyseProduct(linalg::LinalgOp op) {
       result.outerDims.push_back(d);
   llvm::sort(result.outerDims);
 
+  if (result.aValue) {
+    auto select = result.aValue.getDefiningOp<arith::SelectOp>();
+    std::optional<llvm::SmallBitVector> dims;
+    if (select && select->getBlock() == body &&
+        matchPattern(select.getFalseValue(), m_AnyZeroFloat()))
+      dims = dimsOf(select.getCondition(), op, sideArgs);
+    if (dims && !dims->test(result.kDim) && !dims->test(result.nDim))
+      result.aGuard = select;
+  }
   if (result.condition) {
     std::optional<llvm::SmallBitVector> dims =
         dimsOf(result.condition, op, sideArgs);

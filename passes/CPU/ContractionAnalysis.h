@@ -68,6 +68,10 @@ struct Contraction {
   /// A masked contraction (`yield select(cond, out + x * y, out)`): the
   /// condition, a function of side inputs and of every dimension but n.
   Value condition;
+  /// A computed A of the form `select(guard, a, 0.0)` whose guard depends
+  /// on neither k nor n (a gather's valid slots: a row-wise guard); null
+  /// otherwise.
+  mlir::arith::SelectOp aGuard;
 
   /// The op's inputs, their maps and its body, from which the slice and the
   /// condition are rebuilt: block arguments other than the two factors

@@ -6,6 +6,7 @@
 
 #include "passes/CPU/Passes.h"
 
+#include "mlir/Conversion/LLVMCommon/TypeConverter.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/OperationSupport.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -31,15 +32,8 @@ namespace {
 bool isPassable(Type type) {
   if (type.isIntOrIndexOrFloat())
     return true;
-  auto memref = dyn_cast<MemRefType>(type);
-  if (!memref || !memref.hasStaticShape())
-    return false;
-  SmallVector<int64_t> strides;
-  int64_t offset;
-  if (failed(memref.getStridesAndOffset(strides, offset)))
-    return false;
-  return !ShapedType::isDynamic(offset) &&
-         llvm::none_of(strides, ShapedType::isDynamic);
+  auto memref = dyn_cast<BaseMemRefType>(type);
+  return memref && LLVMTypeConverter::canConvertToBarePtr(memref);
 }
 
 /// Whether the kernel rebuilds `def` instead of receiving its results:

@@ -16,7 +16,6 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
-#include "mlir/IR/Matchers.h"
 
 namespace moma {
 #define GEN_PASS_DEF_MOMACPUVECTORIZECONTRACTIONS
@@ -36,7 +35,7 @@ public:
         pair(plan.epilogue && plan.epilogue->pairedInput
                  ? plan.epilogue->pairOffset
                  : 0),
-        deterministic(deterministic), rowGuard(findRowGuard()) {}
+        deterministic(deterministic) {}
 
   void emit(OpBuilder &b) {
     Location loc = plan.op.getLoc();
@@ -69,37 +68,6 @@ private:
   /// Combine's mode: fixed order without atomics, or atomic adds with the
   /// slot rows split across threads too.
   bool deterministic;
-  /// A computed A of the form `select(cond, a, 0.0)` whose condition
-  /// depends on the row and not on k (a gather's valid slots), if any.
-  arith::SelectOp rowGuard;
-
-  /// Whether body value `value` varies with loop dimension `dim`.
-  bool dependsOn(Value value, unsigned dim) {
-    if (auto arg = dyn_cast<BlockArgument>(value)) {
-      if (arg.getOwner() != plan.body)
-        return false;
-      return plan.inputMaps[arg.getArgNumber()].isFunctionOfDim(dim);
-    }
-    Operation *def = value.getDefiningOp();
-    if (def->getBlock() != plan.body)
-      return false;
-    if (auto index = dyn_cast<linalg::IndexOp>(def))
-      return index.getDim() == dim;
-    return llvm::any_of(def->getOperands(),
-                        [&](Value v) { return dependsOn(v, dim); });
-  }
-
-  arith::SelectOp findRowGuard() {
-    if (!plan.aValue)
-      return {};
-    auto select = plan.aValue.getDefiningOp<arith::SelectOp>();
-    if (!select || select->getBlock() != plan.body ||
-        !matchPattern(select.getFalseValue(), m_AnyZeroFloat()) ||
-        dependsOn(select.getCondition(), plan.kDim) ||
-        dependsOn(select.getCondition(), plan.nDim))
-      return {};
-    return select;
-  }
 
   Value cst(OpBuilder &b, Location loc, int64_t v) {
     return arith::ConstantIndexOp::create(b, loc, v);
@@ -904,14 +872,14 @@ private:
     // token reads zeros): a tile whose rows are all valid runs the loop on
     // `a` alone, without a select, a mask and a guard per row and k.
     ValueRange results;
-    if (rowGuard) {
+    if (plan.aGuard) {
       Value all;
       for (int64_t i = 0; i < rows; ++i) {
         SmallVector<Value> dims(outerDims);
         dims[plan.mDim] = rowIdx[i];
         IRMapping mapping;
         Value valid =
-            materialize(b, loc, rowGuard.getCondition(), dims, mapping);
+            materialize(b, loc, plan.aGuard.getCondition(), dims, mapping);
         all =
             all ? arith::AndIOp::create(b, loc, all, valid).getResult() : valid;
       }
@@ -919,7 +887,7 @@ private:
           b, loc, all,
           [&](OpBuilder &tb, Location tloc) {
             scf::YieldOp::create(tb, tloc,
-                                 kLoop(tb, tloc, rowGuard.getTrueValue()));
+                                 kLoop(tb, tloc, plan.aGuard.getTrueValue()));
           },
           [&](OpBuilder &eb, Location eloc) {
             scf::YieldOp::create(eb, eloc, kLoop(eb, eloc, plan.aValue));
