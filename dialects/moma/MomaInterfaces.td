@@ -43,4 +43,34 @@ def Moma_UntiedOpInterface : OpInterface<"UntiedOpInterface"> {
   }];
 }
 
+def Moma_GradientOpInterface : OpInterface<"GradientOpInterface"> {
+  let cppNamespace = "moma";
+  let description = [{
+    An op with a gradient rule: moma-autodiff calls it, in reverse program
+    order, to build the gradients of the op's operands from those of its
+    results. Rules build ordinary moma ops (the backward ops of
+    MomaGradientOps.td where the math deserves a kernel of its own, else
+    forward moma ops and tensor arithmetic), so the backward pass is
+    lowered and optimised like the forward one. Semantics.md ("Gradients")
+    states every rule.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+        Builds, at the builder's insertion point (after the op), the
+        gradients of the operands. `resultGradients` has one entry per
+        result: the gradient of the differentiated value with respect to
+        that result, or null where it has none (the result does not reach
+        the loss). Sets `operandGradients` (resized to the number of
+        operands by the caller, all null) to the gradient of every float
+        operand that receives one; null means none flows (integer operands,
+        discrete choices, stop-gradients). Fails with an op error when the
+        rule does not cover the op's form.
+      }],
+      "::llvm::LogicalResult", "buildGradients",
+      (ins "::mlir::OpBuilder &":$builder,
+           "::llvm::ArrayRef<::mlir::Value>":$resultGradients,
+           "::llvm::MutableArrayRef<::mlir::Value>":$operandGradients)>,
+  ];
+}
+
 #endif // MOMA_DIALECT_MOMAINTERFACES_TD

@@ -67,12 +67,14 @@ def Moma_PositiveI64Attr : ConfinedAttr<I64Attr, [IntPositive]>;
 /// An op that may carry per-modality (untied) weights, with the modality ids
 /// in its optional `modality` operand.
 def Moma_Untied : DeclareOpInterfaceMethods<Moma_UntiedOpInterface>;
+/// An op with a gradient rule (moma-autodiff).
+def Moma_Differentiable : DeclareOpInterfaceMethods<Moma_GradientOpInterface>;
 
 //===----------------------------------------------------------------------===//
 // Embedding, normalisation, projections
 //===----------------------------------------------------------------------===//
 
-def Moma_EmbedOp : Moma_Op<"embed", [Pure, Moma_Untied,
+def Moma_EmbedOp : Moma_Op<"embed", [Moma_Differentiable, Pure, Moma_Untied,
     AllElementTypesMatch<["table", "result"]>]> {
   let summary = "Token embedding lookup";
   let description = [{
@@ -96,7 +98,7 @@ def Moma_EmbedOp : Moma_Op<"embed", [Pure, Moma_Untied,
   let hasVerifier = 1;
 }
 
-def Moma_NormOp : Moma_Op<"norm", [Pure, AttrSizedOperandSegments,
+def Moma_NormOp : Moma_Op<"norm", [Moma_Differentiable, Pure, AttrSizedOperandSegments,
                                    Moma_Untied,
                                    AllTypesMatch<["x", "result"]>]> {
   let summary = "RMSNorm or LayerNorm over the feature dimension";
@@ -125,7 +127,7 @@ def Moma_NormOp : Moma_Op<"norm", [Pure, AttrSizedOperandSegments,
   let hasVerifier = 1;
 }
 
-def Moma_LinearOp : Moma_Op<"linear", [Pure, AttrSizedOperandSegments,
+def Moma_LinearOp : Moma_Op<"linear", [Moma_Differentiable, Pure, AttrSizedOperandSegments,
                                        Moma_Untied]> {
   let summary = "Affine projection, optionally untied per modality, with LoRA";
   let description = [{
@@ -158,7 +160,7 @@ def Moma_LinearOp : Moma_Op<"linear", [Pure, AttrSizedOperandSegments,
   let hasVerifier = 1;
 }
 
-def Moma_FfnOp : Moma_Op<"ffn", [Pure, Moma_Untied,
+def Moma_FfnOp : Moma_Op<"ffn", [Moma_Differentiable, Pure, Moma_Untied,
     AllTypesMatch<["x", "result"]>,
     AllElementTypesMatch<["x", "w_in", "w_out"]>]> {
   let summary = "Dense feed-forward block (SwiGLU or GELU)";
@@ -190,7 +192,7 @@ def Moma_FfnOp : Moma_Op<"ffn", [Pure, Moma_Untied,
 // Attention
 //===----------------------------------------------------------------------===//
 
-def Moma_AttentionOp : Moma_Op<"attention", [Pure, AttrSizedOperandSegments,
+def Moma_AttentionOp : Moma_Op<"attention", [Moma_Differentiable, Pure, AttrSizedOperandSegments,
     Moma_Untied, AllTypesMatch<["x", "result"]>,
     AllElementTypesMatch<["x", "wq", "wk", "wv", "wo"]>]> {
   let summary = "Global multi-head self-attention with GQA and RoPE";
@@ -586,7 +588,7 @@ def Moma_AuxRouterOp : Moma_Op<"aux_router", [Pure, AttrSizedOperandSegments,
   let hasVerifier = 1;
 }
 
-def Moma_StopGradientOp : Moma_Op<"stop_gradient", [Pure,
+def Moma_StopGradientOp : Moma_Op<"stop_gradient", [Moma_Differentiable, Pure,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "Identity in the forward pass; blocks gradients";
   let description = [{
@@ -676,7 +678,7 @@ def Moma_ModalitySortOp : Moma_Op<"modality_sort", [Pure,
   let assemblyFormat = "$modality attr-dict `:` type($modality)";
 }
 
-def Moma_PermuteOp : Moma_Op<"permute", [Pure,
+def Moma_PermuteOp : Moma_Op<"permute", [Moma_Differentiable, Pure,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "Reorder the tokens of every batch row";
   let description = [{
@@ -704,7 +706,7 @@ def Moma_PermuteOp : Moma_Op<"permute", [Pure,
 // Losses
 //===----------------------------------------------------------------------===//
 
-def Moma_CrossEntropyOp : Moma_Op<"cross_entropy", [Pure,
+def Moma_CrossEntropyOp : Moma_Op<"cross_entropy", [Moma_Differentiable, Pure,
     AllElementTypesMatch<["per_modality", "total"]>]> {
   let summary = "Next-token cross-entropy, per modality and overall";
   let description = [{
@@ -803,5 +805,7 @@ def Moma_AuxRouterLossOp : Moma_Op<"aux_router_loss", [Pure,
   }];
   let hasVerifier = 1;
 }
+
+include "dialects/moma/MomaGradientOps.td"
 
 #endif // MOMA_DIALECT_MOMAOPS_TD

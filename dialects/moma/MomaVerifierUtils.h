@@ -76,6 +76,28 @@ FailureOr<int64_t> verifyFfnWeights(Operation *op, Activation act,
 LogicalResult verifyLogits(Operation *op, StringRef name, Value logits,
                            Value modality, ArrayRef<ExpertGroupAttr> groups);
 
+/// The operand checks of the dense ops, shared by each forward op and its
+/// gradient op (GradientVerifiers.cpp). `moma.embed`: `ids: [B, L]`, the
+/// table (or its gradient) `prefix + [V, D]` and the token rows (result or
+/// gradient) `[B, L, D]`, with V covering every declared token range.
+LogicalResult verifyEmbedForm(Operation *op, Value ids, Value table,
+                              StringRef tableName, Value tokens,
+                              StringRef tokensName, Value modality);
+/// `moma.norm`'s weight, bias, modality ids and epsilon for `x`.
+LogicalResult verifyNormForm(Operation *op, NormKind kind, Value x,
+                             Value weight, Value bias, Value modality,
+                             double epsilon);
+/// `moma.linear`'s weights for `x`, and `result: [B, L, N]`.
+LogicalResult verifyLinearForm(Operation *op, Value x, Value weight, Value bias,
+                               Value loraA, Value loraB, Value modality,
+                               Value result, StringRef resultName);
+/// `moma.attention`'s projections, positions, modality ids and attributes.
+LogicalResult verifyAttentionForm(Operation *op, Value x, Value wq, Value wk,
+                                  Value wv, Value wo, Value positions,
+                                  Value modality, int64_t heads,
+                                  int64_t kvHeads, int64_t headDim,
+                                  double theta);
+
 } // namespace moma
 
 #endif // DIALECTS_MOMA_MOMAVERIFIERUTILS_H

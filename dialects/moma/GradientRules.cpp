@@ -1,0 +1,161 @@
+//===- GradientRules.cpp - The gradient rules of the moma ops -------------===//
+//
+// GradientOpInterface for the forward ops (Semantics.md, "Gradients"): each
+// rule builds the backward op of MomaGradientOps.td that differentiates it,
+// or, for the ops that only move values, the forward op that moves the
+// gradient back. moma-autodiff calls them in reverse program order.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moma/MomaOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/BuiltinAttributes.h"
+
+using namespace mlir;
+using namespace moma;
+
+/// Stores `gradient` as the gradient of `operand`.
+static void setGradient(MutableArrayRef<Value> gradients, OpOperand &operand,
+                        Value gradient) {
+  gradients[operand.getOperandNumber()] = gradient;
+}
+
+/// The same for an optional operand, when it is present.
+static void setGradient(MutableArrayRef<Value> gradients,
+                        MutableOperandRange operand, Value gradient) {
+  if (!operand.empty())
+    setGradient(gradients, operand[0], gradient);
+}
+
+/// `gradient`, or zeros of `type` (a small splat constant) when it is null:
+/// the backward ops that take the gradients of several results need all.
+static Value orZeros(OpBuilder &b, Location loc, Value gradient, Type type) {
+  if (gradient)
+    return gradient;
+  auto tensor = cast<RankedTensorType>(type);
+  return arith::ConstantOp::create(
+      b, loc,
+      DenseElementsAttr::get(tensor,
+                             b.getFloatAttr(tensor.getElementType(), 0.0)));
+}
+
+LogicalResult EmbedOp::buildGradients(OpBuilder &b,
+                                      ArrayRef<Value> resultGradients,
+                                      MutableArrayRef<Value> operandGradients) {
+  Value table = EmbedGradOp::create(b, getLoc(), getTable().getType(), getIds(),
+                                    resultGradients[0], getModality());
+  setGradient(operandGradients, getTableMutable(), table);
+  return success();
+}
+
+LogicalResult NormOp::buildGradients(OpBuilder &b,
+                                     ArrayRef<Value> resultGradients,
+                                     MutableArrayRef<Value> operandGradients) {
+  Value dy = resultGradients[0];
+  auto grad = NormGradOp::create(
+      b, getLoc(), getX().getType(), getWeight().getType(), getKindAttr(),
+      getX(), getWeight(), dy, getModality(), getEpsilonAttr());
+  setGradient(operandGradients, getXMutable(), grad.getDx());
+  setGradient(operandGradients, getWeightMutable(), grad.getDweight());
+  if (getBias())
+    setGradient(operandGradients, getBiasMutable(),
+                BiasGradOp::create(b, getLoc(), getBias().getType(), dy,
+                                   getModality()));
+  return success();
+}
+
+LogicalResult
+LinearOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                         MutableArrayRef<Value> operandGradients) {
+  Value dy = resultGradients[0];
+  SmallVector<Type> loraTypes;
+  if (getLoraA())
+    loraTypes = {getLoraA().getType(), getLoraB().getType()};
+  auto grad =
+      LinearGradOp::create(b, getLoc(), getX().getType(), getWeight().getType(),
+                           loraTypes, getX(), getWeight(), dy, getLoraA(),
+                           getLoraB(), getModality(), getLoraScaleAttr());
+  setGradient(operandGradients, getXMutable(), grad.getDx());
+  setGradient(operandGradients, getWeightMutable(), grad.getDweight());
+  if (getLoraA()) {
+    setGradient(operandGradients, getLoraAMutable(), grad.getDlora()[0]);
+    setGradient(operandGradients, getLoraBMutable(), grad.getDlora()[1]);
+  }
+  if (getBias())
+    setGradient(operandGradients, getBiasMutable(),
+                BiasGradOp::create(b, getLoc(), getBias().getType(), dy,
+                                   getModality()));
+  return success();
+}
+
+LogicalResult FfnOp::buildGradients(OpBuilder &b,
+                                    ArrayRef<Value> resultGradients,
+                                    MutableArrayRef<Value> operandGradients) {
+  auto grad =
+      FfnGradOp::create(b, getLoc(), getX().getType(), getWIn().getType(),
+                        getWOut().getType(), getActivationAttr(), getX(),
+                        getWIn(), getWOut(), resultGradients[0], getModality());
+  setGradient(operandGradients, getXMutable(), grad.getDx());
+  setGradient(operandGradients, getWInMutable(), grad.getDwIn());
+  setGradient(operandGradients, getWOutMutable(), grad.getDwOut());
+  return success();
+}
+
+LogicalResult
+AttentionOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                            MutableArrayRef<Value> operandGradients) {
+  auto grad = AttentionGradOp::create(
+      b, getLoc(), getX().getType(), getWq().getType(), getWk().getType(),
+      getWv().getType(), getWo().getType(), getX(), getWq(), getWk(), getWv(),
+      getWo(), resultGradients[0], getPositions(), getModality(),
+      getHeadsAttr(), getKvHeadsAttr(), getHeadDimAttr(), getRopeThetaAttr(),
+      getCausalAttr());
+  setGradient(operandGradients, getXMutable(), grad.getDx());
+  setGradient(operandGradients, getWqMutable(), grad.getDwq());
+  setGradient(operandGradients, getWkMutable(), grad.getDwk());
+  setGradient(operandGradients, getWvMutable(), grad.getDwv());
+  setGradient(operandGradients, getWoMutable(), grad.getDwo());
+  return success();
+}
+
+LogicalResult
+StopGradientOp::buildGradients(OpBuilder &, ArrayRef<Value>,
+                               MutableArrayRef<Value> operandGradients) {
+  // No gradient flows through: the operand's stays null.
+  (void)operandGradients;
+  return success();
+}
+
+LogicalResult
+PermuteOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                          MutableArrayRef<Value> operandGradients) {
+  // `y[b, k] = x[b, order[b, k]]` with `order` a permutation of every row
+  // moves gradients back with its inverse. moma.modality_sort gives both.
+  auto sort = getOrder().getDefiningOp<ModalitySortOp>();
+  if (!sort)
+    return emitOpError()
+           << "has no gradient rule for an 'order' that does not come from "
+              "moma.modality_sort (the gradient of a gather that may repeat "
+              "or drop tokens is a scatter-add)";
+  Value back =
+      getOrder() == sort.getOrder() ? sort.getInverse() : sort.getOrder();
+  setGradient(operandGradients, getInputMutable(),
+              PermuteOp::create(b, getLoc(), getInput().getType(),
+                                resultGradients[0], back));
+  return success();
+}
+
+LogicalResult
+CrossEntropyOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                               MutableArrayRef<Value> operandGradients) {
+  Location loc = getLoc();
+  Value perModality =
+      orZeros(b, loc, resultGradients[0], getPerModality().getType());
+  Value total = orZeros(b, loc, resultGradients[1], getTotal().getType());
+  setGradient(operandGradients, getLogitsMutable(),
+              CrossEntropyGradOp::create(
+                  b, loc, getLogits().getType(), getLogits(), getTargets(),
+                  getTargetModality(), perModality, total));
+  return success();
+}
