@@ -164,6 +164,43 @@ def MomaFuseRowGathers
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MomaAutodiff : Pass<"moma-autodiff", "::mlir::func::FuncOp"> {
+  let summary = "Return the gradient of the loss with respect to every weight";
+  let description = [{
+    Reverse-mode differentiation of a moma function (what the model builder
+    makes, optionally after moma-hoist-modality-permutation): the function
+    also returns, for every argument with `moma.weight = NAME`, the gradient
+    of its result `moma.output = "total"` with respect to that weight, as a
+    result `moma.output = "grad:NAME"` of the weight's type (zeros where no
+    gradient reaches the weight).
+
+    The backward pass is built after the forward one, in reverse program
+    order. Each moma op differentiates itself through
+    `GradientOpInterface` (Semantics.md, "Gradients"), mostly by building
+    a backward op of its own (`moma.attention_grad`, `moma.ffn_grad`, ...)
+    that recomputes what it needs from the forward op's operands. The pass
+    itself differentiates the tensor arithmetic between moma ops
+    (`arith.addf`, `arith.subf`, `arith.mulf`, `arith.negf`,
+    `linalg.transpose`), and a value used several times sums the
+    gradients of its uses. Integer values, `moma.stop_gradient` and the
+    discrete choices of routing carry no gradient.
+
+    The pass fails with an error at the op when an op on the path to the
+    loss has no gradient rule, so a program never silently drops a
+    gradient. Only functions named `function` are differentiated.
+
+    Example: `moma-opt model.mlir --moma-autodiff`.
+  }];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"forward\"",
+           "The function to differentiate">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::moma::MomaDialect"];
+}
+
 def MomaCloneFills : Pass<"moma-clone-fills", "::mlir::func::FuncOp"> {
   let summary = "Give every consumer of a fill a fill of its own";
   let description = [{

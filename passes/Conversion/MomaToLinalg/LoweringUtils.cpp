@@ -172,6 +172,127 @@ Value moma::tokenMatmul(OpBuilder &b, Location loc, Value x, Value w,
       .getResult(0);
 }
 
+Value moma::transposedTokenMatmul(OpBuilder &b, Location loc, Value g, Value w,
+                                  Value modality) {
+  RankedTensorType gType = tensorTypeOf(g), wType = tensorTypeOf(w);
+  int64_t rows = gType.getDimSize(0);
+  int64_t cols = wType.getDimSize(wType.getRank() - 2);
+  Value init = createFilled(b, loc, {rows, cols}, gType.getElementType(), 0.0);
+  MLIRContext *ctx = b.getContext();
+  AffineExpr t, k, n;
+  bindDims(ctx, t, k, n);
+  SmallVector<utils::IteratorType> iterators = {utils::IteratorType::parallel,
+                                                utils::IteratorType::parallel,
+                                                utils::IteratorType::reduction};
+  AffineMap gMap = AffineMap::get(3, 0, {t, n}, ctx);
+  AffineMap outMap = AffineMap::get(3, 0, {t, k}, ctx);
+  auto multiplyAdd = [](OpBuilder &nb, Location nl, Value lhs, Value rhs,
+                        Value acc) {
+    Value product = arith::MulFOp::create(nb, nl, lhs, rhs);
+    linalg::YieldOp::create(
+        nb, nl, arith::AddFOp::create(nb, nl, acc, product).getResult());
+  };
+  if (!modality)
+    return linalg::GenericOp::create(
+               b, loc, init.getType(), ValueRange{g, w}, ValueRange{init},
+               {gMap, AffineMap::get(3, 0, {k, n}, ctx), outMap}, iterators,
+               [&](OpBuilder &nb, Location nl, ValueRange args) {
+                 multiplyAdd(nb, nl, args[0], args[1], args[2]);
+               })
+        .getResult(0);
+  int64_t slices = wType.getDimSize(0);
+  return linalg::GenericOp::create(
+             b, loc, init.getType(), ValueRange{g, modality}, ValueRange{init},
+             {gMap, AffineMap::get(3, 0, {t}, ctx), outMap}, iterators,
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value slice = clampedIndex(nb, nl, args[1], slices);
+               Value weight = tensor::ExtractOp::create(
+                   nb, nl, w,
+                   ValueRange{slice, linalg::IndexOp::create(nb, nl, 1),
+                              linalg::IndexOp::create(nb, nl, 2)});
+               multiplyAdd(nb, nl, args[0], weight, args[2]);
+             })
+      .getResult(0);
+}
+
+/// The sum over tokens `t` (the last, reduction, dimension of a
+/// `linalg.generic` whose leading dimensions index `resultType`) of
+/// `term(args)`, where `inputs` are indexed by `inputMaps`; with `modality`
+/// (an extra input indexed by t, appended last), dimension 0 is the slice
+/// and only its tokens count.
+static Value sumOverTokenDim(OpBuilder &b, Location loc, ValueRange inputs,
+                             ArrayRef<AffineMap> inputMaps, Value modality,
+                             RankedTensorType resultType, ScalarFn term) {
+  MLIRContext *ctx = b.getContext();
+  int64_t outRank = resultType.getRank(), rank = outRank + 1;
+  Value init = createFilled(b, loc, resultType.getShape(),
+                            resultType.getElementType(), 0.0);
+  SmallVector<Value> operands(inputs);
+  SmallVector<AffineMap> maps(inputMaps);
+  if (modality) {
+    operands.push_back(modality);
+    maps.push_back(
+        AffineMap::get(rank, 0, {getAffineDimExpr(outRank, ctx)}, ctx));
+  }
+  // The result is indexed by the leading dimensions.
+  maps.push_back(
+      AffineMap::getMultiDimIdentityMap(rank, ctx).getMajorSubMap(outRank));
+  SmallVector<utils::IteratorType> iterators(outRank,
+                                             utils::IteratorType::parallel);
+  iterators.push_back(utils::IteratorType::reduction);
+  unsigned numInputs = inputs.size();
+  return linalg::GenericOp::create(
+             b, loc, resultType, operands, ValueRange{init}, maps, iterators,
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value value = term(nb, nl, args.take_front(numInputs));
+               if (modality) {
+                 Value slice =
+                     toI32(nb, nl, linalg::IndexOp::create(nb, nl, 0));
+                 Value mine = cmpi(nb, nl, arith::CmpIPredicate::eq,
+                                   args[numInputs], slice);
+                 value = arith::SelectOp::create(
+                     nb, nl, mine, value,
+                     constantFloat(nb, nl, value.getType(), 0.0));
+               }
+               linalg::YieldOp::create(
+                   nb, nl,
+                   arith::AddFOp::create(nb, nl, args.back(), value)
+                       .getResult());
+             })
+      .getResult(0);
+}
+
+Value moma::weightGradient(OpBuilder &b, Location loc, Value a, Value g,
+                           Value modality, RankedTensorType resultType) {
+  MLIRContext *ctx = b.getContext();
+  // Dimensions ([m,] k, n, t).
+  unsigned lead = modality ? 1 : 0, rank = lead + 3;
+  AffineExpr k = getAffineDimExpr(lead, ctx),
+             n = getAffineDimExpr(lead + 1, ctx),
+             t = getAffineDimExpr(lead + 2, ctx);
+  return sumOverTokenDim(
+      b, loc, ValueRange{a, g},
+      {AffineMap::get(rank, 0, {t, k}, ctx),
+       AffineMap::get(rank, 0, {t, n}, ctx)},
+      modality, resultType,
+      [](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+        return arith::MulFOp::create(nb, nl, args[0], args[1]);
+      });
+}
+
+Value moma::sumOverTokens(OpBuilder &b, Location loc, Value rows,
+                          Value modality, RankedTensorType resultType) {
+  MLIRContext *ctx = b.getContext();
+  // Dimensions ([m,] n, t).
+  unsigned lead = modality ? 1 : 0, rank = lead + 2;
+  AffineExpr n = getAffineDimExpr(lead, ctx),
+             t = getAffineDimExpr(lead + 1, ctx);
+  return sumOverTokenDim(
+      b, loc, ValueRange{rows}, {AffineMap::get(rank, 0, {t, n}, ctx)},
+      modality, resultType,
+      [](OpBuilder &, Location, ValueRange args) -> Value { return args[0]; });
+}
+
 Value moma::addRowBias(OpBuilder &b, Location loc, Value y, Value bias,
                        Value modality) {
   RankedTensorType type = tensorTypeOf(y);

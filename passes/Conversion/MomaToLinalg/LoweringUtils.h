@@ -31,6 +31,7 @@ void populateRouteToLinalgPatterns(RewritePatternSet &patterns);
 void populateDepthToLinalgPatterns(RewritePatternSet &patterns);
 void populateLossesToLinalgPatterns(RewritePatternSet &patterns);
 void populatePermuteToLinalgPatterns(RewritePatternSet &patterns);
+void populateGradientsToLinalgPatterns(RewritePatternSet &patterns);
 /// The LM head fused with the cross-entropy of its logits (when nothing else
 /// reads them), its vocabulary chunk chosen for `target`, or `vocabChunk`
 /// where that is positive and divides the vocabulary.
@@ -96,6 +97,28 @@ Value clampedIndex(OpBuilder &b, Location loc, Value i32Value, int64_t size);
 /// (`linalg.matmul`), or, with `modality: [T] i32`, `w: [M, K, N]` and slice
 /// `modality[t]` for token t (untied weights).
 Value tokenMatmul(OpBuilder &b, Location loc, Value x, Value w, Value modality);
+
+/// `dx[t, k] = sum_n g[t, n] * w[k, n]` for `g: [T, N]`, `w: [K, N]` (the
+/// product with the transposed weight that carries gradients back through
+/// `tokenMatmul`), or with `modality: [T]` and `w: [M, K, N]` slice
+/// `modality[t]` for token t.
+Value transposedTokenMatmul(OpBuilder &b, Location loc, Value g, Value w,
+                            Value modality);
+
+/// The gradient of `tokenMatmul`'s weight: `dw[k, n] = sum_t a[t, k] *
+/// g[t, n]` for `a: [T, K]`, `g: [T, N]`, summed in ascending t, or with
+/// `modality: [T]` `dw[m, k, n]` over the tokens of slice m
+/// (`resultType` is `[K, N]` or `[M, K, N]`). Untied, it visits every
+/// token for every slice (M times the products; the tokens of a slice are
+/// not contiguous in general).
+Value weightGradient(OpBuilder &b, Location loc, Value a, Value g,
+                     Value modality, RankedTensorType resultType);
+
+/// `sum_t rows[t, n]` in ascending t for `rows: [T, N]`: `[N]`, or with
+/// `modality: [T]` `[M, N]` per slice (`resultType`). Modality ids outside
+/// `[0, M)` contribute nothing.
+Value sumOverTokens(OpBuilder &b, Location loc, Value rows, Value modality,
+                    RankedTensorType resultType);
 
 /// Adds `bias: [N]` (or `[M, N]` with `modality: [T]`) to every row of
 /// `y: [T, N]`.

@@ -60,6 +60,7 @@ struct ConvertMomaToLinalg
     populateDepthToLinalgPatterns(patterns);
     populateLossesToLinalgPatterns(patterns);
     populatePermuteToLinalgPatterns(patterns);
+    populateGradientsToLinalgPatterns(patterns);
 
     // Every moma op must be lowered; everything else (the upstream dialects
     // the patterns produce, and whatever surrounds the moma ops) stays.
