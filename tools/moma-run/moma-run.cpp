@@ -9,6 +9,7 @@
 //          [--threads N] [--graph] [--warmup N]
 //          [--repeat N] [--dump NAME=FILE.bin ...] [--print NAME[:COUNT] ...]
 //          [--expect NAME=FILE.bin ...] [--atol X] [--rtol X]
+//          [--grads G.safetensors]
 //
 // Loads a program, binds it to a device, loads the weights, sets inputs from
 // raw little-endian files of the buffer's element type, runs the schedule,
@@ -21,6 +22,7 @@
 
 #include "moma/Format/Files.h"
 #include "moma/Format/FloatConversion.h"
+#include "moma/Format/SafetensorsWriter.h"
 #include "moma/Runtime/Runtime.h"
 #include "moma/Runtime/Tokens.h"
 
@@ -75,7 +77,14 @@ constexpr const char *kUsage =
     "file:\n"
     "                            |out - ref| <= atol + rtol * |ref| "
     "everywhere\n"
-    "  --atol X, --rtol X        tolerances of --expect (default 0: exact)\n";
+    "  --atol X, --rtol X        tolerances of --expect (default 0: exact)\n"
+    "  --grads FILE              gradients programs (momac "
+    "--program=gradients):\n"
+    "                            write every weight's gradient (the outputs\n"
+    "                            grad:NAME) to a safetensors file, named as "
+    "the\n"
+    "                            weights (the reference's run --grads "
+    "format)\n";
 
 struct NamedFile {
   std::string name;
@@ -86,6 +95,7 @@ struct Options {
   std::string program;
   std::string weights;
   std::string tokens;
+  std::string grads;
   std::vector<NamedFile> inputs, dumps, expects;
   std::vector<std::pair<std::string, size_t>> prints;
   std::string device;
@@ -166,6 +176,8 @@ Options parseOptions(int argc, char **argv) {
       options.weights = value(i, arg);
     } else if (arg == "--tokens") {
       options.tokens = value(i, arg);
+    } else if (arg == "--grads") {
+      options.grads = value(i, arg);
     } else if (arg == "--input") {
       options.inputs.push_back(parseNamedFile(arg, value(i, arg)));
     } else if (arg == "--dump") {
@@ -242,6 +254,26 @@ void writeFileAtomically(const std::string &path, const std::string &data,
   absl::Status status = moma::runtime::writeFileAtomically(path, data);
   if (!status.ok())
     fatal(what + ": " + std::string(status.message()));
+}
+
+/// The safetensors element type of a buffer's element type.
+moma::runtime::DType safetensorsDType(moma_dtype dtype) {
+  using moma::runtime::DType;
+  switch (dtype) {
+  case MOMA_DTYPE_F32:
+    return DType::F32;
+  case MOMA_DTYPE_F64:
+    return DType::F64;
+  case MOMA_DTYPE_BF16:
+    return DType::BF16;
+  case MOMA_DTYPE_F16:
+    return DType::F16;
+  case MOMA_DTYPE_I32:
+    return DType::I32;
+  case MOMA_DTYPE_I64:
+    return DType::I64;
+  }
+  return DType::U8;
 }
 
 const char *dtypeName(moma_dtype dtype) {
@@ -592,6 +624,39 @@ int main(int argc, char **argv) {
     for (const char *name :
          {"load_balancing", "router_z", "aux_router", "total"})
       std::printf("%s %s\n", name, scalar(name, 0).c_str());
+  }
+  if (!options.grads.empty()) {
+    // Outputs "grad:NAME" become tensors NAME of the buffers' type.
+    constexpr std::string_view prefix = "grad:";
+    moma::runtime::SafetensorsFileWriter writer;
+    size_t count = 0;
+    for (size_t i = 0; i < numBuffers; ++i) {
+      moma_buffer_info info;
+      check(moma_program_buffer_info(program, i, &info), "buffer info");
+      std::string_view name = info.name;
+      if (info.role != MOMA_ROLE_OUTPUT ||
+          name.substr(0, prefix.size()) != prefix)
+        continue;
+      std::string bytes = readBuffer(session, info, "--grads");
+      absl::Status added = writer.add(
+          name.substr(prefix.size()), safetensorsDType(info.dtype),
+          std::vector<int64_t>(info.shape, info.shape + info.rank), bytes);
+      if (!added.ok())
+        fatal("--grads: " + std::string(added.message()));
+      ++count;
+    }
+    if (!count)
+      fatal("--grads: the program has no gradient outputs (compile it with "
+            "momac --program=gradients)");
+    writer.setMetadata("format", "moma-grads");
+    if (const char *model = moma_program_metadata(program, "model"))
+      writer.setMetadata("model", model);
+    writer.setMetadata("of", "total");
+    absl::Status written = writer.writeToFile(options.grads);
+    if (!written.ok())
+      fatal("--grads: " + std::string(written.message()));
+    std::printf("moma-run: grads -> %s (%zu tensors)\n", options.grads.c_str(),
+                count);
   }
   for (const NamedFile &dump : options.dumps) {
     moma_buffer_info info = findBuffer(program, dump.name, "--dump");

@@ -2,7 +2,8 @@
 //
 // momac MODEL.json [--emit=moma|flops|kernels] [-o OUT] [--batch=B
 //       --seq-len=L]
-//       [--routing=batch|aux] [--init-weights=W.safetensors --seed=N]
+//       [--routing=batch|aux] [--program=forward|gradients]
+//       [--init-weights=W.safetensors --seed=N]
 //       [--target=cpu|sm_80|sm_90|sm_90a [--scratch-reuse=false]
 //        [--cubin=auto|always|never] [--ptxas=PATH]]
 //
@@ -25,6 +26,7 @@
 #include "passes/Kernels/Passes.h"
 #include "passes/Pipelines/Pipelines.h"
 #include "passes/Transforms/FlopCount.h"
+#include "passes/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/Passes.h"
@@ -118,6 +120,20 @@ cl::opt<bool> scratchReuse(
              "share arena bytes (default on; off for debugging)"),
     cl::init(true), cl::cat(category));
 
+/// What the compiled program computes.
+enum class ProgramKind { Forward, Gradients };
+cl::opt<ProgramKind> programKind(
+    "program", cl::desc("What the program computes"),
+    cl::init(ProgramKind::Forward),
+    cl::values(
+        clEnumValN(ProgramKind::Forward, "forward",
+                   "the forward pass and its losses (the default)"),
+        clEnumValN(ProgramKind::Gradients, "gradients",
+                   "the forward pass, its losses and the gradient of 'total' "
+                   "with respect to every weight (outputs grad:NAME; "
+                   "moma-autodiff)")),
+    cl::cat(category));
+
 enum class Permute { None, Modality };
 cl::opt<Permute> permute(
     "permute",
@@ -150,6 +166,23 @@ int fail(const Twine &message) {
   return 1;
 }
 
+/// Differentiates a gradients program's @forward (moma-autodiff), after
+/// moving it to modality order first when `permuteFirst` (the permutation
+/// must precede the backward pass, which then runs in modality order too).
+/// Returns whether the permutation was applied.
+FailureOr<bool> prepareProgram(mlir::ModuleOp module, bool permuteFirst) {
+  if (programKind == ProgramKind::Forward)
+    return false;
+  mlir::PassManager pm(module->getContext());
+  if (permuteFirst)
+    pm.addNestedPass<mlir::func::FuncOp>(
+        moma::createMomaHoistModalityPermutation());
+  pm.addNestedPass<mlir::func::FuncOp>(moma::createMomaAutodiff());
+  if (failed(pm.run(module)))
+    return failure();
+  return permuteFirst;
+}
+
 /// The kernel layer's target model of a --target name: `cpu` is the --cpu
 /// level (x86-64-v3 unless given).
 std::string kernelTargetOf(StringRef name) {
@@ -160,13 +193,13 @@ std::string kernelTargetOf(StringRef name) {
 /// included), plans its
 /// kernels for `targetName` and prints the plan to `os`.
 LogicalResult printKernelPlan(mlir::ModuleOp module, StringRef targetName,
-                              raw_ostream &os) {
+                              bool permuteModality, raw_ostream &os) {
   mlir::DialectRegistry registry;
   moma::registerPipelineDialects(registry);
   module->getContext()->appendDialectRegistry(registry);
   mlir::PassManager pm(module->getContext());
   moma::buildMomaToFusedTensors(pm, kernelTargetOf(targetName), vocabChunk,
-                                permute == Permute::Modality);
+                                permuteModality);
   pm.addPass(moma::createMomaKernelPlan(
       moma::MomaKernelPlanOptions{kernelTargetOf(targetName)}));
   if (failed(pm.run(module)))
@@ -222,6 +255,22 @@ int main(int argc, char **argv) {
   if (!target.empty() && target != "cpu" && !moma::parseGpuTarget(target))
     return fail("--target=" + target +
                 ": unknown target (expected cpu, sm_80, sm_90 or sm_90a)");
+  if (programKind == ProgramKind::Gradients &&
+      config->dtype != moma::DType::F32 && config->dtype != moma::DType::F64)
+    return fail("--program=gradients: model '" + config->name + "' has dtype " +
+                moma::modelDTypeName(config->dtype) +
+                "; gradients are compiled for f32 and f64 models only (the "
+                "mixed-precision backward pass of bf16/f16 models is not "
+                "implemented yet)");
+  // A compiled or planned program runs in modality order: for a gradients
+  // program the permutation comes before moma-autodiff, here.
+  bool permuteModality = permute == Permute::Modality &&
+                         (!target.empty() || emit == EmitKind::Kernels);
+  FailureOr<bool> permuted = prepareProgram(**module, permuteModality);
+  if (failed(permuted))
+    return fail("cannot differentiate '" + config->name + "'");
+  if (*permuted)
+    permuteModality = false;
   std::string text;
   raw_string_ostream os(text);
   if (combineMode != "deterministic" && combineMode != "fast")
@@ -233,7 +282,7 @@ int main(int argc, char **argv) {
   if (emit == EmitKind::Kernels) {
     os << "model " << config->name << ": batch " << batch << " x sequence "
        << seqLen << "\n";
-    if (failed(printKernelPlan(**module, target, os)))
+    if (failed(printKernelPlan(**module, target, permuteModality, os)))
       return fail("cannot plan the kernels of '" + config->name + "'");
   } else if (!target.empty()) {
     if (target != "cpu" && !moma::parseGpuTarget(target))
@@ -242,11 +291,11 @@ int main(int argc, char **argv) {
     Expected<moma::runtime::Program> program =
         target == "cpu"
             ? moma::compileCpuProgram(**module, cpuLevel, combineMode,
-                                      vocabChunk, permute == Permute::Modality)
+                                      vocabChunk, permuteModality)
             : moma::compileGpuProgram(
                   **module, target,
                   moma::GpuProgramOptions{
-                      scratchReuse, permute == Permute::Modality, cubin, ptxas,
+                      scratchReuse, permuteModality, cubin, ptxas,
                       [&](const std::string &line) {
                         WithColor::warning(errs(), "momac") << line << "\n";
                       },
