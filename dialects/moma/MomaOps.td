@@ -593,8 +593,8 @@ def Moma_StopGradientOp : Moma_Op<"stop_gradient", [Moma_Differentiable, Pure,
   let summary = "Identity in the forward pass; blocks gradients";
   let description = [{
     Returns its operand unchanged, and marks a value that gradients must not
-    flow through: moma compiles forward passes and losses (no gradients), and
-    the PyTorch reference (`tools/moma-reference`) detaches the value here.
+    flow through: moma-autodiff sends no gradient to its operand, and the
+    PyTorch reference (`tools/moma-reference`) detaches the value here.
     MoMa's auxiliary routers read the residual stream through it, so their
     loss trains only their own weights.
 
