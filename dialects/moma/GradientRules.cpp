@@ -159,3 +159,21 @@ CrossEntropyOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
                   getTargetModality(), perModality, total));
   return success();
 }
+
+LogicalResult
+ExpertsOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                          MutableArrayRef<Value> operandGradients) {
+  SmallVector<Type> loraTypes(getLora().getTypes());
+  auto grad = ExpertsGradOp::create(
+      b, getLoc(), getTokens().getType(), getWIn().getType(),
+      getWOut().getType(), loraTypes, getActivationAttr(), getTokens(),
+      getExpertOffsets(), getWIn(), getWOut(), resultGradients[0], getLora(),
+      getLoraScaleAttr());
+  setGradient(operandGradients, getTokensMutable(), grad.getDtokens());
+  setGradient(operandGradients, getWInMutable(), grad.getDwIn());
+  setGradient(operandGradients, getWOutMutable(), grad.getDwOut());
+  for (auto [operand, gradient] :
+       llvm::zip_equal(getLoraMutable(), grad.getDlora()))
+    setGradient(operandGradients, operand, gradient);
+  return success();
+}

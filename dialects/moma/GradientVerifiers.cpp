@@ -94,3 +94,19 @@ LogicalResult CrossEntropyGradOp::verify() {
   return expectShape(op, "d_per_modality", getDPerModality(), {*count},
                      "[declared modalities]");
 }
+
+LogicalResult ExpertsGradOp::verify() {
+  if (failed(verifyExpertsForm(*this, getActivation(), getTokens(),
+                               getExpertOffsets(), getWIn(), getWOut(),
+                               getLora())))
+    return failure();
+  if (getDlora().size() != getLora().size())
+    return emitOpError() << "has " << getDlora().size()
+                         << " LoRA gradient results, expected "
+                         << getLora().size() << " (one per LoRA operand)";
+  for (auto [lora, grad] : llvm::zip_equal(getLora(), getDlora()))
+    if (lora.getType() != grad.getType())
+      return emitOpError() << "LoRA gradient results must have the types of "
+                              "the LoRA operands";
+  return success();
+}

@@ -234,4 +234,46 @@ def Moma_CrossEntropyGradOp : Moma_Op<"cross_entropy_grad", [Pure,
   let hasVerifier = 1;
 }
 
+def Moma_ExpertsGradOp : Moma_Op<"experts_grad", [Pure,
+    AllTypesMatch<["tokens", "dy", "dtokens"]>,
+    AllTypesMatch<["w_in", "dw_in"]>, AllTypesMatch<["w_out", "dw_out"]>]> {
+  let summary = "Gradient of moma.experts: the grouped GEMMs' dX and dW";
+  let description = [{
+    The backward pass of `moma.experts` over the same ragged expert-major
+    slots: slot `s` of expert `e` recomputes `u = x w_in[e]` (plus LoRA)
+    and the hidden `h`, and contributes `h^T dy[s]` to `dw_out[e]`,
+    `x^T du` to `dw_in[e]` (`du` through the activation as in
+    `moma.ffn_grad`), and `dtokens[s] = du w_in[e]^T`; with LoRA
+    (`dlora = (dA_in, dB_in, dA_out, dB_out)`) each projection's adapters
+    get the gradients of `moma.linear_grad`. Slots outside
+    `[off[0], off[E])` get `dtokens = 0` and contribute nothing; an expert
+    without slots gets zero gradients. Sums over slots run in ascending
+    slot order.
+
+    ```mlir
+    %dxs, %dwi, %dwo = moma.experts_grad swiglu %xs, %off, %w_in, %w_out, %dys
+        : (tensor<16x32xf32>, tensor<9xi32>, tensor<8x32x128xf32>,
+           tensor<8x64x32xf32>, tensor<16x32xf32>)
+        -> (tensor<16x32xf32>, tensor<8x32x128xf32>, tensor<8x64x32xf32>)
+    ```
+  }];
+  let arguments = (ins Moma_Activation:$activation,
+                       Moma_SlotRowsTensor:$tokens,
+                       Moma_ExpertOffsetsTensor:$expert_offsets,
+                       Moma_ExpertWeightTensor:$w_in,
+                       Moma_ExpertWeightTensor:$w_out,
+                       Moma_SlotRowsTensor:$dy,
+                       Variadic<Moma_ExpertWeightTensor>:$lora,
+                       DefaultValuedAttr<F64Attr, "1.0">:$lora_scale);
+  let results = (outs Moma_SlotRowsTensor:$dtokens,
+                      Moma_ExpertWeightTensor:$dw_in,
+                      Moma_ExpertWeightTensor:$dw_out,
+                      Variadic<Moma_ExpertWeightTensor>:$dlora);
+  let assemblyFormat = [{
+    $activation $tokens `,` $expert_offsets `,` $w_in `,` $w_out `,` $dy
+    (`lora` `(` $lora^ `)`)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOMA_DIALECT_MOMAGRADIENTOPS_TD

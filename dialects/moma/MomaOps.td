@@ -354,7 +354,7 @@ def Moma_DispatchOp : Moma_Op<"dispatch", [Pure,
   let hasVerifier = 1;
 }
 
-def Moma_ExpertsOp : Moma_Op<"experts", [Pure,
+def Moma_ExpertsOp : Moma_Op<"experts", [Moma_Differentiable, Pure,
     AllTypesMatch<["tokens", "result"]>]> {
   let summary = "Grouped expert FFN over a ragged expert-major slot array";
   let description = [{

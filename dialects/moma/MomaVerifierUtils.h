@@ -98,6 +98,12 @@ LogicalResult verifyAttentionForm(Operation *op, Value x, Value wq, Value wk,
                                   int64_t kvHeads, int64_t headDim,
                                   double theta);
 
+/// `moma.experts`' stacked weights, offsets and LoRA adapters for the slot
+/// rows `tokens`.
+LogicalResult verifyExpertsForm(Operation *op, Activation activation,
+                                Value tokens, Value offsets, Value wIn,
+                                Value wOut, ValueRange lora);
+
 } // namespace moma
 
 #endif // DIALECTS_MOMA_MOMAVERIFIERUTILS_H

@@ -125,39 +125,38 @@ LogicalResult DispatchOp::verify() {
 // ExpertsOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult ExpertsOp::verify() {
-  Operation *op = getOperation();
-  ArrayRef<int64_t> tokens = getTokens().getType().getShape();
-  if (failed(expectShape(op, "w_in", getWIn(), {kAny, tokens[1], kAny},
+LogicalResult moma::verifyExpertsForm(Operation *op, Activation activation,
+                                      Value tokensValue, Value offsets,
+                                      Value wIn, Value wOut, ValueRange lora) {
+  ArrayRef<int64_t> tokens = tensorType(tokensValue).getShape();
+  if (failed(expectShape(op, "w_in", wIn, {kAny, tokens[1], kAny},
                          "[experts, features, hidden columns]")))
     return failure();
-  int64_t experts = getWIn().getType().getShape()[0];
+  int64_t experts = tensorType(wIn).getShape()[0];
   if (experts < 1)
-    return emitOpError() << "'w_in' must stack at least one expert";
-  FailureOr<int64_t> hidden =
-      verifyFfnWeights(op, getActivation(), {experts}, tokens[1], getWIn(),
-                       getWOut(), "experts, ");
+    return op->emitOpError() << "'w_in' must stack at least one expert";
+  FailureOr<int64_t> hidden = verifyFfnWeights(
+      op, activation, {experts}, tokens[1], wIn, wOut, "experts, ");
   if (failed(hidden))
     return failure();
-  if (failed(expectShape(op, "expert_offsets", getExpertOffsets(),
-                         {experts + 1}, "[experts + 1]")))
+  if (failed(expectShape(op, "expert_offsets", offsets, {experts + 1},
+                         "[experts + 1]")))
     return failure();
   SmallVector<std::pair<StringRef, Value>> floats = {
-      {"tokens", getTokens()}, {"w_in", getWIn()}, {"w_out", getWOut()}};
-  if (!getLora().empty()) {
-    if (getLora().size() != 4)
-      return emitOpError() << "expects 0 or 4 LoRA operands (A_in, B_in, "
-                              "A_out, B_out), got "
-                           << getLora().size();
-    int64_t columns = getWIn().getType().getShape()[2];
-    Value aIn = getLora()[0], bIn = getLora()[1], aOut = getLora()[2],
-          bOut = getLora()[3];
+      {"tokens", tokensValue}, {"w_in", wIn}, {"w_out", wOut}};
+  if (!lora.empty()) {
+    if (lora.size() != 4)
+      return op->emitOpError() << "expects 0 or 4 LoRA operands (A_in, B_in, "
+                                  "A_out, B_out), got "
+                               << lora.size();
+    int64_t columns = tensorType(wIn).getShape()[2];
+    Value aIn = lora[0], bIn = lora[1], aOut = lora[2], bOut = lora[3];
     if (failed(expectShape(op, "lora A_in", aIn, {experts, tokens[1], kAny},
                            "[experts, features, rank]")))
       return failure();
     int64_t rank = tensorType(aIn).getShape()[2];
     if (rank < 1)
-      return emitOpError() << "LoRA rank must be >= 1, got " << rank;
+      return op->emitOpError() << "LoRA rank must be >= 1, got " << rank;
     if (failed(expectShape(op, "lora B_in", bIn, {experts, rank, columns},
                            "[experts, rank, hidden columns]")) ||
         failed(expectShape(op, "lora A_out", aOut, {experts, *hidden, rank},
@@ -165,10 +164,15 @@ LogicalResult ExpertsOp::verify() {
         failed(expectShape(op, "lora B_out", bOut, {experts, rank, tokens[1]},
                            "[experts, rank, features]")))
       return failure();
-    for (Value lora : getLora())
+    for (Value lora : lora)
       floats.push_back({"lora", lora});
   }
   return expectSameElementType(op, floats);
+}
+
+LogicalResult ExpertsOp::verify() {
+  return verifyExpertsForm(*this, getActivation(), getTokens(),
+                           getExpertOffsets(), getWIn(), getWOut(), getLora());
 }
 
 //===----------------------------------------------------------------------===//
