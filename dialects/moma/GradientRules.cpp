@@ -177,3 +177,125 @@ ExpertsOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
     setGradient(operandGradients, operand, gradient);
   return success();
 }
+
+LogicalResult
+RouterOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                         MutableArrayRef<Value> operandGradients) {
+  SmallVector<Type> weightTypes(getWeights().getTypes());
+  auto grad = RouterGradOp::create(b, getLoc(), getX().getType(), weightTypes,
+                                   getX(), getModality(), resultGradients[0],
+                                   getWeights(), getGroupsAttr());
+  setGradient(operandGradients, getXMutable(), grad.getDx());
+  for (auto [operand, gradient] :
+       llvm::zip_equal(getWeightsMutable(), grad.getDweights()))
+    setGradient(operandGradients, operand, gradient);
+  return success();
+}
+
+LogicalResult RouteOp::buildGradients(OpBuilder &b,
+                                      ArrayRef<Value> resultGradients,
+                                      MutableArrayRef<Value> operandGradients) {
+  // Only the gates (result 1) carry a gradient: the choices are discrete.
+  if (!resultGradients[1])
+    return success();
+  setGradient(operandGradients, getLogitsMutable(),
+              RouteGradOp::create(b, getLoc(), getLogits().getType(),
+                                  getLogits(), getModality(), getSlotToken(),
+                                  getExpertOffsets(), resultGradients[1],
+                                  getGroupsAttr()));
+  return success();
+}
+
+LogicalResult
+DispatchOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                           MutableArrayRef<Value> operandGradients) {
+  // The transpose of a gather is the scatter-add combine does, with unit
+  // gates.
+  auto slots = cast<RankedTensorType>(getSlotToken().getType());
+  auto gateType = RankedTensorType::get(slots.getShape(),
+                                        getX().getType().getElementType());
+  Value ones = arith::ConstantOp::create(
+      b, getLoc(),
+      DenseElementsAttr::get(gateType,
+                             b.getFloatAttr(gateType.getElementType(), 1.0)));
+  setGradient(operandGradients, getXMutable(),
+              CombineOp::create(b, getLoc(), getX().getType(),
+                                resultGradients[0], getSlotToken(), ones,
+                                Value()));
+  return success();
+}
+
+LogicalResult
+CombineOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                          MutableArrayRef<Value> operandGradients) {
+  Value dy = resultGradients[0];
+  auto grad = CombineGradOp::create(b, getLoc(), getExpertOutputs().getType(),
+                                    getSlotGate().getType(), getExpertOutputs(),
+                                    getSlotToken(), getSlotGate(), dy);
+  setGradient(operandGradients, getExpertOutputsMutable(), grad.getDOutputs());
+  setGradient(operandGradients, getSlotGateMutable(), grad.getDGate());
+  setGradient(operandGradients, getResidualMutable(), dy);
+  return success();
+}
+
+LogicalResult
+LoadBalancingLossOp::buildGradients(OpBuilder &b,
+                                    ArrayRef<Value> resultGradients,
+                                    MutableArrayRef<Value> operandGradients) {
+  setGradient(operandGradients, getLogitsMutable(),
+              LoadBalancingLossGradOp::create(
+                  b, getLoc(), getLogits().getType(), getLogits(),
+                  getModality(), getExpertOffsets(), resultGradients[0],
+                  getGroupsAttr()));
+  return success();
+}
+
+LogicalResult
+RouterZLossOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                              MutableArrayRef<Value> operandGradients) {
+  setGradient(operandGradients, getLogitsMutable(),
+              RouterZLossGradOp::create(b, getLoc(), getLogits().getType(),
+                                        getLogits(), getModality(),
+                                        resultGradients[0], getGroupsAttr()));
+  return success();
+}
+
+LogicalResult
+AuxRouterLossOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                                MutableArrayRef<Value> operandGradients) {
+  // Operand 0: the router's logits; the targets (discrete choices) get no
+  // gradient.
+  Value logits = getOperation()->getOperand(0);
+  operandGradients[0] = AuxRouterLossGradOp::create(
+      b, getLoc(), logits.getType(), logits, getTargets(), resultGradients[0]);
+  return success();
+}
+
+LogicalResult
+AuxRouterOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                            MutableArrayRef<Value> operandGradients) {
+  SmallVector<Type> weightTypes(getWeights().getTypes());
+  auto grad = AuxRouterGradOp::create(
+      b, getLoc(), getX().getType(), weightTypes, getX(), resultGradients[0],
+      getWeights(), getModality(), getGroupsAttr());
+  setGradient(operandGradients, getXMutable(), grad.getDx());
+  for (auto [operand, gradient] :
+       llvm::zip_equal(getWeightsMutable(), grad.getDweights()))
+    setGradient(operandGradients, operand, gradient);
+  return success();
+}
+
+LogicalResult
+DepthRouteOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
+                             MutableArrayRef<Value> operandGradients) {
+  // Only the gates (result 1) carry a gradient; the kept positions and the
+  // auxiliary scores that may choose them are discrete.
+  if (!resultGradients[1])
+    return success();
+  auto grad = DepthRouteGradOp::create(
+      b, getLoc(), getX().getType(), getWeight().getType(), getX(), getWeight(),
+      getIndices(), resultGradients[1]);
+  setGradient(operandGradients, getXMutable(), grad.getDx());
+  setGradient(operandGradients, getWeightMutable(), grad.getDweight());
+  return success();
+}

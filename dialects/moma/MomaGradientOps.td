@@ -276,4 +276,311 @@ def Moma_ExpertsGradOp : Moma_Op<"experts_grad", [Pure,
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Routing: routers, gates, dispatch and combine
+//===----------------------------------------------------------------------===//
+
+def Moma_RouterGradOp : Moma_Op<"router_grad", [Pure,
+    AllTypesMatch<["x", "dx"]>]> {
+  let summary = "Gradient of moma.router with respect to x and the weights";
+  let description = [{
+    For `logits[t, j] = x[t] . W_g[:, j]` (`g` the group of `modality[t]`,
+    `j < E_g`): `dx[t] = sum_{j < E_g} dlogits[t, j] W_g[:, j]` (0 for
+    tokens without a group) and `dW_g = sum over the group's tokens of
+    x[t]^T dlogits[t, :E_g]`. One gradient per weight, in order.
+
+    ```mlir
+    %dx, %dwt, %dwi = moma.router_grad %x, %mod, %dlogits weights(%wt, %wi)
+        groups [...] : (...) -> (tensor<2x8x32xf32>, tensor<32x4xf32>,
+                                 tensor<32x4xf32>)
+    ```
+  }];
+  let arguments = (ins Moma_ActivationTensor:$x,
+                       Moma_TokenIdsTensor:$modality,
+                       Moma_TokenColumnsTensor:$dlogits,
+                       Variadic<Moma_FloatTensor>:$weights,
+                       Moma_ExpertGroupArrayAttr:$groups);
+  let results = (outs Moma_ActivationTensor:$dx,
+                      Variadic<Moma_FloatTensor>:$dweights);
+  let assemblyFormat = [{
+    $x `,` $modality `,` $dlogits `weights` `(` $weights `)` `groups` $groups
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_RouteGradOp : Moma_Op<"route_grad", [Pure,
+    AllTypesMatch<["logits", "result"]>]> {
+  let summary = "Gradient of moma.route's gates with respect to the logits";
+  let description = [{
+    The selection is discrete: only the gates carry a gradient. For the plan
+    that `moma.route` made from these logits (`slot_token`,
+    `expert_offsets`) and the gradient `d_slot_gate` of its gates: slot `s`
+    of global expert `e` (local expert `j` of group `g`) adds
+    `d_slot_gate[s]` to `dgate[t, j]` for its token `t`. With `renormalize`
+    (gates `s_j / S`, `S` the sum of the token's chosen scores)
+    `ds_j = (dgate_j - sum_k dgate_k gate_k) / S` over the chosen `j`
+    (0 when `S` is 0); otherwise `ds = dgate`. Then through the group's
+    score: softmax `dlogits = s (ds - sum_j s_j ds_j)` over `j < E_g`,
+    sigmoid `dlogits = ds s (1 - s)`. Tokens without a group and columns
+    `j >= E_g` get 0.
+
+    ```mlir
+    %dlogits = moma.route_grad %logits, %mod, %tok, %off, %dgate groups [...]
+        : (tensor<2x8x4xf32>, tensor<2x8xi32>, tensor<16xi32>, tensor<9xi32>,
+           tensor<16xf32>) -> tensor<2x8x4xf32>
+    ```
+  }];
+  let arguments = (ins Moma_TokenColumnsTensor:$logits,
+                       Moma_TokenIdsTensor:$modality,
+                       Moma_SlotTokenTensor:$slot_token,
+                       Moma_ExpertOffsetsTensor:$expert_offsets,
+                       Moma_SlotGateTensor:$d_slot_gate,
+                       Moma_ExpertGroupArrayAttr:$groups);
+  let results = (outs Moma_TokenColumnsTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $modality `,` $slot_token `,` $expert_offsets `,`
+    $d_slot_gate `groups` $groups attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_CombineGradOp : Moma_Op<"combine_grad", [Pure,
+    AllTypesMatch<["expert_outputs", "d_outputs"]>,
+    AllTypesMatch<["slot_gate", "d_gate"]>]> {
+  let summary = "Gradient of moma.combine: a gated dispatch and the gates'";
+  let description = [{
+    For `y[t] = residual[t] + sum_{s : slot_token[s] = t} gate[s] ys[s]` and
+    its gradient `dy`: `d_outputs[s] = gate[s] dy[slot_token[s]]` (combine's
+    transpose, a dispatch scaled by the gates) and
+    `d_gate[s] = ys[s] . dy[slot_token[s]]`; empty slots get 0. The
+    residual's gradient is `dy` itself.
+
+    ```mlir
+    %dys, %dgate = moma.combine_grad %ys, %tok, %gate, %dy
+        : (tensor<16x32xf32>, tensor<16xi32>, tensor<16xf32>,
+           tensor<2x8x32xf32>) -> (tensor<16x32xf32>, tensor<16xf32>)
+    ```
+  }];
+  let arguments = (ins Moma_SlotRowsTensor:$expert_outputs,
+                       Moma_SlotTokenTensor:$slot_token,
+                       Moma_SlotGateTensor:$slot_gate,
+                       Moma_ActivationTensor:$dy);
+  let results = (outs Moma_SlotRowsTensor:$d_outputs,
+                      Moma_SlotGateTensor:$d_gate);
+  let assemblyFormat = [{
+    $expert_outputs `,` $slot_token `,` $slot_gate `,` $dy attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_AuxRouterGradOp : Moma_Op<"aux_router_grad", [Pure,
+    AttrSizedOperandSegments, AllTypesMatch<["x", "dx"]>]> {
+  let summary = "Gradient of moma.aux_router with respect to x and weights";
+  let description = [{
+    For the logits `z = silu(x W1) W2` of `moma.aux_router` (same weights,
+    `modality` and `groups`) and their gradient `dz`: `u = x W1`,
+    `dW2 = silu(u)^T dz`, `du = (dz W2^T) silu'(u)`, `dW1 = x^T du`,
+    `dx = du W1^T`; untied weights and groups sum over their own tokens
+    (columns `j >= E_g` carry nothing). One gradient per weight, in order.
+
+    ```mlir
+    %dx, %dw1, %dw2 = moma.aux_router_grad %x, %dz weights(%w1, %w2)
+        : (tensor<2x8x32xf32>, tensor<2x8x1xf32>, tensor<32x16xf32>,
+           tensor<16x1xf32>)
+        -> (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x1xf32>)
+    ```
+  }];
+  let arguments = (ins Moma_ActivationTensor:$x,
+                       Moma_TokenColumnsTensor:$dz,
+                       Variadic<Moma_FloatTensor>:$weights,
+                       Optional<Moma_TokenIdsTensor>:$modality,
+                       OptionalAttr<Moma_ExpertGroupArrayAttr>:$groups);
+  let results = (outs Moma_ActivationTensor:$dx,
+                      Variadic<Moma_FloatTensor>:$dweights);
+  let assemblyFormat = [{
+    $x `,` $dz `weights` `(` $weights `)` (`modality` $modality^)?
+    (`groups` $groups^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Routing losses
+//===----------------------------------------------------------------------===//
+
+def Moma_LoadBalancingLossGradOp : Moma_Op<"load_balancing_loss_grad", [Pure,
+    AllTypesMatch<["logits", "result"]>,
+    AllElementTypesMatch<["logits", "d_loss"]>]> {
+  let summary = "Gradient of moma.load_balancing_loss w.r.t. the logits";
+  let description = [{
+    The counts `f_j` are discrete; the mean scores `P_j` carry the gradient:
+    with `n` the number of token-choice groups with tokens,
+    `ds[t, j] = d_loss E_g f_j / (n b_g)` for the tokens of such a group,
+    then through the group's score as in `moma.route_grad`. Other tokens
+    and columns get 0.
+
+    ```mlir
+    %dl = moma.load_balancing_loss_grad %logits, %mod, %off, %d groups [...]
+        : (tensor<2x8x8xf32>, tensor<2x8xi32>, tensor<9xi32>, tensor<f32>)
+        -> tensor<2x8x8xf32>
+    ```
+  }];
+  let arguments = (ins Moma_TokenColumnsTensor:$logits,
+                       Moma_TokenIdsTensor:$modality,
+                       Moma_ExpertOffsetsTensor:$expert_offsets,
+                       Moma_ScalarTensor:$d_loss,
+                       Moma_ExpertGroupArrayAttr:$groups);
+  let results = (outs Moma_TokenColumnsTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $modality `,` $expert_offsets `,` $d_loss `groups` $groups
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_RouterZLossGradOp : Moma_Op<"router_z_loss_grad", [Pure,
+    AllTypesMatch<["logits", "result"]>,
+    AllElementTypesMatch<["logits", "d_loss"]>]> {
+  let summary = "Gradient of moma.router_z_loss with respect to the logits";
+  let description = [{
+    `dlogits[t, j] = d_loss * 2 lse_t softmax(logits[t, :E_g])_j / N` for
+    the `N` routed tokens (`lse_t` their log-sum-exp), `j < E_g`; 0
+    elsewhere.
+
+    ```mlir
+    %dl = moma.router_z_loss_grad %logits, %mod, %d groups [...]
+        : (tensor<2x8x4xf32>, tensor<2x8xi32>, tensor<f32>)
+        -> tensor<2x8x4xf32>
+    ```
+  }];
+  let arguments = (ins Moma_TokenColumnsTensor:$logits,
+                       Moma_TokenIdsTensor:$modality,
+                       Moma_ScalarTensor:$d_loss,
+                       Moma_ExpertGroupArrayAttr:$groups);
+  let results = (outs Moma_TokenColumnsTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $modality `,` $d_loss `groups` $groups attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_AuxRouterLossGradOp : Moma_Op<"aux_router_loss_grad", [Pure,
+    AllTypesMatch<["logits", "targets", "result"]>,
+    AllElementTypesMatch<["logits", "d_loss"]>]> {
+  let summary = "Gradient of moma.aux_router_loss with respect to the logits";
+  let description = [{
+    `dz = d_loss (sigmoid(z) - target) / N` for the `N` entries with
+    `target >= 0`, 0 for the others. The targets (discrete choices) get
+    none.
+
+    ```mlir
+    %dz = moma.aux_router_loss_grad %z, %t, %d
+        : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<f32>)
+        -> tensor<2x8x4xf32>
+    ```
+  }];
+  let arguments = (ins Moma_TokenColumnsTensor:$logits,
+                       Moma_TokenColumnsTensor:$targets,
+                       Moma_ScalarTensor:$d_loss);
+  let results = (outs Moma_TokenColumnsTensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $targets `,` $d_loss attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Mixture-of-depths
+//===----------------------------------------------------------------------===//
+
+def Moma_DepthRouteGradOp : Moma_Op<"depth_route_grad", [Pure,
+    AllTypesMatch<["x", "dx"]>, AllTypesMatch<["weight", "dweight"]>]> {
+  let summary = "Gradient of moma.depth_route's gates w.r.t. x and the weight";
+  let description = [{
+    The kept positions are discrete; the gates `r[b, idx[b, k]]`,
+    `r = sigmoid(x . w)`, carry the gradient: `dr[b, l] = dgate[b, k]` where
+    `indices[b, k] = l` (indices outside `[0, L)` contribute nothing),
+    `dz = dr r (1 - r)`, `dx = dz w^T`, `dweight = sum_t x[t]^T dz[t]`.
+
+    ```mlir
+    %dx, %dw = moma.depth_route_grad %x, %w, %idx, %dgate
+        : (tensor<2x8x32xf32>, tensor<32x1xf32>, tensor<2x2xi32>,
+           tensor<2x2xf32>) -> (tensor<2x8x32xf32>, tensor<32x1xf32>)
+    ```
+  }];
+  let arguments = (ins Moma_ActivationTensor:$x, Moma_FloatTensor:$weight,
+                       Moma_KeptIdsTensor:$indices,
+                       Moma_KeptGateTensor:$dgate);
+  let results = (outs Moma_ActivationTensor:$dx, Moma_FloatTensor:$dweight);
+  let assemblyFormat = [{
+    $x `,` $weight `,` $indices `,` $dgate attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_DepthBlendGradOp : Moma_Op<"depth_blend_grad", [Pure,
+    AllTypesMatch<["kept_x", "kept_out", "d_out", "d_kept_x"]>]> {
+  let summary = "Gradient of a depth region's blend into the residual stream";
+  let description = [{
+    For `moma.depth_region`'s result `y[b, idx[b, k]] = xs + gate (o - xs)`
+    (or `= o` without a gate) and its gradient `dy`: with
+    `dys[b, k] = dy[b, idx[b, k]]` (0 for empty slots),
+    `d_out = gate dys`, `d_kept_x = (1 - gate) dys` and
+    `d_gate[b, k] = dys . (o - xs)`; without a gate `d_out = dys`,
+    `d_kept_x = 0` and there is no `d_gate`. `kept_x` and `kept_out` are
+    the region's `xs` and `o`.
+
+    ```mlir
+    %do, %dxs, %dg = moma.depth_blend_grad %dy, %idx, %xs, %o gate %g
+        : (tensor<2x8x32xf32>, tensor<2x2xi32>, tensor<2x2x32xf32>,
+           tensor<2x2x32xf32>, tensor<2x2xf32>)
+        -> (tensor<2x2x32xf32>, tensor<2x2x32xf32>, tensor<2x2xf32>)
+    ```
+  }];
+  let arguments = (ins Moma_ActivationTensor:$dy,
+                       Moma_KeptIdsTensor:$indices,
+                       Moma_ActivationTensor:$kept_x,
+                       Moma_ActivationTensor:$kept_out,
+                       Optional<Moma_KeptGateTensor>:$gate);
+  let results = (outs Moma_ActivationTensor:$d_out,
+                      Moma_ActivationTensor:$d_kept_x,
+                      Optional<Moma_KeptGateTensor>:$d_gate);
+  let assemblyFormat = [{
+    $dy `,` $indices `,` $kept_x `,` $kept_out (`gate` $gate^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moma_DepthScatterGradOp : Moma_Op<"depth_scatter_grad", [Pure,
+    AllTypesMatch<["dy", "result"]>]> {
+  let summary = "Gradient of a depth region's input: kept rows replaced";
+  let description = [{
+    `dx = dy`, then `dx[b, idx[b, k]] = d_kept_x[b, k]` for every non-empty
+    slot: a kept row reaches the region's result only through the body
+    and the blend, whose gradient with respect to the kept rows `xs` is
+    `d_kept_x`.
+
+    ```mlir
+    %dx = moma.depth_scatter_grad %dy, %idx, %dxs
+        : (tensor<2x8x32xf32>, tensor<2x2xi32>, tensor<2x2x32xf32>)
+        -> tensor<2x8x32xf32>
+    ```
+  }];
+  let arguments = (ins Moma_ActivationTensor:$dy,
+                       Moma_KeptIdsTensor:$indices,
+                       Moma_ActivationTensor:$d_kept_x);
+  let results = (outs Moma_ActivationTensor:$result);
+  let assemblyFormat = [{
+    $dy `,` $indices `,` $d_kept_x attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOMA_DIALECT_MOMAGRADIENTOPS_TD

@@ -241,7 +241,7 @@ def Moma_AttentionOp : Moma_Op<"attention", [Moma_Differentiable, Pure, AttrSize
 // grouped experts, combine
 //===----------------------------------------------------------------------===//
 
-def Moma_RouterOp : Moma_Op<"router", [Pure]> {
+def Moma_RouterOp : Moma_Op<"router", [Moma_Differentiable, Pure]> {
   let summary = "Per-modality-group router logits";
   let description = [{
     Computes `logits[t, j] = x[t] . W_g[:, j]` with the router weight of the
@@ -271,7 +271,7 @@ def Moma_RouterOp : Moma_Op<"router", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moma_RouteOp : Moma_Op<"route", [Pure, AttrSizedOperandSegments]> {
+def Moma_RouteOp : Moma_Op<"route", [Moma_Differentiable, Pure, AttrSizedOperandSegments]> {
   let summary = "Modality-grouped routing: logits to an expert-major plan";
   let description = [{
     Turns router logits into a *routing plan* with a static number of slots
@@ -331,7 +331,7 @@ def Moma_RouteOp : Moma_Op<"route", [Pure, AttrSizedOperandSegments]> {
   }];
 }
 
-def Moma_DispatchOp : Moma_Op<"dispatch", [Pure,
+def Moma_DispatchOp : Moma_Op<"dispatch", [Moma_Differentiable, Pure,
     AllElementTypesMatch<["x", "result"]>]> {
   let summary = "Gather tokens into expert-major slot order";
   let description = [{
@@ -388,7 +388,7 @@ def Moma_ExpertsOp : Moma_Op<"experts", [Moma_Differentiable, Pure,
   let hasVerifier = 1;
 }
 
-def Moma_CombineOp : Moma_Op<"combine", [Pure]> {
+def Moma_CombineOp : Moma_Op<"combine", [Moma_Differentiable, Pure]> {
   let summary = "Gate-weighted scatter-add of expert outputs to token order";
   let description = [{
     `y[t] = residual[t] + sum_{s : slot_token[s] = t} slot_gate[s] * ys[s]`,
@@ -419,7 +419,7 @@ def Moma_CombineOp : Moma_Op<"combine", [Pure]> {
 // Mixture-of-depths
 //===----------------------------------------------------------------------===//
 
-def Moma_DepthRouteOp : Moma_Op<"depth_route", [Pure,
+def Moma_DepthRouteOp : Moma_Op<"depth_route", [Moma_Differentiable, Pure,
     AttrSizedOperandSegments]> {
   let summary = "Mixture-of-depths router: keep a fraction of each sequence";
   let description = [{
@@ -546,7 +546,7 @@ def Moma_ScaleOp : Moma_Op<"scale", [Pure, AllTypesMatch<["x", "result"]>,
 // Auxiliary routers (causal inference for expert-choice and MoD)
 //===----------------------------------------------------------------------===//
 
-def Moma_AuxRouterOp : Moma_Op<"aux_router", [Pure, AttrSizedOperandSegments,
+def Moma_AuxRouterOp : Moma_Op<"aux_router", [Moma_Differentiable, Pure, AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<Moma_UntiedOpInterface, ["getModalityIds"]>]> {
   let summary = "Causal auxiliary router: sigmoid(silu(x W1) W2)";
   let description = [{
@@ -733,7 +733,7 @@ def Moma_CrossEntropyOp : Moma_Op<"cross_entropy", [Moma_Differentiable, Pure,
   let hasVerifier = 1;
 }
 
-def Moma_LoadBalancingLossOp : Moma_Op<"load_balancing_loss", [Pure,
+def Moma_LoadBalancingLossOp : Moma_Op<"load_balancing_loss", [Moma_Differentiable, Pure,
     AllElementTypesMatch<["logits", "result"]>]> {
   let summary = "Switch-style load-balancing loss of token-choice groups";
   let description = [{
@@ -760,7 +760,7 @@ def Moma_LoadBalancingLossOp : Moma_Op<"load_balancing_loss", [Pure,
   let hasVerifier = 1;
 }
 
-def Moma_RouterZLossOp : Moma_Op<"router_z_loss", [Pure,
+def Moma_RouterZLossOp : Moma_Op<"router_z_loss", [Moma_Differentiable, Pure,
     AllElementTypesMatch<["logits", "result"]>]> {
   let summary = "Router z-loss: mean squared log-sum-exp of router logits";
   let description = [{
@@ -783,7 +783,7 @@ def Moma_RouterZLossOp : Moma_Op<"router_z_loss", [Pure,
   let hasVerifier = 1;
 }
 
-def Moma_AuxRouterLossOp : Moma_Op<"aux_router_loss", [Pure,
+def Moma_AuxRouterLossOp : Moma_Op<"aux_router_loss", [Moma_Differentiable, Pure,
     AllElementTypesMatch<["scores", "targets", "result"]>]> {
   let summary = "Binary cross-entropy of an auxiliary router";
   let description = [{

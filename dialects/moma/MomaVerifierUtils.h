@@ -104,6 +104,17 @@ LogicalResult verifyExpertsForm(Operation *op, Activation activation,
                                 Value tokens, Value offsets, Value wIn,
                                 Value wOut, ValueRange lora);
 
+/// `moma.router`'s groups, modality ids and weights for `x`, and the
+/// `[B, L, E_max]` logits (or their gradient).
+LogicalResult verifyRouterForm(Operation *op, Value x, Value modality,
+                               ValueRange weights, ArrayAttr groups,
+                               Value logits, StringRef logitsName);
+/// `moma.aux_router`'s weights, modality ids and groups for `x`, and its
+/// `[B, L, N]` result (or the result's gradient).
+LogicalResult verifyAuxRouterForm(Operation *op, Value x, ValueRange weights,
+                                  Value modality, ArrayAttr groups,
+                                  Value result, StringRef resultName);
+
 } // namespace moma
 
 #endif // DIALECTS_MOMA_MOMAVERIFIERUTILS_H

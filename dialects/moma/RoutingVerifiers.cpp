@@ -20,32 +20,39 @@ using namespace moma;
 // RouterOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult RouterOp::verify() {
-  Operation *op = getOperation();
-  if (failed(verifyGroups(op, getGroups())))
+LogicalResult moma::verifyRouterForm(Operation *op, Value xValue,
+                                     Value modality, ValueRange weights,
+                                     ArrayAttr groupsAttr, Value logits,
+                                     StringRef logitsName) {
+  if (failed(verifyGroups(op, groupsAttr)))
     return failure();
-  SmallVector<ExpertGroupAttr> groups = getExpertGroups(getGroups());
-  ArrayRef<int64_t> x = getX().getType().getShape();
-  if (failed(expectShape(op, "modality", getModality(), {x[0], x[1]},
+  SmallVector<ExpertGroupAttr> groups = getExpertGroups(groupsAttr);
+  ArrayRef<int64_t> x = tensorType(xValue).getShape();
+  if (failed(expectShape(op, "modality", modality, {x[0], x[1]},
                          "[batch, sequence] modality ids")))
     return failure();
-  if (getWeights().size() != groups.size())
-    return emitOpError() << "expects one router weight per expert group ("
-                         << groups.size() << "), got " << getWeights().size();
-  SmallVector<std::pair<StringRef, Value>> floats = {{"x", getX()}};
-  for (auto [index, weight] : llvm::enumerate(getWeights())) {
+  if (weights.size() != groups.size())
+    return op->emitOpError() << "expects one router weight per expert group ("
+                             << groups.size() << "), got " << weights.size();
+  SmallVector<std::pair<StringRef, Value>> floats = {{"x", xValue}};
+  for (auto [index, weight] : llvm::enumerate(weights)) {
     std::string name = "weights[" + std::to_string(index) + "]";
     if (failed(expectShape(op, name, weight, {x[2], groups[index].getExperts()},
                            "[features, experts of group " +
                                std::to_string(index) + "]")))
       return failure();
   }
-  for (Value weight : getWeights())
+  for (Value weight : weights)
     floats.push_back({"weights", weight});
-  floats.push_back({"logits", getLogits()});
-  if (failed(verifyLogits(op, "logits", getLogits(), getModality(), groups)))
+  floats.push_back({logitsName, logits});
+  if (failed(verifyLogits(op, logitsName, logits, modality, groups)))
     return failure();
   return expectSameElementType(op, floats);
+}
+
+LogicalResult RouterOp::verify() {
+  return verifyRouterForm(*this, getX(), getModality(), getWeights(),
+                          getGroups(), getLogits(), "logits");
 }
 
 //===----------------------------------------------------------------------===//
@@ -203,23 +210,25 @@ LogicalResult CombineOp::verify() {
 // AuxRouterOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult AuxRouterOp::verify() {
-  Operation *op = getOperation();
-  ArrayRef<int64_t> x = getX().getType().getShape();
-  SmallVector<std::pair<StringRef, Value>> floats = {{"x", getX()}};
-  for (Value weight : getWeights())
+LogicalResult moma::verifyAuxRouterForm(Operation *op, Value xValue,
+                                        ValueRange weights, Value modality,
+                                        ArrayAttr groupsAttr, Value result,
+                                        StringRef resultName) {
+  ArrayRef<int64_t> x = tensorType(xValue).getShape();
+  SmallVector<std::pair<StringRef, Value>> floats = {{"x", xValue}};
+  for (Value weight : weights)
     floats.push_back({"weights", weight});
-  floats.push_back({"result", getResult()});
-  if (!getGroups()) {
-    if (getWeights().size() != 2)
-      return emitOpError() << "expects two weights (W1, W2), got "
-                           << getWeights().size();
+  floats.push_back({resultName, result});
+  if (!groupsAttr) {
+    if (weights.size() != 2)
+      return op->emitOpError()
+             << "expects two weights (W1, W2), got " << weights.size();
     FailureOr<SmallVector<int64_t, 1>> prefix =
-        untiedPrefix(op, getModality(), x[0], x[1]);
+        untiedPrefix(op, modality, x[0], x[1]);
     if (failed(prefix))
       return failure();
     std::string lead = prefix->empty() ? "" : "modalities, ";
-    Value w1 = getWeights()[0], w2 = getWeights()[1];
+    Value w1 = weights[0], w2 = weights[1];
     if (failed(expectShape(op, "W1", w1, concat(*prefix, {x[2], kAny}),
                            "[" + lead + "features, hidden]")))
       return failure();
@@ -228,27 +237,28 @@ LogicalResult AuxRouterOp::verify() {
                            "[" + lead + "hidden, outputs]")))
       return failure();
     int64_t outputs = tensorType(w2).getShape().back();
-    if (failed(expectShape(op, "result", getResult(), {x[0], x[1], outputs},
+    if (failed(expectShape(op, resultName, result, {x[0], x[1], outputs},
                            "[batch, sequence, outputs]")))
       return failure();
     return expectSameElementType(op, floats);
   }
 
-  if (failed(verifyGroups(op, *getGroups())))
+  if (failed(verifyGroups(op, groupsAttr)))
     return failure();
-  SmallVector<ExpertGroupAttr> groups = getExpertGroups(*getGroups());
-  if (!getModality())
-    return emitOpError() << "with 'groups', a 'modality' operand must route "
-                            "each token to its group's router";
-  if (failed(expectShape(op, "modality", getModality(), {x[0], x[1]},
+  SmallVector<ExpertGroupAttr> groups = getExpertGroups(groupsAttr);
+  if (!modality)
+    return op->emitOpError()
+           << "with 'groups', a 'modality' operand must route "
+              "each token to its group's router";
+  if (failed(expectShape(op, "modality", modality, {x[0], x[1]},
                          "[batch, sequence] modality ids")))
     return failure();
-  if (getWeights().size() != 2 * groups.size())
-    return emitOpError() << "expects two weights (W1, W2) per expert group ("
-                         << 2 * groups.size() << "), got "
-                         << getWeights().size();
+  if (weights.size() != 2 * groups.size())
+    return op->emitOpError()
+           << "expects two weights (W1, W2) per expert group ("
+           << 2 * groups.size() << "), got " << weights.size();
   for (auto [index, group] : llvm::enumerate(groups)) {
-    Value w1 = getWeights()[2 * index], w2 = getWeights()[2 * index + 1];
+    Value w1 = weights[2 * index], w2 = weights[2 * index + 1];
     std::string g = std::to_string(index);
     if (failed(expectShape(op, "W1 of group " + g, w1, {x[2], kAny},
                            "[features, hidden]")))
@@ -259,15 +269,20 @@ LogicalResult AuxRouterOp::verify() {
                            "[hidden, experts of group " + g + "]")))
       return failure();
   }
-  if (failed(expectShape(op, "result", getResult(), {x[0], x[1], kAny},
+  if (failed(expectShape(op, resultName, result, {x[0], x[1], kAny},
                          "[batch, sequence, outputs]")))
     return failure();
-  int64_t columns = getResult().getType().getShape()[2];
+  int64_t columns = tensorType(result).getShape()[2];
   if (columns < getMaxExperts(groups))
-    return emitOpError() << "result has " << columns
-                         << " columns but the largest group has "
-                         << getMaxExperts(groups) << " experts";
+    return op->emitOpError()
+           << "result has " << columns << " columns but the largest group has "
+           << getMaxExperts(groups) << " experts";
   return expectSameElementType(op, floats);
+}
+
+LogicalResult AuxRouterOp::verify() {
+  return verifyAuxRouterForm(*this, getX(), getWeights(), getModality(),
+                             getGroupsAttr(), getResult(), "result");
 }
 
 Value AuxRouterOp::getModalityIds() {

@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseMap.h"
 
 namespace moma {
@@ -42,7 +43,42 @@ static Value buildZeros(OpBuilder &b, Location loc, RankedTensorType type) {
   return linalg::FillOp::create(b, loc, zero, empty).getResult(0);
 }
 
+/// Rebuilds `region` so that it also returns every value of its body
+/// (block arguments and op results) as extra results after its own: the
+/// backward pass, built after the forward one outside the region, reads
+/// them there. Returns the new op; `numExtras` receives the number of
+/// extras the region had.
+static DepthRegionOp exportBodyValues(DepthRegionOp region,
+                                      unsigned &numExtras) {
+  Block &body = region.getBody().front();
+  auto yield = cast<YieldOp>(body.getTerminator());
+  numExtras = region.getExtras().size();
+  SmallVector<Value> values(body.getArguments());
+  for (Operation &op : body.without_terminator())
+    for (Value result : op.getResults())
+      if (isa<RankedTensorType>(result.getType()))
+        values.push_back(result);
+  SmallVector<Type> extraTypes(region.getExtras().getTypes());
+  for (Value value : values)
+    extraTypes.push_back(value.getType());
+  yield.getExtrasMutable().append(values);
+  OpBuilder b(region);
+  auto rebuilt = DepthRegionOp::create(
+      b, region.getLoc(), region.getResult().getType(), extraTypes,
+      region.getX(), region.getModality(), region.getIndices(),
+      region.getGate(), region.getPositions());
+  rebuilt->setDiscardableAttrs(region->getDiscardableAttrDictionary());
+  rebuilt.getBody().takeBody(region.getBody());
+  for (unsigned i = 0, e = region.getNumResults(); i < e; ++i)
+    region->getResult(i).replaceAllUsesWith(rebuilt->getResult(i));
+  region.erase();
+  return rebuilt;
+}
+
 namespace {
+
+/// Gradients of values.
+using GradientMap = llvm::DenseMap<Value, Value>;
 
 /// The gradients of one function's values, built at the end of its body.
 class GradientBuilder {
@@ -59,6 +95,12 @@ public:
         DenseElementsAttr::get(
             type, builder.getFloatAttr(type.getElementType(), 1.0)));
     Block &body = func.getBody().front();
+    SmallVector<DepthRegionOp> regions(body.getOps<DepthRegionOp>());
+    for (DepthRegionOp region : regions) {
+      unsigned numExtras;
+      DepthRegionOp rebuilt = exportBodyValues(region, numExtras);
+      originalExtras[rebuilt] = numExtras;
+    }
     SmallVector<Operation *> ops;
     for (Operation &op : body.without_terminator())
       ops.push_back(&op);
@@ -74,38 +116,143 @@ public:
   OpBuilder &getBuilder() { return builder; }
 
 private:
-  /// Adds `gradient` to the gradient of `value`.
-  void accumulate(Value value, Value gradient) {
+  /// Adds `gradient` to the gradient of `value` in `map`.
+  void accumulate(GradientMap &map, Value value, Value gradient) {
     if (!gradient)
       return;
-    Value &slot = gradients[value];
+    Value &slot = map[value];
     slot = slot ? arith::AddFOp::create(builder, value.getLoc(), slot, gradient)
                       .getResult()
                 : gradient;
   }
+  void accumulate(Value value, Value gradient) {
+    accumulate(gradients, value, gradient);
+  }
 
-  LogicalResult differentiate(Operation *op) {
-    SmallVector<Value> resultGradients;
+  /// The gradients of `op`'s operands from those of its results: its rule,
+  /// or the arithmetic's.
+  LogicalResult buildRule(Operation *op, ArrayRef<Value> resultGradients,
+                          MutableArrayRef<Value> operandGradients) {
+    if (auto rule = dyn_cast<GradientOpInterface>(op))
+      return rule.buildGradients(builder, resultGradients, operandGradients);
+    return differentiateArithmetic(op, resultGradients[0], operandGradients);
+  }
+
+  /// The gradients of `op`'s results in `map`; false if it has none.
+  static bool collectResultGradients(Operation *op, const GradientMap &map,
+                                     SmallVectorImpl<Value> &resultGradients) {
     bool any = false;
     for (Value result : op->getResults()) {
-      resultGradients.push_back(gradientOf(result));
+      resultGradients.push_back(map.lookup(result));
       any |= static_cast<bool>(resultGradients.back());
     }
-    if (!any)
+    return any;
+  }
+
+  LogicalResult differentiate(Operation *op) {
+    if (auto region = dyn_cast<DepthRegionOp>(op))
+      return differentiateRegion(region);
+    SmallVector<Value> resultGradients;
+    if (!collectResultGradients(op, gradients, resultGradients))
       return success();
+    if (op->getNumRegions() != 0)
+      return op->emitOpError() << "has no gradient rule (moma-autodiff "
+                                  "differentiates the regions of "
+                                  "moma.depth_region only)";
     SmallVector<Value> operandGradients(op->getNumOperands());
-    if (auto rule = dyn_cast<GradientOpInterface>(op)) {
-      if (failed(
-              rule.buildGradients(builder, resultGradients, operandGradients)))
-        return failure();
-    } else if (failed(differentiateArithmetic(op, resultGradients[0],
-                                              operandGradients))) {
+    if (failed(buildRule(op, resultGradients, operandGradients)))
       return failure();
-    }
     for (auto [operand, gradient] :
          llvm::zip_equal(op->getOperands(), operandGradients))
       if (gradient && isFloatTensor(operand))
         accumulate(operand, gradient);
+    return success();
+  }
+
+  /// A mixture-of-depths region: the blend's gradient, then the body's ops
+  /// in reverse, each differentiated on a copy built outside the region
+  /// whose operands are the values the region exports, then the scatter
+  /// of the kept rows' gradient into the region's input.
+  LogicalResult differentiateRegion(DepthRegionOp region) {
+    SmallVector<Value> resultGradients;
+    if (!collectResultGradients(region, gradients, resultGradients))
+      return success();
+    Location loc = region.getLoc();
+    Block &body = region.getBody().front();
+    auto yield = cast<YieldOp>(body.getTerminator());
+    unsigned numExtras = originalExtras.lookup(region);
+    // The region's result for every exported body value.
+    IRMapping outside;
+    for (auto [index, value] :
+         llvm::enumerate(yield.getExtras().drop_front(numExtras)))
+      outside.map(value, region.getExtras()[numExtras + index]);
+    Value xs = outside.lookup(body.getArgument(0));
+    Value dy = resultGradients[0];
+    GradientMap inner;
+    Value directGradient;
+    if (dy) {
+      Value o = outside.lookupOrDefault(yield.getValue());
+      Value gate = region.getGate();
+      auto blend = DepthBlendGradOp::create(
+          builder, loc, xs.getType(), xs.getType(),
+          gate ? gate.getType() : Type(), dy, region.getIndices(), xs, o, gate);
+      accumulate(inner, yield.getValue(), blend.getDOut());
+      directGradient = blend.getDKeptX();
+      if (gate)
+        accumulate(region.getGate(), blend.getDGate());
+    }
+    for (auto [index, extra] :
+         llvm::enumerate(yield.getExtras().take_front(numExtras)))
+      if (Value gradient = resultGradients[1 + index])
+        if (isFloatTensor(extra))
+          accumulate(inner, extra, gradient);
+
+    SmallVector<Operation *> ops;
+    for (Operation &op : body.without_terminator())
+      ops.push_back(&op);
+    for (Operation *op : llvm::reverse(ops)) {
+      SmallVector<Value> opResultGradients;
+      if (!collectResultGradients(op, inner, opResultGradients))
+        continue;
+      if (op->getNumRegions() != 0)
+        return op->emitOpError()
+               << "has no gradient rule inside a moma.depth_region";
+      // The rule reads the op's operands: give it a copy outside the region
+      // that reads the exported values (and erase the copy after).
+      Operation *copy = builder.clone(*op, outside);
+      SmallVector<Value> operandGradients(op->getNumOperands());
+      LogicalResult built =
+          buildRule(copy, opResultGradients, operandGradients);
+      if (copy->use_empty())
+        copy->erase();
+      if (failed(built))
+        return failure();
+      for (auto [operand, gradient] :
+           llvm::zip_equal(op->getOperands(), operandGradients)) {
+        if (!gradient || !isFloatTensor(operand))
+          continue;
+        bool local = operand.getParentRegion() == &region.getBody();
+        accumulate(local ? inner : gradients, operand, gradient);
+      }
+    }
+
+    // The kept rows: through the body and directly through the blend.
+    Value keptGradient = inner.lookup(body.getArgument(0));
+    if (keptGradient && directGradient)
+      keptGradient =
+          arith::AddFOp::create(builder, loc, keptGradient, directGradient);
+    else if (!keptGradient)
+      keptGradient = directGradient;
+    if (!dy && !keptGradient)
+      return success();
+    if (!dy)
+      dy = buildZeros(builder, loc, region.getResult().getType());
+    if (!keptGradient)
+      keptGradient =
+          buildZeros(builder, loc, cast<RankedTensorType>(xs.getType()));
+    accumulate(region.getX(),
+               DepthScatterGradOp::create(builder, loc, dy.getType(), dy,
+                                          region.getIndices(), keptGradient));
     return success();
   }
 
@@ -165,7 +312,9 @@ private:
 
   func::FuncOp func;
   OpBuilder builder;
-  llvm::DenseMap<Value, Value> gradients;
+  GradientMap gradients;
+  /// The number of extras each rebuilt region had before its exports.
+  llvm::DenseMap<Operation *, unsigned> originalExtras;
 };
 
 struct AutodiffPass : moma::impl::MomaAutodiffBase<AutodiffPass> {
@@ -229,8 +378,9 @@ struct AutodiffPass : moma::impl::MomaAutodiffBase<AutodiffPass> {
     ret->setOperands(results);
     for (auto [type, name] : llvm::zip_equal(
              ArrayRef(resultTypes).drop_front(func.getNumResults()), names))
-      func.insertResult(func.getNumResults(), type,
-                        b.getDictionaryAttr(b.getNamedAttr(outputAttr, name)));
+      (void)func.insertResult(
+          func.getNumResults(), type,
+          b.getDictionaryAttr(b.getNamedAttr(outputAttr, name)));
   }
 
 private:

@@ -412,6 +412,42 @@ Value moma::scalarGelu(OpBuilder &b, Location loc, Value x) {
                                factor);
 }
 
+/// `silu'(g) = sigmoid(g) (1 + g (1 - sigmoid(g)))`.
+Value moma::scalarSiluDerivative(OpBuilder &b, Location loc, Value g) {
+  Value one = constantFloat(b, loc, g.getType(), 1.0);
+  Value sig = scalarSigmoid(b, loc, g);
+  Value rest = arith::SubFOp::create(b, loc, one, sig);
+  Value inner = arith::AddFOp::create(b, loc, one,
+                                      arith::MulFOp::create(b, loc, g, rest));
+  return arith::MulFOp::create(b, loc, sig, inner);
+}
+
+/// `gelu'(u) = (1 + erf(u / sqrt(2))) / 2 + u exp(-u^2 / 2) / sqrt(2 pi)`.
+Value moma::scalarGeluDerivative(OpBuilder &b, Location loc, Value u) {
+  Type type = u.getType();
+  Value half = constantFloat(b, loc, type, 0.5);
+  Value one = constantFloat(b, loc, type, 1.0);
+  Value cdf = arith::MulFOp::create(
+      b, loc, half,
+      arith::AddFOp::create(
+          b, loc, one,
+          math::ErfOp::create(
+              b, loc,
+              arith::MulFOp::create(
+                  b, loc, u,
+                  constantFloat(b, loc, type, 1.0 / std::sqrt(2.0))))));
+  Value square = arith::MulFOp::create(b, loc, u, u);
+  Value density = arith::MulFOp::create(
+      b, loc,
+      math::ExpOp::create(
+          b, loc,
+          arith::MulFOp::create(b, loc, square,
+                                constantFloat(b, loc, type, -0.5))),
+      constantFloat(b, loc, type, 1.0 / std::sqrt(2.0 * M_PI)));
+  return arith::AddFOp::create(b, loc, cdf,
+                               arith::MulFOp::create(b, loc, u, density));
+}
+
 /// `x w + scale * (x A) B`, each tied or selected per row by `selector`.
 static Value projectRows(OpBuilder &b, Location loc, Value x, Value w,
                          Value selector, Value loraA, Value loraB,

@@ -32,6 +32,8 @@ void populateDepthToLinalgPatterns(RewritePatternSet &patterns);
 void populateLossesToLinalgPatterns(RewritePatternSet &patterns);
 void populatePermuteToLinalgPatterns(RewritePatternSet &patterns);
 void populateGradientsToLinalgPatterns(RewritePatternSet &patterns);
+void populateRoutingGradToLinalgPatterns(RewritePatternSet &patterns);
+void populateDepthGradToLinalgPatterns(RewritePatternSet &patterns);
 /// The LM head fused with the cross-entropy of its logits (when nothing else
 /// reads them), its vocabulary chunk chosen for `target`, or `vocabChunk`
 /// where that is positive and divides the vocabulary.
@@ -150,6 +152,12 @@ Value scalarSigmoid(OpBuilder &b, Location loc, Value x);
 Value scalarSilu(OpBuilder &b, Location loc, Value x);
 /// Exact GELU: `x / 2 * (1 + erf(x / sqrt(2)))`.
 Value scalarGelu(OpBuilder &b, Location loc, Value x);
+
+/// The derivatives of the activations (the backward ops):
+/// `silu'(z) = sigmoid(z) (1 + z (1 - sigmoid(z)))` and the exact
+/// `gelu'(z) = Phi(z) + z phi(z)`.
+Value scalarSiluDerivative(OpBuilder &b, Location loc, Value z);
+Value scalarGeluDerivative(OpBuilder &b, Location loc, Value z);
 
 /// The FFN of Semantics.md on token rows `x: [T, D]`: SwiGLU or GELU with
 /// `w_in`/`w_out` (tied, or untied with `modality: [T]`), plus optional LoRA

@@ -61,6 +61,8 @@ struct ConvertMomaToLinalg
     populateLossesToLinalgPatterns(patterns);
     populatePermuteToLinalgPatterns(patterns);
     populateGradientsToLinalgPatterns(patterns);
+    populateRoutingGradToLinalgPatterns(patterns);
+    populateDepthGradToLinalgPatterns(patterns);
 
     // Every moma op must be lowered; everything else (the upstream dialects
     // the patterns produce, and whatever surrounds the moma ops) stays.
