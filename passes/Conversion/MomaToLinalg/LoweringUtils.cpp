@@ -5,6 +5,7 @@
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/AffineMap.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/Sequence.h"
 
 #include <cmath>
 #include <limits>
@@ -168,6 +169,66 @@ Value moma::tokenMatmul(OpBuilder &b, Location loc, Value x, Value w,
                Value product = arith::MulFOp::create(nb, nl, args[0], weight);
                Value sum = arith::AddFOp::create(nb, nl, args[2], product);
                linalg::YieldOp::create(nb, nl, sum);
+             })
+      .getResult(0);
+}
+
+Value moma::tokenMatmulTransposed(OpBuilder &b, Location loc, Value dy, Value w,
+                                  Value modality) {
+  RankedTensorType wType = tensorTypeOf(w);
+  int64_t rank = wType.getRank();
+  SmallVector<int64_t> shape(wType.getShape());
+  std::swap(shape[rank - 1], shape[rank - 2]);
+  SmallVector<int64_t> permutation = llvm::to_vector(llvm::seq<int64_t>(rank));
+  std::swap(permutation[rank - 1], permutation[rank - 2]);
+  Value init = createEmpty(b, loc, shape, wType.getElementType());
+  Value transposed =
+      linalg::TransposeOp::create(b, loc, w, init, permutation).getResult()[0];
+  return tokenMatmul(b, loc, dy, transposed, modality);
+}
+
+Value moma::tokenWeightGradient(OpBuilder &b, Location loc, Value x, Value dy,
+                                Value modality, int64_t slices) {
+  RankedTensorType xType = tensorTypeOf(x);
+  int64_t rows = xType.getDimSize(0), inner = xType.getDimSize(1);
+  int64_t cols = tensorTypeOf(dy).getDimSize(1);
+  Type elementType = xType.getElementType();
+  if (!modality) {
+    Value xT = linalg::TransposeOp::create(
+                   b, loc, x, createEmpty(b, loc, {inner, rows}, elementType),
+                   ArrayRef<int64_t>{1, 0})
+                   .getResult()[0];
+    Value init = createFilled(b, loc, {inner, cols}, elementType, 0.0);
+    return linalg::MatmulOp::create(b, loc, ValueRange{xT, dy},
+                                    ValueRange{init})
+        .getResult(0);
+  }
+  // Untied: dw[m, k, n] = sum over tokens t of modality m of x[t, k] dy[t, n].
+  // Every slice visits every token (M times the work of the tied product);
+  // grouping the tokens by modality first would avoid that.
+  MLIRContext *ctx = b.getContext();
+  AffineExpr m, k, n, t;
+  bindDims(ctx, m, k, n, t);
+  SmallVector<AffineMap> maps = {
+      AffineMap::get(4, 0, {t, k}, ctx), AffineMap::get(4, 0, {t, n}, ctx),
+      AffineMap::get(4, 0, {t}, ctx), AffineMap::get(4, 0, {m, k, n}, ctx)};
+  SmallVector<utils::IteratorType> iterators = {
+      utils::IteratorType::parallel, utils::IteratorType::parallel,
+      utils::IteratorType::parallel, utils::IteratorType::reduction};
+  Value init = createFilled(b, loc, {slices, inner, cols}, elementType, 0.0);
+  return linalg::GenericOp::create(
+             b, loc, init.getType(), ValueRange{x, dy, modality},
+             ValueRange{init}, maps, iterators,
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Value slice = clampedIndex(nb, nl, args[2], slices);
+               Value mine = arith::CmpIOp::create(
+                   nb, nl, arith::CmpIPredicate::eq, slice,
+                   linalg::IndexOp::create(nb, nl, 0));
+               Value product = arith::MulFOp::create(nb, nl, args[0], args[1]);
+               Value sum = arith::AddFOp::create(nb, nl, args[3], product);
+               Value selected =
+                   arith::SelectOp::create(nb, nl, mine, sum, args[3]);
+               linalg::YieldOp::create(nb, nl, selected);
              })
       .getResult(0);
 }

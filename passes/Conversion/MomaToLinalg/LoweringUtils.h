@@ -26,6 +26,7 @@ struct TargetModel;
 /// Populate functions, one per file of this directory.
 void populateDenseToLinalgPatterns(RewritePatternSet &patterns);
 void populateAttentionToLinalgPatterns(RewritePatternSet &patterns);
+void populateAttentionGradToLinalgPatterns(RewritePatternSet &patterns);
 void populateExpertsToLinalgPatterns(RewritePatternSet &patterns);
 void populateRouteToLinalgPatterns(RewritePatternSet &patterns);
 void populateDepthToLinalgPatterns(RewritePatternSet &patterns);
@@ -96,6 +97,19 @@ Value clampedIndex(OpBuilder &b, Location loc, Value i32Value, int64_t size);
 /// (`linalg.matmul`), or, with `modality: [T] i32`, `w: [M, K, N]` and slice
 /// `modality[t]` for token t (untied weights).
 Value tokenMatmul(OpBuilder &b, Location loc, Value x, Value w, Value modality);
+
+/// `dx[t, k] = sum_n dy[t, n] * w[k, n]`, i.e. `dy W^T` (the gradient of
+/// tokenMatmul with respect to its rows), with slice `modality[t]` of
+/// `w: [M, K, N]` when untied.
+Value tokenMatmulTransposed(OpBuilder &b, Location loc, Value dy, Value w,
+                            Value modality);
+
+/// `dw[k, n] = sum_t x[t, k] * dy[t, n]`, i.e. `x^T dy` (the gradient of
+/// tokenMatmul with respect to its weight), or with `modality: [T]` the
+/// `[slices, K, N]` gradient whose slice m sums the tokens of (clamped)
+/// modality m only.
+Value tokenWeightGradient(OpBuilder &b, Location loc, Value x, Value dy,
+                          Value modality, int64_t slices);
 
 /// Adds `bias: [N]` (or `[M, N]` with `modality: [T]`) to every row of
 /// `y: [T, N]`.
