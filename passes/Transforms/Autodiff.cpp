@@ -155,10 +155,6 @@ private:
     SmallVector<Value> resultGradients;
     if (!collectResultGradients(op, gradients, resultGradients))
       return success();
-    if (op->getNumRegions() != 0)
-      return op->emitOpError() << "has no gradient rule (moma-autodiff "
-                                  "differentiates the regions of "
-                                  "moma.depth_region only)";
     SmallVector<Value> operandGradients(op->getNumOperands());
     if (failed(buildRule(op, resultGradients, operandGradients)))
       return failure();
@@ -214,9 +210,9 @@ private:
       SmallVector<Value> opResultGradients;
       if (!collectResultGradients(op, inner, opResultGradients))
         continue;
-      if (op->getNumRegions() != 0)
+      if (isa<DepthRegionOp>(op))
         return op->emitOpError()
-               << "has no gradient rule inside a moma.depth_region";
+               << "has no gradient rule inside another moma.depth_region";
       // The rule reads the op's operands: give it a copy outside the region
       // that reads the exported values (and erase the copy after).
       Operation *copy = builder.clone(*op, outside);

@@ -26,6 +26,7 @@ struct TargetModel;
 /// Populate functions, one per file of this directory.
 void populateDenseToLinalgPatterns(RewritePatternSet &patterns);
 void populateAttentionToLinalgPatterns(RewritePatternSet &patterns);
+void populateAttentionGradToLinalgPatterns(RewritePatternSet &patterns);
 void populateExpertsToLinalgPatterns(RewritePatternSet &patterns);
 void populateRouteToLinalgPatterns(RewritePatternSet &patterns);
 void populateDepthToLinalgPatterns(RewritePatternSet &patterns);

@@ -55,6 +55,7 @@ struct ConvertMomaToLinalg
     populateLmHeadLossPatterns(patterns, *model, vocabChunk);
     populateDenseToLinalgPatterns(patterns);
     populateAttentionToLinalgPatterns(patterns);
+    populateAttentionGradToLinalgPatterns(patterns);
     populateRouteToLinalgPatterns(patterns);
     populateExpertsToLinalgPatterns(patterns);
     populateDepthToLinalgPatterns(patterns);

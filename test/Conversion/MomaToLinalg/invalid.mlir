@@ -36,3 +36,28 @@ func.func @softmax_route_without_infinity(%logits: tensor<2x8x4xf8E4M3FN>,
   return %tok, %gate, %off : tensor<32xi32>, tensor<32xf8E4M3FN>, tensor<5xi32>
 }
 }
+
+// -----
+
+// The attention gradient is lowered for f32 and f64 only (the bf16/f16 form,
+// computed in f32 inside the op, is not written yet): the pattern does not
+// apply and the op is reported.
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 128>]} {
+func.func @attention_grad_bf16(%x: tensor<2x8x32xbf16>,
+    %wq: tensor<32x32xbf16>, %wk: tensor<32x16xbf16>,
+    %wv: tensor<32x16xbf16>, %wo: tensor<32x32xbf16>,
+    %dy: tensor<2x8x32xbf16>)
+    -> (tensor<2x8x32xbf16>, tensor<32x32xbf16>, tensor<32x16xbf16>,
+        tensor<32x16xbf16>, tensor<32x32xbf16>) {
+  // expected-error @+1 {{failed to legalize operation 'moma.attention_grad' that was explicitly marked illegal}}
+  %dx, %dq, %dk, %dv, %do = moma.attention_grad %x, %wq, %wk, %wv, %wo, %dy
+      heads 4 kv_heads 2 head_dim 8
+      : (tensor<2x8x32xbf16>, tensor<32x32xbf16>, tensor<32x16xbf16>,
+         tensor<32x16xbf16>, tensor<32x32xbf16>, tensor<2x8x32xbf16>)
+      -> (tensor<2x8x32xbf16>, tensor<32x32xbf16>, tensor<32x16xbf16>,
+          tensor<32x16xbf16>, tensor<32x32xbf16>)
+  return %dx, %dq, %dk, %dv, %do : tensor<2x8x32xbf16>, tensor<32x32xbf16>,
+      tensor<32x16xbf16>, tensor<32x16xbf16>, tensor<32x32xbf16>
+}
+}
