@@ -322,42 +322,6 @@ struct LinearGradLowering : OpRewritePattern<LinearGradOp> {
 // moma.ffn_grad
 //===----------------------------------------------------------------------===//
 
-/// `silu'(g) = sigmoid(g) (1 + g (1 - sigmoid(g)))`.
-Value scalarSiluDerivative(OpBuilder &b, Location loc, Value g) {
-  Value one = constantFloat(b, loc, g.getType(), 1.0);
-  Value sig = scalarSigmoid(b, loc, g);
-  Value rest = arith::SubFOp::create(b, loc, one, sig);
-  Value inner = arith::AddFOp::create(b, loc, one,
-                                      arith::MulFOp::create(b, loc, g, rest));
-  return arith::MulFOp::create(b, loc, sig, inner);
-}
-
-/// `gelu'(u) = (1 + erf(u / sqrt(2))) / 2 + u exp(-u^2 / 2) / sqrt(2 pi)`.
-Value scalarGeluDerivative(OpBuilder &b, Location loc, Value u) {
-  Type type = u.getType();
-  Value half = constantFloat(b, loc, type, 0.5);
-  Value one = constantFloat(b, loc, type, 1.0);
-  Value cdf = arith::MulFOp::create(
-      b, loc, half,
-      arith::AddFOp::create(
-          b, loc, one,
-          math::ErfOp::create(
-              b, loc,
-              arith::MulFOp::create(
-                  b, loc, u,
-                  constantFloat(b, loc, type, 1.0 / std::sqrt(2.0))))));
-  Value square = arith::MulFOp::create(b, loc, u, u);
-  Value density = arith::MulFOp::create(
-      b, loc,
-      math::ExpOp::create(
-          b, loc,
-          arith::MulFOp::create(b, loc, square,
-                                constantFloat(b, loc, type, -0.5))),
-      constantFloat(b, loc, type, 1.0 / std::sqrt(2.0 * M_PI)));
-  return arith::AddFOp::create(b, loc, cdf,
-                               arith::MulFOp::create(b, loc, u, density));
-}
-
 /// Recomputes `u = x w_in` and the hidden `h`, then `dw_out = h^T dy`,
 /// `dh = dy w_out^T`, `du` through the activation, `dw_in = x^T du` and
 /// `dx = du w_in^T`.
