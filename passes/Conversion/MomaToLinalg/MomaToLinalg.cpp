@@ -57,6 +57,7 @@ struct ConvertMomaToLinalg
     populateAttentionToLinalgPatterns(patterns);
     populateRouteToLinalgPatterns(patterns);
     populateExpertsToLinalgPatterns(patterns);
+    populateExpertsGradToLinalgPatterns(patterns);
     populateDepthToLinalgPatterns(patterns);
     populateLossesToLinalgPatterns(patterns);
     populatePermuteToLinalgPatterns(patterns);

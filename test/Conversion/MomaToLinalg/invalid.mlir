@@ -36,3 +36,18 @@ func.func @softmax_route_without_infinity(%logits: tensor<2x8x4xf8E4M3FN>,
   return %tok, %gate, %off : tensor<32xi32>, tensor<32xf8E4M3FN>, tensor<5xi32>
 }
 }
+
+// -----
+
+// The experts' gradient lowers f32 and f64 only: narrower types reach it
+// widened (moma-widen-compute), so a bf16 one is left to the driver.
+func.func @bf16_experts_grad(%xs: tensor<4x8xbf16>, %off: tensor<3xi32>,
+    %wi: tensor<2x8x12xbf16>, %wo: tensor<2x6x8xbf16>, %dy: tensor<4x8xbf16>)
+    -> (tensor<4x8xbf16>, tensor<2x8x12xbf16>, tensor<2x6x8xbf16>) {
+  // expected-error @+1 {{failed to legalize operation 'moma.experts_grad' that was explicitly marked illegal}}
+  %dxs, %dwi, %dwo = moma.experts_grad swiglu %xs, %off, %wi, %wo, %dy
+      : (tensor<4x8xbf16>, tensor<3xi32>, tensor<2x8x12xbf16>,
+         tensor<2x6x8xbf16>, tensor<4x8xbf16>)
+      -> (tensor<4x8xbf16>, tensor<2x8x12xbf16>, tensor<2x6x8xbf16>)
+  return %dxs, %dwi, %dwo : tensor<4x8xbf16>, tensor<2x8x12xbf16>, tensor<2x6x8xbf16>
+}
