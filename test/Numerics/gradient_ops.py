@@ -4,14 +4,16 @@ Runs each backward op through `moma-opt --moma-to-cpu` and `mlir-runner`
 (opcheck.py) on random f32 inputs and compares every result with torch
 autograd through the reference's forward op (tools/moma-reference, in
 float64): `moma.embed_grad`, `moma.norm_grad`, `moma.bias_grad`,
-`moma.linear_grad` (LoRA included), `moma.ffn_grad` and
-`moma.cross_entropy_grad`, tied and untied. Tolerance: max |compiled -
+`moma.linear_grad` (LoRA included), `moma.ffn_grad`,
+`moma.cross_entropy_grad`, tied and untied, and `moma.experts_grad` (ragged
+expert slots, with and without LoRA, f32 and f64). Tolerance: max |compiled -
 expected| <= 1e-5 * max |expected| per result. Prints one `<case>: ok` line
 per case.
 """
 import argparse
 import os
 import sys
+import types
 
 import numpy as np
 import torch
@@ -33,7 +35,8 @@ def randn(*shape, scale=1.0):
 
 
 def ttype(array):
-    element = {np.dtype(np.float32): "f32", np.dtype(np.int32): "i32"}[array.dtype]
+    element = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
+               np.dtype(np.int32): "i32"}[array.dtype]
     return opcheck.tensor_type(array.shape, element)
 
 
@@ -292,6 +295,54 @@ def cross_entropy_cases(chk):
                 [("%g", ttype(logits))], exp)
 
 
+def experts_cases(chk):
+    """Ragged expert slots: slot 0 precedes off[0], expert 0 has one slot,
+    expert 1 none, expert 2 seven, expert 3 three, and the last two slots
+    follow off[E]; those outside slots carry non-zero rows and dy."""
+    S, D, F, E, R = 14, 8, 6, 4, 3
+    off = np.array([1, 2, 2, 9, 12], dtype=np.int32)
+    plan = types.SimpleNamespace(expert_offsets=torch.from_numpy(off).long())
+    scale = 0.5
+    cases = [(act, lora, np.float32) for act in ("swiglu", "gelu")
+             for lora in (False, True)]
+    cases.append(("swiglu", True, np.float64))
+    for activation, lora, dtype in cases:
+        cols = 2 * F if activation == "swiglu" else F
+        xs = randn(S, D).astype(dtype)
+        wi = randn(E, D, cols, scale=D ** -0.5).astype(dtype)
+        wo = randn(E, F, D, scale=F ** -0.5).astype(dtype)
+        dy = randn(S, D).astype(dtype)
+        args = [("xs", xs), ("off", off), ("wi", wi), ("wo", wo), ("dy", dy)]
+        operands = "%xs, %off, %wi, %wo, %dy"
+        arrays = [xs, wi, wo]
+        results = [("%dxs", ttype(xs)), ("%dwi", ttype(wi)), ("%dwo", ttype(wo))]
+        if lora:
+            adapters = [("ai", randn(E, D, R)), ("bi", randn(E, R, cols)),
+                        ("ao", randn(E, F, R)), ("bo", randn(E, R, D))]
+            adapters = [(n, a.astype(dtype)) for n, a in adapters]
+            args += adapters
+            operands += " lora(" + ", ".join(f"%{n}" for n, _ in adapters) + ")"
+            arrays += [a for _, a in adapters]
+            results += [(f"%d{n}", ttype(a)) for n, a in adapters]
+
+        def forward(xs_, wi_, wo_, *adapters_):
+            ys = ops.experts(xs_, plan, wi_, wo_, activation,
+                             (*adapters_, scale) if lora else None)
+            return torch.cat([xs_.new_zeros(off[0], D), ys,
+                              xs_.new_zeros(S - off[-1], D)])
+
+        exp = expected_grads(forward, [leaf(a) for a in arrays], dy)
+        types_ = ", ".join(ttype(a) for _, a in args)
+        rtypes = ", ".join(ty for _, ty in results)
+        names = ", ".join(v for v, _ in results)
+        name = (f"experts_grad {activation}{' lora' if lora else ''}"
+                f"{' f64' if dtype == np.float64 else ''}")
+        chk.run(name, args,
+                [f"{names} = moma.experts_grad {activation} {operands} "
+                 f"{{lora_scale = {f64(scale)}}} : ({types_}) -> ({rtypes})"],
+                results, exp)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--moma-opt", default="moma-opt")
@@ -303,6 +354,7 @@ def main():
     linear_cases(chk)
     ffn_cases(chk)
     cross_entropy_cases(chk)
+    experts_cases(chk)
     print("gradient-ops: all ok" if chk.failures == 0 else
           f"gradient-ops: {chk.failures} FAILED")
     return 1 if chk.failures else 0

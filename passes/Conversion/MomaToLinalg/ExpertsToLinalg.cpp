@@ -160,51 +160,8 @@ struct ExpertsLowering : OpRewritePattern<ExpertsOp> {
         buildFfnRows(rewriter, loc, op.getActivation() == Activation::swiglu,
                      op.getTokens(), op.getWIn(), op.getWOut(), expertIds, lora,
                      op.getLoraScale().convertToDouble());
-    Type elementType = elementTypeOf(y);
-    Value result = mapElementwise(
-        rewriter, loc, tensorTypeOf(y), ValueRange{y, expertIds},
-        [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-          Value valid = cmpi(nb, nl, arith::CmpIPredicate::sge, args[1],
-                             constantI32(nb, nl, 0));
-          Value zero = constantFloat(nb, nl, elementType, 0.0);
-          return arith::SelectOp::create(nb, nl, valid, args[0], zero);
-        });
-    rewriter.replaceOp(op, result);
+    rewriter.replaceOp(op, maskUnassignedSlots(rewriter, loc, y, expertIds));
     return success();
-  }
-
-private:
-  /// `[S] i32`: the expert `e` with `off[e] <= s < off[e + 1]` of every slot,
-  /// or -1 for slots outside `[off[0], off[E])`. For non-decreasing offsets
-  /// that is the number of `e' in [1, E)` with `off[e'] <= s`.
-  static Value buildSlotExperts(OpBuilder &b, Location loc, Value offsets,
-                                int64_t numSlots, int64_t numExperts) {
-    Value counts = buildCountWhere(
-        b, loc, offsets, numSlots,
-        [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-          Value slot = toI32(nb, nl, linalg::IndexOp::create(nb, nl, 0));
-          Value expert = linalg::IndexOp::create(nb, nl, 1);
-          Value interior = andi(nb, nl,
-                                cmpi(nb, nl, arith::CmpIPredicate::sge, expert,
-                                     constantIndex(nb, nl, 1)),
-                                cmpi(nb, nl, arith::CmpIPredicate::slt, expert,
-                                     constantIndex(nb, nl, numExperts)));
-          Value started =
-              cmpi(nb, nl, arith::CmpIPredicate::sle, args[0], slot);
-          return andi(nb, nl, interior, started);
-        });
-    Value begin = extractAt(b, loc, offsets, constantIndex(b, loc, 0));
-    Value end = extractAt(b, loc, offsets, constantIndex(b, loc, numExperts));
-    return mapElementwise(
-        b, loc, tensorTypeOf(counts), ValueRange{counts},
-        [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-          Value slot = toI32(nb, nl, linalg::IndexOp::create(nb, nl, 0));
-          Value valid =
-              andi(nb, nl, cmpi(nb, nl, arith::CmpIPredicate::sge, slot, begin),
-                   cmpi(nb, nl, arith::CmpIPredicate::slt, slot, end));
-          return arith::SelectOp::create(nb, nl, valid, args[0],
-                                         constantI32(nb, nl, -1));
-        });
   }
 };
 

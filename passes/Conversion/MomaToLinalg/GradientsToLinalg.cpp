@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moma/MomaOps.h"
+#include "passes/Conversion/MomaToLinalg/GradientUtils.h"
 #include "passes/Conversion/MomaToLinalg/LoweringUtils.h"
 
 #include "mlir/IR/AffineMap.h"
@@ -251,19 +252,6 @@ struct NormGradLowering : OpRewritePattern<NormGradOp> {
 // moma.linear_grad
 //===----------------------------------------------------------------------===//
 
-/// `scale * x` element-wise (`x` unchanged when `scale` is 1).
-Value scaled(OpBuilder &b, Location loc, Value x, double scale) {
-  if (scale == 1.0)
-    return x;
-  Type elementType = elementTypeOf(x);
-  return mapElementwise(
-      b, loc, tensorTypeOf(x), ValueRange{x},
-      [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-        return arith::MulFOp::create(nb, nl, args[0],
-                                     constantFloat(nb, nl, elementType, scale));
-      });
-}
-
 /// `lhs + rhs` element-wise.
 Value added(OpBuilder &b, Location loc, Value lhs, Value rhs) {
   return mapElementwise(
@@ -296,19 +284,20 @@ struct LinearGradLowering : OpRewritePattern<LinearGradOp> {
       double scale = op.getLoraScale().convertToDouble();
       // u = dy B^T; dx += s u A^T; dA = s x^T u; dB = s (x A)^T dy.
       Value u = transposedTokenMatmul(rewriter, loc, dy, bMatrix, modality);
-      dx = added(rewriter, loc, dx,
-                 scaled(rewriter, loc,
-                        transposedTokenMatmul(rewriter, loc, u, a, modality),
-                        scale));
-      Value da =
-          scaled(rewriter, loc,
-                 weightGradient(rewriter, loc, x, u, modality, tensorTypeOf(a)),
-                 scale);
+      dx = added(
+          rewriter, loc, dx,
+          scaleTensor(rewriter, loc,
+                      transposedTokenMatmul(rewriter, loc, u, a, modality),
+                      scale));
+      Value da = scaleTensor(
+          rewriter, loc,
+          weightGradient(rewriter, loc, x, u, modality, tensorTypeOf(a)),
+          scale);
       Value xa = tokenMatmul(rewriter, loc, x, a, modality);
-      Value db = scaled(rewriter, loc,
-                        weightGradient(rewriter, loc, xa, dy, modality,
-                                       tensorTypeOf(bMatrix)),
-                        scale);
+      Value db = scaleTensor(rewriter, loc,
+                             weightGradient(rewriter, loc, xa, dy, modality,
+                                            tensorTypeOf(bMatrix)),
+                             scale);
       results = {expandTokens(rewriter, loc, dx, batch, seq), dw, da, db};
     } else {
       results = {expandTokens(rewriter, loc, dx, batch, seq), dw};

@@ -449,22 +449,61 @@ Value moma::scalarGeluDerivative(OpBuilder &b, Location loc, Value u) {
                                arith::MulFOp::create(b, loc, u, density));
 }
 
-/// `x w + scale * (x A) B`, each tied or selected per row by `selector`.
-static Value projectRows(OpBuilder &b, Location loc, Value x, Value w,
-                         Value selector, Value loraA, Value loraB,
-                         double loraScale) {
+Value moma::addScaled(OpBuilder &b, Location loc, Value x, Value y,
+                      double scale) {
+  Type elementType = elementTypeOf(x);
+  return mapElementwise(
+      b, loc, tensorTypeOf(x), ValueRange{x, y},
+      [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+        Value factor = constantFloat(nb, nl, elementType, scale);
+        Value scaled = arith::MulFOp::create(nb, nl, args[1], factor);
+        return arith::AddFOp::create(nb, nl, args[0], scaled);
+      });
+}
+
+Value moma::projectRows(OpBuilder &b, Location loc, Value x, Value w,
+                        Value selector, Value loraA, Value loraB,
+                        double loraScale) {
   Value y = tokenMatmul(b, loc, x, w, selector);
   if (!loraA)
     return y;
   Value low = tokenMatmul(b, loc, tokenMatmul(b, loc, x, loraA, selector),
                           loraB, selector);
-  Type elementType = elementTypeOf(y);
+  return addScaled(b, loc, y, low, loraScale);
+}
+
+std::pair<Value, Value> moma::splitColumnHalves(OpBuilder &b, Location loc,
+                                                Value u) {
+  RankedTensorType type = tensorTypeOf(u);
+  int64_t rows = type.getDimSize(0), hidden = type.getDimSize(1) / 2;
+  auto halfType = RankedTensorType::get({rows, hidden}, type.getElementType());
+  SmallVector<OpFoldResult> sizes = {b.getIndexAttr(rows),
+                                     b.getIndexAttr(hidden)};
+  SmallVector<OpFoldResult> strides = {b.getIndexAttr(1), b.getIndexAttr(1)};
+  Value first = tensor::ExtractSliceOp::create(
+      b, loc, halfType, u,
+      ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0)}, sizes,
+      strides);
+  Value second = tensor::ExtractSliceOp::create(
+      b, loc, halfType, u,
+      ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(hidden)}, sizes,
+      strides);
+  return {first, second};
+}
+
+Value moma::buildFfnHidden(OpBuilder &b, Location loc, bool swiglu, Value u) {
+  if (!swiglu)
+    return mapElementwise(
+        b, loc, tensorTypeOf(u), ValueRange{u},
+        [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+          return scalarGelu(nb, nl, args[0]);
+        });
+  auto [gate, up] = splitColumnHalves(b, loc, u);
   return mapElementwise(
-      b, loc, tensorTypeOf(y), ValueRange{y, low},
+      b, loc, tensorTypeOf(gate), ValueRange{gate, up},
       [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-        Value scale = constantFloat(nb, nl, elementType, loraScale);
-        Value scaled = arith::MulFOp::create(nb, nl, args[1], scale);
-        return arith::AddFOp::create(nb, nl, args[0], scaled);
+        return arith::MulFOp::create(nb, nl, scalarSilu(nb, nl, args[0]),
+                                     args[1]);
       });
 }
 
@@ -475,39 +514,9 @@ Value moma::buildFfnRows(OpBuilder &b, Location loc, bool swiglu, Value x,
   Value bIn = lora.empty() ? Value() : lora[1];
   Value aOut = lora.empty() ? Value() : lora[2];
   Value bOut = lora.empty() ? Value() : lora[3];
-  Value h = projectRows(b, loc, x, wIn, modality, aIn, bIn, loraScale);
-  RankedTensorType hType = tensorTypeOf(h);
-  int64_t rows = hType.getDimSize(0), columns = hType.getDimSize(1);
-  Value activated;
-  if (swiglu) {
-    int64_t hidden = columns / 2;
-    auto halfType =
-        RankedTensorType::get({rows, hidden}, hType.getElementType());
-    SmallVector<OpFoldResult> sizes = {b.getIndexAttr(rows),
-                                       b.getIndexAttr(hidden)};
-    SmallVector<OpFoldResult> strides = {b.getIndexAttr(1), b.getIndexAttr(1)};
-    Value gate = tensor::ExtractSliceOp::create(
-        b, loc, halfType, h,
-        ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0)}, sizes,
-        strides);
-    Value up = tensor::ExtractSliceOp::create(
-        b, loc, halfType, h,
-        ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(hidden)},
-        sizes, strides);
-    activated = mapElementwise(
-        b, loc, halfType, ValueRange{gate, up},
-        [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-          return arith::MulFOp::create(nb, nl, scalarSilu(nb, nl, args[0]),
-                                       args[1]);
-        });
-  } else {
-    activated = mapElementwise(
-        b, loc, hType, ValueRange{h},
-        [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-          return scalarGelu(nb, nl, args[0]);
-        });
-  }
-  return projectRows(b, loc, activated, wOut, modality, aOut, bOut, loraScale);
+  Value u = projectRows(b, loc, x, wIn, modality, aIn, bIn, loraScale);
+  Value hidden = buildFfnHidden(b, loc, swiglu, u);
+  return projectRows(b, loc, hidden, wOut, modality, aOut, bOut, loraScale);
 }
 
 Value moma::reduceToScalar(OpBuilder &b, Location loc, Value x) {
@@ -718,5 +727,49 @@ Value moma::buildGroupTokenCounts(OpBuilder &b, Location loc, Value groupIds,
             arith::IndexCastOp::create(nb, nl, nb.getI32Type(), index);
         return arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, args[0],
                                      group);
+      });
+}
+
+Value moma::buildSlotExperts(OpBuilder &b, Location loc, Value offsets,
+                             int64_t numSlots, int64_t numExperts) {
+  // For non-decreasing offsets the expert of slot s is the number of
+  // `e' in [1, E)` with `off[e'] <= s`.
+  Value counts = buildCountWhere(
+      b, loc, offsets, numSlots,
+      [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+        Value slot = toI32(nb, nl, linalg::IndexOp::create(nb, nl, 0));
+        Value expert = linalg::IndexOp::create(nb, nl, 1);
+        Value interior = andi(nb, nl,
+                              cmpi(nb, nl, arith::CmpIPredicate::sge, expert,
+                                   constantIndex(nb, nl, 1)),
+                              cmpi(nb, nl, arith::CmpIPredicate::slt, expert,
+                                   constantIndex(nb, nl, numExperts)));
+        Value started = cmpi(nb, nl, arith::CmpIPredicate::sle, args[0], slot);
+        return andi(nb, nl, interior, started);
+      });
+  Value begin = extractAt(b, loc, offsets, constantIndex(b, loc, 0));
+  Value end = extractAt(b, loc, offsets, constantIndex(b, loc, numExperts));
+  return mapElementwise(
+      b, loc, tensorTypeOf(counts), ValueRange{counts},
+      [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+        Value slot = toI32(nb, nl, linalg::IndexOp::create(nb, nl, 0));
+        Value valid =
+            andi(nb, nl, cmpi(nb, nl, arith::CmpIPredicate::sge, slot, begin),
+                 cmpi(nb, nl, arith::CmpIPredicate::slt, slot, end));
+        return arith::SelectOp::create(nb, nl, valid, args[0],
+                                       constantI32(nb, nl, -1));
+      });
+}
+
+Value moma::maskUnassignedSlots(OpBuilder &b, Location loc, Value rows,
+                                Value slotExperts) {
+  Type elementType = elementTypeOf(rows);
+  return mapElementwise(
+      b, loc, tensorTypeOf(rows), ValueRange{rows, slotExperts},
+      [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
+        Value valid = cmpi(nb, nl, arith::CmpIPredicate::sge, args[1],
+                           constantI32(nb, nl, 0));
+        Value zero = constantFloat(nb, nl, elementType, 0.0);
+        return arith::SelectOp::create(nb, nl, valid, args[0], zero);
       });
 }

@@ -35,6 +35,7 @@ void populatePermuteToLinalgPatterns(RewritePatternSet &patterns);
 void populateGradientsToLinalgPatterns(RewritePatternSet &patterns);
 void populateRoutingGradToLinalgPatterns(RewritePatternSet &patterns);
 void populateDepthGradToLinalgPatterns(RewritePatternSet &patterns);
+void populateExpertsGradToLinalgPatterns(RewritePatternSet &patterns);
 /// The LM head fused with the cross-entropy of its logits (when nothing else
 /// reads them), its vocabulary chunk chosen for `target`, or `vocabChunk`
 /// where that is positive and divides the vocabulary.
@@ -153,12 +154,27 @@ Value scalarSigmoid(OpBuilder &b, Location loc, Value x);
 Value scalarSilu(OpBuilder &b, Location loc, Value x);
 /// Exact GELU: `x / 2 * (1 + erf(x / sqrt(2)))`.
 Value scalarGelu(OpBuilder &b, Location loc, Value x);
+/// `silu'(g) = sigmoid(g) (1 + g (1 - sigmoid(g)))`.
+Value scalarSiluDerivative(OpBuilder &b, Location loc, Value g);
+/// `gelu'(u) = (1 + erf(u / sqrt(2))) / 2 + u exp(-u^2 / 2) / sqrt(2 pi)`.
+Value scalarGeluDerivative(OpBuilder &b, Location loc, Value u);
 
-/// The derivatives of the activations (the backward ops):
-/// `silu'(z) = sigmoid(z) (1 + z (1 - sigmoid(z)))` and the exact
-/// `gelu'(z) = Phi(z) + z phi(z)`.
-Value scalarSiluDerivative(OpBuilder &b, Location loc, Value z);
-Value scalarGeluDerivative(OpBuilder &b, Location loc, Value z);
+/// `x + scale * y` element-wise (same-shaped float tensors).
+Value addScaled(OpBuilder &b, Location loc, Value x, Value y, double scale);
+
+/// One projection of the FFN on rows `x: [T, K]`: `x w + scale * (x A) B`,
+/// each weight tied (`[K, N]`) or selected per row by `selector: [T]`
+/// (`[M, K, N]`, see `tokenMatmul`); without `loraA` just `x w`.
+Value projectRows(OpBuilder &b, Location loc, Value x, Value w, Value selector,
+                  Value loraA, Value loraB, double loraScale);
+
+/// The FFN's hidden activation of the pre-activations `u: [T, C]`: SwiGLU
+/// `silu(u[:, :C/2]) * u[:, C/2:]` (`[T, C/2]`) or exact GELU (`[T, C]`).
+Value buildFfnHidden(OpBuilder &b, Location loc, bool swiglu, Value u);
+
+/// The column halves `(u[:, :C/2], u[:, C/2:])` of `u: [T, C]` (SwiGLU's
+/// gate and up pre-activations), as `tensor.extract_slice`s.
+std::pair<Value, Value> splitColumnHalves(OpBuilder &b, Location loc, Value u);
 
 /// The FFN of Semantics.md on token rows `x: [T, D]`: SwiGLU or GELU with
 /// `w_in`/`w_out` (tied, or untied with `modality: [T]`), plus optional LoRA
@@ -218,6 +234,23 @@ Value buildCountWhere(OpBuilder &b, Location loc, Value input, int64_t size,
 /// `[G] i32`: the number of tokens of every group (`G = numGroups`).
 Value buildGroupTokenCounts(OpBuilder &b, Location loc, Value groupIds,
                             int64_t numGroups);
+
+//===----------------------------------------------------------------------===//
+// Expert slots (moma.experts and its gradient)
+//===----------------------------------------------------------------------===//
+
+/// `[S] i32`: the expert `e` with `off[e] <= s < off[e + 1]` of every slot
+/// (`offsets: [E + 1] i32`, non-decreasing), or -1 for slots outside
+/// `[off[0], off[E])`. Usable as the `selector` of `tokenMatmul` and
+/// friends: -1 reads expert 0 there (callers mask those rows) and
+/// contributes to no expert's weight gradient.
+Value buildSlotExperts(OpBuilder &b, Location loc, Value offsets,
+                       int64_t numSlots, int64_t numExperts);
+
+/// `rows[s]` for slots with an expert (`slotExperts[s] >= 0`), 0 elsewhere
+/// (`rows: [S, N]`).
+Value maskUnassignedSlots(OpBuilder &b, Location loc, Value rows,
+                          Value slotExperts);
 
 } // namespace moma
 

@@ -58,6 +58,7 @@ struct ConvertMomaToLinalg
     populateAttentionGradToLinalgPatterns(patterns);
     populateRouteToLinalgPatterns(patterns);
     populateExpertsToLinalgPatterns(patterns);
+    populateExpertsGradToLinalgPatterns(patterns);
     populateDepthToLinalgPatterns(patterns);
     populateLossesToLinalgPatterns(patterns);
     populatePermuteToLinalgPatterns(patterns);

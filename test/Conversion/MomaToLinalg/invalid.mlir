@@ -60,4 +60,18 @@ func.func @attention_grad_bf16(%x: tensor<2x8x32xbf16>,
   return %dx, %dq, %dk, %dv, %do : tensor<2x8x32xbf16>, tensor<32x32xbf16>,
       tensor<32x16xbf16>, tensor<32x16xbf16>, tensor<32x32xbf16>
 }
+
+// -----
+
+// The experts' gradient lowers f32 and f64 only: narrower types reach it
+// widened (moma-widen-compute), so a bf16 one is left to the driver.
+func.func @bf16_experts_grad(%xs: tensor<4x8xbf16>, %off: tensor<3xi32>,
+    %wi: tensor<2x8x12xbf16>, %wo: tensor<2x6x8xbf16>, %dy: tensor<4x8xbf16>)
+    -> (tensor<4x8xbf16>, tensor<2x8x12xbf16>, tensor<2x6x8xbf16>) {
+  // expected-error @+1 {{failed to legalize operation 'moma.experts_grad' that was explicitly marked illegal}}
+  %dxs, %dwi, %dwo = moma.experts_grad swiglu %xs, %off, %wi, %wo, %dy
+      : (tensor<4x8xbf16>, tensor<3xi32>, tensor<2x8x12xbf16>,
+         tensor<2x6x8xbf16>, tensor<4x8xbf16>)
+      -> (tensor<4x8xbf16>, tensor<2x8x12xbf16>, tensor<2x6x8xbf16>)
+  return %dxs, %dwi, %dwo : tensor<4x8xbf16>, tensor<2x8x12xbf16>, tensor<2x6x8xbf16>
 }
