@@ -215,10 +215,19 @@ private:
                << "has no gradient rule inside another moma.depth_region";
       // The rule reads the op's operands: give it a copy outside the region
       // that reads the exported values (and erase the copy after).
-      Operation *copy = builder.clone(*op, outside);
+      // (Cloning maps the op's results to the copy's: clone with a copy of
+      // the map, which keeps the exported results.)
+      IRMapping operands = outside;
+      Operation *copy = builder.clone(*op, operands);
       SmallVector<Value> operandGradients(op->getNumOperands());
       LogicalResult built =
           buildRule(copy, opResultGradients, operandGradients);
+      // A rule that reads the op's own results (the plan of a route) reads
+      // the exported ones instead, so the copy computes nothing.
+      for (auto [result, copied] :
+           llvm::zip_equal(op->getResults(), copy->getResults()))
+        if (Value exported = outside.lookupOrNull(result))
+          copied.replaceAllUsesWith(exported);
       if (copy->use_empty())
         copy->erase();
       if (failed(built))
