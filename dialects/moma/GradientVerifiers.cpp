@@ -80,19 +80,9 @@ LogicalResult AttentionGradOp::verify() {
 }
 
 LogicalResult CrossEntropyGradOp::verify() {
-  Operation *op = getOperation();
-  ArrayRef<int64_t> logits = getLogits().getType().getShape();
-  if (failed(expectShape(op, "targets", getTargets(), {logits[0], logits[1]},
-                         "[batch, sequence] target token ids")) ||
-      failed(expectShape(op, "target_modality", getTargetModality(),
-                         {logits[0], logits[1]},
-                         "[batch, sequence] modality ids of the targets")))
-    return failure();
-  FailureOr<int64_t> count = declaredModalityCount(op);
-  if (failed(count))
-    return failure();
-  return expectShape(op, "d_per_modality", getDPerModality(), {*count},
-                     "[declared modalities]");
+  return verifyCrossEntropyForm(*this, getLogits(), getTargets(),
+                                getTargetModality(), getDPerModality(),
+                                "d_per_modality");
 }
 
 LogicalResult ExpertsGradOp::verify() {

@@ -17,20 +17,28 @@ using namespace moma;
 // Losses
 //===----------------------------------------------------------------------===//
 
-LogicalResult CrossEntropyOp::verify() {
-  Operation *op = getOperation();
-  ArrayRef<int64_t> logits = getLogits().getType().getShape();
-  if (failed(expectShape(op, "targets", getTargets(), {logits[0], logits[1]},
+LogicalResult moma::verifyCrossEntropyForm(Operation *op, Value logits,
+                                           Value targets, Value targetModality,
+                                           Value perModality,
+                                           StringRef perModalityName) {
+  ArrayRef<int64_t> shape = tensorType(logits).getShape();
+  if (failed(expectShape(op, "targets", targets, {shape[0], shape[1]},
                          "[batch, sequence] target token ids")) ||
-      failed(expectShape(op, "target_modality", getTargetModality(),
-                         {logits[0], logits[1]},
+      failed(expectShape(op, "target_modality", targetModality,
+                         {shape[0], shape[1]},
                          "[batch, sequence] modality ids of the targets")))
     return failure();
   FailureOr<int64_t> count = declaredModalityCount(op);
   if (failed(count))
     return failure();
-  return expectShape(op, "per_modality", getPerModality(), {*count},
+  return expectShape(op, perModalityName, perModality, {*count},
                      "[declared modalities]");
+}
+
+LogicalResult CrossEntropyOp::verify() {
+  return verifyCrossEntropyForm(*this, getLogits(), getTargets(),
+                                getTargetModality(), getPerModality(),
+                                "per_modality");
 }
 
 LogicalResult LoadBalancingLossOp::verify() {

@@ -115,6 +115,12 @@ LogicalResult verifyAuxRouterForm(Operation *op, Value x, ValueRange weights,
                                   Value modality, ArrayAttr groups,
                                   Value result, StringRef resultName);
 
+/// `moma.cross_entropy`'s targets and target modalities for `logits`, and
+/// one loss (or loss gradient) per declared modality.
+LogicalResult verifyCrossEntropyForm(Operation *op, Value logits, Value targets,
+                                     Value targetModality, Value perModality,
+                                     StringRef perModalityName);
+
 } // namespace moma
 
 #endif // DIALECTS_MOMA_MOMAVERIFIERUTILS_H

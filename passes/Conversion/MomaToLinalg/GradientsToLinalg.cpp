@@ -17,8 +17,6 @@
 
 #include "mlir/IR/AffineMap.h"
 
-#include <cmath>
-
 using namespace mlir;
 using namespace moma;
 
@@ -252,15 +250,6 @@ struct NormGradLowering : OpRewritePattern<NormGradOp> {
 // moma.linear_grad
 //===----------------------------------------------------------------------===//
 
-/// `lhs + rhs` element-wise.
-Value added(OpBuilder &b, Location loc, Value lhs, Value rhs) {
-  return mapElementwise(
-      b, loc, tensorTypeOf(lhs), ValueRange{lhs, rhs},
-      [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-        return arith::AddFOp::create(nb, nl, args[0], args[1]);
-      });
-}
-
 struct LinearGradLowering : OpRewritePattern<LinearGradOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -269,39 +258,17 @@ struct LinearGradLowering : OpRewritePattern<LinearGradOp> {
     Location loc = op.getLoc();
     RankedTensorType xType = op.getX().getType();
     int64_t batch = xType.getDimSize(0), seq = xType.getDimSize(1);
-    Value x = collapseTokens(rewriter, loc, op.getX());
-    Value dy = collapseTokens(rewriter, loc, op.getDy());
     Value modality = op.getModality()
                          ? collapseTokens(rewriter, loc, op.getModality())
                          : Value();
-    Value dx =
-        transposedTokenMatmul(rewriter, loc, dy, op.getWeight(), modality);
-    Value dw = weightGradient(rewriter, loc, x, dy, modality,
-                              op.getDweight().getType());
-    SmallVector<Value> results;
-    if (Value a = op.getLoraA()) {
-      Value bMatrix = op.getLoraB();
-      double scale = op.getLoraScale().convertToDouble();
-      // u = dy B^T; dx += s u A^T; dA = s x^T u; dB = s (x A)^T dy.
-      Value u = transposedTokenMatmul(rewriter, loc, dy, bMatrix, modality);
-      dx = added(
-          rewriter, loc, dx,
-          scaleTensor(rewriter, loc,
-                      transposedTokenMatmul(rewriter, loc, u, a, modality),
-                      scale));
-      Value da = scaleTensor(
-          rewriter, loc,
-          weightGradient(rewriter, loc, x, u, modality, tensorTypeOf(a)),
-          scale);
-      Value xa = tokenMatmul(rewriter, loc, x, a, modality);
-      Value db = scaleTensor(rewriter, loc,
-                             weightGradient(rewriter, loc, xa, dy, modality,
-                                            tensorTypeOf(bMatrix)),
-                             scale);
-      results = {expandTokens(rewriter, loc, dx, batch, seq), dw, da, db};
-    } else {
-      results = {expandTokens(rewriter, loc, dx, batch, seq), dw};
-    }
+    ProjectionGradients grads = buildProjectionGradients(
+        rewriter, loc, collapseTokens(rewriter, loc, op.getX()),
+        collapseTokens(rewriter, loc, op.getDy()), op.getWeight(), modality,
+        op.getLoraA(), op.getLoraB(), op.getLoraScale().convertToDouble());
+    SmallVector<Value> results = {
+        expandTokens(rewriter, loc, grads.dx, batch, seq), grads.dw};
+    if (op.getLoraA())
+      results.append({grads.da, grads.db});
     rewriter.replaceOp(op, results);
     return success();
   }
@@ -330,58 +297,11 @@ struct FfnGradLowering : OpRewritePattern<FfnGradOp> {
                          : Value();
     Value wIn = op.getWIn(), wOut = op.getWOut();
     Value u = tokenMatmul(rewriter, loc, x, wIn, modality);
-    RankedTensorType uType = tensorTypeOf(u);
-    int64_t rows = uType.getDimSize(0), columns = uType.getDimSize(1);
-    int64_t hidden = swiglu ? columns / 2 : columns;
-    Type elementType = uType.getElementType();
-    auto hType = RankedTensorType::get({rows, hidden}, elementType);
-    auto column = [](OpBuilder &b, Location l, Value matrix, Value row,
-                     Value col) {
-      return tensor::ExtractOp::create(b, l, matrix, ValueRange{row, col})
-          .getResult();
-    };
-    Value h = mapElementwise(
-        rewriter, loc, hType, ValueRange{},
-        [&](OpBuilder &b, Location l, ValueRange) -> Value {
-          Value row = linalg::IndexOp::create(b, l, 0);
-          Value col = linalg::IndexOp::create(b, l, 1);
-          Value first = column(b, l, u, row, col);
-          if (!swiglu)
-            return scalarGelu(b, l, first);
-          Value upCol =
-              arith::AddIOp::create(b, l, col, constantIndex(b, l, hidden));
-          return arith::MulFOp::create(b, l, scalarSilu(b, l, first),
-                                       column(b, l, u, row, upCol));
-        });
+    Value h = buildFfnHidden(rewriter, loc, swiglu, u);
     Value dwOut =
         weightGradient(rewriter, loc, h, dy, modality, op.getDwOut().getType());
     Value dh = transposedTokenMatmul(rewriter, loc, dy, wOut, modality);
-    Value du = mapElementwise(
-        rewriter, loc, uType, ValueRange{},
-        [&](OpBuilder &b, Location l, ValueRange) -> Value {
-          Value row = linalg::IndexOp::create(b, l, 0);
-          Value col = linalg::IndexOp::create(b, l, 1);
-          if (!swiglu)
-            return arith::MulFOp::create(
-                b, l, column(b, l, dh, row, col),
-                scalarGeluDerivative(b, l, column(b, l, u, row, col)));
-          // Column c < F is gate column c, else up column c - F; both read
-          // dh at the hidden column.
-          Value hiddenSize = constantIndex(b, l, hidden);
-          Value isGate = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult,
-                                               col, hiddenSize);
-          Value hcol = arith::SelectOp::create(
-              b, l, isGate, col, arith::SubIOp::create(b, l, col, hiddenSize));
-          Value upCol = arith::AddIOp::create(b, l, hcol, hiddenSize);
-          Value gate = column(b, l, u, row, hcol);
-          Value up = column(b, l, u, row, upCol);
-          Value grad = column(b, l, dh, row, hcol);
-          Value dGate =
-              arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, grad, up),
-                                    scalarSiluDerivative(b, l, gate));
-          Value dUp = arith::MulFOp::create(b, l, grad, scalarSilu(b, l, gate));
-          return arith::SelectOp::create(b, l, isGate, dGate, dUp);
-        });
+    Value du = buildFfnHiddenGradient(rewriter, loc, swiglu, u, dh);
     Value dwIn =
         weightGradient(rewriter, loc, x, du, modality, op.getDwIn().getType());
     Value dx = transposedTokenMatmul(rewriter, loc, du, wIn, modality);

@@ -138,12 +138,7 @@ struct RouterGradLowering : OpRewritePattern<RouterGradOp> {
       Value dl = groupColumns(rewriter, loc, dlogits, groupIds, index,
                               group.getExperts());
       Value part = transposedTokenMatmul(rewriter, loc, dl, weight, Value());
-      dx = dx ? mapElementwise(
-                    rewriter, loc, tensorTypeOf(part), ValueRange{dx, part},
-                    [](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-                      return arith::AddFOp::create(nb, nl, args[0], args[1]);
-                    })
-              : part;
+      dx = dx ? addScaled(rewriter, loc, dx, part, 1.0) : part;
       results.push_back(
           weightGradient(rewriter, loc, x, dl, Value(), tensorTypeOf(weight)));
     }
@@ -376,12 +371,7 @@ struct AuxRouterGradLowering : OpRewritePattern<AuxRouterGradOp> {
         auto [part, dw1, dw2] = twoLayerBackward(
             rewriter, loc, x, dzGroup, op.getWeights()[2 * index],
             op.getWeights()[2 * index + 1], Value());
-        dx = dx ? mapElementwise(
-                      rewriter, loc, tensorTypeOf(part), ValueRange{dx, part},
-                      [](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-                        return arith::AddFOp::create(nb, nl, args[0], args[1]);
-                      })
-                : part;
+        dx = dx ? addScaled(rewriter, loc, dx, part, 1.0) : part;
         results.append({dw1, dw2});
       }
     }
