@@ -343,22 +343,25 @@ def experts_cases(chk):
                 results, exp)
 
 
-def main():
+def run_cases(title, case_functions):
+    """Runs every `case_function(checker)` on one Checker (the `--moma-opt`
+    of the command line) and prints `<title>: all ok` or the failure count;
+    returns the exit status."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--moma-opt", default="moma-opt")
     args = parser.parse_args()
     chk = Checker(args.moma_opt)
-    embed_cases(chk)
-    norm_cases(chk)
-    bias_cases(chk)
-    linear_cases(chk)
-    ffn_cases(chk)
-    cross_entropy_cases(chk)
-    experts_cases(chk)
-    print("gradient-ops: all ok" if chk.failures == 0 else
-          f"gradient-ops: {chk.failures} FAILED")
+    for cases in case_functions:
+        cases(chk)
+    print(f"{title}: all ok" if chk.failures == 0 else
+          f"{title}: {chk.failures} FAILED")
     return 1 if chk.failures else 0
 
+
+def main():
+    return run_cases("gradient-ops", [
+        embed_cases, norm_cases, bias_cases, linear_cases, ffn_cases,
+        cross_entropy_cases, experts_cases])
 
 if __name__ == "__main__":
     sys.exit(main())

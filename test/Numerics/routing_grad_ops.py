@@ -16,7 +16,6 @@ positions: ascending, trailing -1), so autograd differentiates only the
 gates and scores. Tolerance: max |compiled - expected| <= 1e-5 * max
 |expected| per result. Prints one `<case>: ok` line per case.
 """
-import argparse
 import os
 import sys
 
@@ -27,9 +26,8 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "moma-reference"))
-import opcheck  # noqa: E402
-from gradient_ops import (M, Checker, expected_grads, ids_t, leaf,  # noqa: E402
-                          ttype)
+from gradient_ops import (M, expected_grads, ids_t, leaf,  # noqa: E402
+                          run_cases, ttype)
 from moma_reference import ops  # noqa: E402
 from moma_reference.config import ExpertGroup  # noqa: E402
 from routing_check import ec, group_attr, tc  # noqa: E402
@@ -447,22 +445,9 @@ def depth_scatter_cases(chk):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--moma-opt", default="moma-opt")
-    args = parser.parse_args()
-    chk = Checker(args.moma_opt)
-    router_cases(chk)
-    route_cases(chk)
-    combine_cases(chk)
-    loss_cases(chk)
-    aux_router_cases(chk)
-    depth_route_cases(chk)
-    depth_blend_cases(chk)
-    depth_scatter_cases(chk)
-    print("routing-grad-ops: all ok" if chk.failures == 0 else
-          f"routing-grad-ops: {chk.failures} FAILED")
-    return 1 if chk.failures else 0
-
+    return run_cases("routing-grad-ops", [
+        router_cases, route_cases, combine_cases, loss_cases, aux_router_cases,
+        depth_route_cases, depth_blend_cases, depth_scatter_cases])
 
 if __name__ == "__main__":
     sys.exit(main())
