@@ -34,7 +34,7 @@ LogicalResult DepthRouteOp::verify() {
   int64_t kept;
   if (getAux()) {
     if (failed(expectShape(op, "aux", getAux(), {x[0], x[1], 1},
-                           "[batch, sequence, 1] auxiliary scores")))
+                           "[batch, sequence, 1] auxiliary-router logits")))
       return failure();
     kept = x[1];
   } else {

@@ -263,11 +263,11 @@ RouterZLossOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
 LogicalResult
 AuxRouterLossOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGradients,
                                 MutableArrayRef<Value> operandGradients) {
-  // Operand 0: the router's logits; the targets (discrete choices) get no
-  // gradient.
-  Value logits = getOperation()->getOperand(0);
-  operandGradients[0] = AuxRouterLossGradOp::create(
-      b, getLoc(), logits.getType(), logits, getTargets(), resultGradients[0]);
+  // The targets (discrete choices) get no gradient.
+  setGradient(operandGradients, getLogitsMutable(),
+              AuxRouterLossGradOp::create(b, getLoc(), getLogits().getType(),
+                                          getLogits(), getTargets(),
+                                          resultGradients[0]));
   return success();
 }
 

@@ -67,9 +67,9 @@ LogicalResult RouterZLossOp::verify() {
 }
 
 LogicalResult AuxRouterLossOp::verify() {
-  if (getTargets().getType().getShape() != getScores().getType().getShape())
-    return emitOpError() << "'targets' must have the shape of 'scores' "
-                         << shapeString(getScores().getType().getShape())
+  if (getTargets().getType().getShape() != getLogits().getType().getShape())
+    return emitOpError() << "'targets' must have the shape of 'logits' "
+                         << shapeString(getLogits().getType().getShape())
                          << ", found "
                          << shapeString(getTargets().getType().getShape());
   return success();

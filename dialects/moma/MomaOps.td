@@ -287,10 +287,10 @@ def Moma_RouteOp : Moma_Op<"route", [Moma_Differentiable, Pure, AttrSizedOperand
     Each group routes only the tokens of its modality: `token_choice` picks
     the `top_k` best experts per token, `expert_choice` lets every expert pick
     `floor(b_g * capacity / E_g)` tokens out of the `b_g` group tokens of the
-    whole batch (balanced by construction). The optional `aux` scores
+    whole batch (balanced by construction). The optional `aux` logits
     (`[B, L, E_max]`, from `moma.aux_router`) replace expert-choice selection
-    by the causal rule "expert `j` takes token `t` iff `aux[t, j] > 0.5`" for
-    inference. `S` must be at least `ceil(B * L * m)`, `m` the largest
+    by the causal rule "expert `j` takes token `t` iff `aux[t, j] > 0`" (the
+    predicted probability `sigmoid(aux)` exceeds 1/2) for inference. `S` must be at least `ceil(B * L * m)`, `m` the largest
     `top_k` / `capacity` over the groups (`E_g` for expert-choice groups when
     `aux` is given), so that a plan never overflows.
 
@@ -427,9 +427,10 @@ def Moma_DepthRouteOp : Moma_Op<"depth_route", [Moma_Differentiable, Pure,
     per sequence, the `K = floor(L * capacity_factor)` highest-scoring
     positions (ties: lower position first), listed in ascending position
     order (`indices: [B, K] i32`), with their scores as gates
-    (`gate: [B, K]`). With `aux` scores (`[B, L, 1]`, causal inference) it
-    keeps the positions whose score exceeds 0.5 instead: then `K = L` and
-    unused trailing slots hold index `-1` and gate 0.
+    (`gate: [B, K]`). With `aux` logits (`[B, L, 1]`, from
+    `moma.aux_router`, causal inference) it keeps the positions whose logit
+    is positive instead: then `K = L` and unused trailing slots hold index
+    `-1` and gate 0.
 
     The optional `positions` (`[B, L] i32`, the positions in the unpermuted
     sequence, see moma-hoist-modality-permutation) break score ties instead
@@ -548,11 +549,13 @@ def Moma_ScaleOp : Moma_Op<"scale", [Pure, AllTypesMatch<["x", "result"]>,
 
 def Moma_AuxRouterOp : Moma_Op<"aux_router", [Moma_Differentiable, Pure, AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<Moma_UntiedOpInterface, ["getModalityIds"]>]> {
-  let summary = "Causal auxiliary router: sigmoid(silu(x W1) W2)";
+  let summary = "Causal auxiliary router: the logits silu(x W1) W2";
   let description = [{
     Predicts, from a token alone, whether the (non-causal) expert-choice or
-    mixture-of-depths router of the whole batch would select it:
-    `p = sigmoid(silu(x W1) W2)` (MoMa: `W1: [D, D/2]`).
+    mixture-of-depths router of the whole batch would select it, as the
+    logits `z = silu(x W1) W2` (MoMa: `W1: [D, D/2]`) of the probability
+    `sigmoid(z)`; no sigmoid is applied, so that the loss and the selection
+    work on the logits directly.
 
     - Without `groups`: `weights(W1: [D, H], W2: [H, N])`, the same for every
       token (a mixture-of-depths auxiliary router has `N = 1`). With a
@@ -564,12 +567,13 @@ def Moma_AuxRouterOp : Moma_Op<"aux_router", [Moma_Differentiable, Pure, AttrSiz
       group; columns `j >= E_g` and tokens outside every group are 0.
 
     Feed the result to the `aux` operand of `moma.route` / `moma.depth_route`
-    at inference. Its training objective is `moma.aux_router_loss`; it reads
+    at inference (they select where `z > 0`). Its training objective is
+    `moma.aux_router_loss` (binary cross-entropy with logits); it reads
     its input through a `moma.stop_gradient`, which marks that this loss must
     not change the main model.
 
     ```mlir
-    %p = moma.aux_router %x weights(%w1, %w2)
+    %z = moma.aux_router %x weights(%w1, %w2)
         : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x1xf32>)
         -> tensor<2x8x1xf32>
     %q = moma.aux_router %x weights(%a1, %a2, %b1, %b2) modality %mod
@@ -784,24 +788,27 @@ def Moma_RouterZLossOp : Moma_Op<"router_z_loss", [Moma_Differentiable, Pure,
 }
 
 def Moma_AuxRouterLossOp : Moma_Op<"aux_router_loss", [Moma_Differentiable, Pure,
-    AllElementTypesMatch<["scores", "targets", "result"]>]> {
-  let summary = "Binary cross-entropy of an auxiliary router";
+    AllElementTypesMatch<["logits", "targets", "result"]>]> {
+  let summary = "Binary cross-entropy with logits of an auxiliary router";
   let description = [{
-    Mean over the entries with `targets >= 0` of
-    `-(t log p + (1 - t) log(1 - p))`, `p` clamped to `[1e-7, 1 - 1e-7]`
-    (0 when no entry counts). Targets come from `moma.route_mask` or
-    `moma.depth_mask`.
+    Mean over the entries with `targets >= 0` of the binary cross-entropy
+    of `p = sigmoid(z)` against `t`, `-(t log p + (1 - t) log(1 - p))`,
+    computed from the logit `z` in the stable form
+    `max(z, 0) - t z + log1p(exp(-|z|))` (PyTorch's
+    `binary_cross_entropy_with_logits`): no clamping, exact also for a
+    saturated router. 0 when no entry counts. Logits come from
+    `moma.aux_router`, targets from `moma.route_mask` or `moma.depth_mask`.
 
     ```mlir
-    %l = moma.aux_router_loss %p, %t
+    %l = moma.aux_router_loss %z, %t
         : (tensor<2x8x4xf32>, tensor<2x8x4xf32>) -> tensor<f32>
     ```
   }];
-  let arguments = (ins Moma_TokenColumnsTensor:$scores,
+  let arguments = (ins Moma_TokenColumnsTensor:$logits,
                        Moma_TokenColumnsTensor:$targets);
   let results = (outs Moma_ScalarTensor:$result);
   let assemblyFormat = [{
-    $scores `,` $targets attr-dict `:` functional-type(operands, results)
+    $logits `,` $targets attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

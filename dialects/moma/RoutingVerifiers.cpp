@@ -81,14 +81,14 @@ LogicalResult RouteOp::verify() {
     return failure();
   if (getAux()) {
     if (getAux().getType().getShape() != getLogits().getType().getShape())
-      return emitOpError() << "'aux' scores must have the shape of 'logits' "
+      return emitOpError() << "'aux' logits must have the shape of 'logits' "
                            << shapeString(getLogits().getType().getShape())
                            << ", found "
                            << shapeString(getAux().getType().getShape());
     if (llvm::none_of(groups, [](ExpertGroupAttr group) {
           return group.getRouting() == RoutingKind::expert_choice;
         }))
-      return emitOpError() << "'aux' scores replace expert_choice selection, "
+      return emitOpError() << "'aux' logits replace expert_choice selection, "
                               "but no group uses expert_choice";
   }
   ArrayRef<int64_t> logitsShape = getLogits().getType().getShape();

@@ -181,7 +181,11 @@ void moma::buildCpuBuffersToLLVM(OpPassManager &pm,
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertVectorToLLVMPass());
-  pm.addPass(createConvertMathToLLVMPass());
+  // log1p (aux_router_loss) becomes a libm call: math-to-llvm's own
+  // approximation, log(1 + x), loses every digit of a small x.
+  ConvertMathToLLVMPassOptions mathOptions;
+  mathOptions.approximateLog1p = false;
+  pm.addPass(createConvertMathToLLVMPass(mathOptions));
   pm.addPass(createConvertMathToLibmPass());
   // math-to-libm calls vector math (an epilogue's erf) element by element.
   pm.addPass(createConvertVectorToLLVMPass());

@@ -108,7 +108,7 @@ std::optional<SmallVector<OpOperand *>> tokenOperands(Operation *op) {
         return collect({o.getLogitsMutable(), o.getModalityMutable()});
       })
       .Case([&](AuxRouterLossOp o) {
-        return collect({o.getScoresMutable(), o.getTargetsMutable()});
+        return collect({o.getLogitsMutable(), o.getTargetsMutable()});
       })
       .Default([&](Operation *other) -> Result {
         // Element-wise arithmetic (residual adds, loss arithmetic): token

@@ -367,12 +367,21 @@ def depth_route_cases(chk):
     depth_route_case(chk, "depth_route ties half", tied, grid_w, 0.5)
     equal = np.zeros((B, L, D), np.float32)
     depth_route_case(chk, "depth_route all equal", equal, grid_w, 0.375)
-    # Auxiliary-router mode: keep aux > 0.5 (0.5 itself is not kept).
-    aux = rng.uniform(0, 1, size=(B, L, 1)).astype(np.float32)
-    aux[0, 3, 0] = 0.5
-    aux[2, :, 0] = 0.25  # keeps nothing
-    aux[1, :, 0] = 0.75  # keeps everything
-    depth_route_case(chk, "depth_route aux", randn(B, L, D), w, 0.25, aux)
+    # Auxiliary-router mode: keep the positive logits aux > 0 (0 and -0
+    # are not kept; the smallest normal floats on either side decide).
+    aux = randn(B, L, 1, scale=3.0)
+    tiny = np.finfo(np.float32).tiny
+    aux[0, 3:7, 0] = [0.0, -0.0, tiny, -tiny]
+    aux[2, :, 0] = -0.25  # keeps nothing
+    aux[1, :, 0] = 0.75   # keeps everything
+    positive = [np.flatnonzero(aux[b, :, 0] > 0) for b in range(B)]
+    want = np.full((B, L), -1, np.int64)
+    for b in range(B):
+        want[b, :positive[b].size] = positive[b]
+    x = randn(B, L, D)
+    # The reference the compiled op is compared with keeps exactly these.
+    assert np.array_equal(ops.depth_route(t(x), t(w), 0.25, t(aux))[0].numpy(), want)
+    depth_route_case(chk, "depth_route aux", x, w, 0.25, aux)
 
 
 def depth_region_case(chk, name, gated, aux_routed):
@@ -394,7 +403,7 @@ def depth_region_case(chk, name, gated, aux_routed):
             ("wi", w_in), ("wd", w_out)]
     aux = None
     if aux_routed:
-        aux = rng.uniform(0, 1, size=(B, L, 1)).astype(np.float32)
+        aux = randn(B, L, 1)  # logits
         aux[1, :, 0] = 0.0  # an all-padding sequence
         args.append(("aux", aux))
     K = L if aux_routed else int(math.floor(L * capacity))

@@ -19,6 +19,10 @@ With `--outputs loss` the program is compiled without its logits (momac
 --outputs=loss: the LM head is fused with cross-entropy), every loss is
 compared, and the program must have no `logits` buffer at all;
 `--vocab-chunk` sets the fused head's vocabulary chunk.
+
+With `--routing aux` the program is compiled with momac --routing=aux and
+the reference runs with routing "aux": the auxiliary routers' logits decide
+expert-choice and mixture-of-depths selection (taken where > 0).
 """
 
 import argparse
@@ -121,7 +125,8 @@ def check_model(args, model, tokens_file, seed, tmp):
         zero_routers(weights_file)
     compile_cmd = [args.momac, model, "--target=cpu", f"--batch={B}",
                    f"--seq-len={L}", f"--outputs={args.outputs}",
-                   f"--combine={args.combine}", "-o", program]
+                   f"--combine={args.combine}", f"--routing={args.routing}",
+                   "-o", program]
     if args.vocab_chunk:
         compile_cmd.append(f"--vocab-chunk={args.vocab_chunk}")
     run(compile_cmd + args.momac_arg)
@@ -153,7 +158,7 @@ def check_model(args, model, tokens_file, seed, tmp):
                              f"program has a logits buffer\n{missing.stderr}")
 
     weights = ref_weights.load_weights(cfg, weights_file, DTYPES[args.dtype][1])
-    out, _ = ref_model.run(cfg, weights, ids, modality)
+    out, _ = ref_model.run(cfg, weights, ids, modality, routing=args.routing)
     expected = {
         "logits": out.logits, "ce_per_modality": out.ce, "ce": out.ce_total,
         "load_balancing": out.load_balancing, "router_z": out.router_z,
@@ -177,6 +182,8 @@ def check_model(args, model, tokens_file, seed, tmp):
     dtype = "" if args.dtype == "f32" else f" {args.dtype}"
     if args.outputs == "loss":
         dtype += " loss-only"
+    if args.routing == "aux":
+        dtype += " routing-aux"
     print(f"{os.path.basename(model)}{dtype} {os.path.basename(tokens_file)}: ok "
           f"(worst relative error {worst:.1e}; ce {ce})")
 
@@ -196,6 +203,8 @@ def main():
     parser.add_argument("--outputs", choices=["all", "loss"], default="all",
                         help="momac --outputs: loss compiles the program "
                              "without logits (the fused LM head)")
+    parser.add_argument("--routing", choices=["batch", "aux"], default="batch",
+                        help="momac --routing and the reference's routing")
     parser.add_argument("--vocab-chunk", type=int, default=0,
                         help="momac --vocab-chunk (0: the cost model's)")
     parser.add_argument("--random-norms", action="store_true",

@@ -9,9 +9,17 @@ f32 inputs, runs it through `moma-opt --moma-to-cpu` and mlir-runner
 (opcheck.py), and compares every result with the reference ops: integers
 (slot tokens, expert offsets) exactly, floats to 1e-5 relative.
 
-moma.route reads its logits (and aux scores) from arguments, so that the
+moma.route reads its logits (and aux logits) from arguments, so that the
 selection is decided by exactly the same numbers on both sides (ties are
 built into those arguments); the ops after it consume the lowered plan.
+With aux logits, the plan's expert-choice selections are also checked to be
+exactly the positive logits (0, -0 and the smallest normal floats around 0
+included).
+
+A last check runs moma.aux_router_loss on saturated f32 logits (|z| = 17,
+30, 100) against float64 binary cross-entropy with logits at rtol 1e-6
+without an absolute tolerance, for confidently wrong and confidently right
+routers; the clamped-probability form the op had before cannot pass it.
 The reference plan has no trailing empty slots: the expected arrays are
 padded to the static slot count with token -1, gate 0 and zero rows.
 """
@@ -241,11 +249,16 @@ def run_case(case, runner, seed):
         logits_in[...] = 0.25
     aux_in = None
     if aux_mode:
-        aux_in = rng.uniform(0, 1, size=(B, L, E)).astype(np.float32)
-        aux_in.reshape(-1)[rng.permutation(N * E)[:6]] = 0.5  # not > 0.5
+        # Auxiliary-router logits: taken iff > 0. Exact zeros (0 and -0) are
+        # not taken, the smallest normal floats on either side decide.
+        aux_in = rng.standard_normal((B, L, E)).astype(np.float32)
+        tiny = np.finfo(np.float32).tiny
+        aux_in.reshape(-1)[rng.permutation(N * E)[:8]] = [0.0, -0.0, 0.0, -0.0,
+                                                          tiny, -tiny, tiny, -tiny]
 
-    p_in = rng.uniform(0, 1, size=(B, L, aux_cols)).astype(np.float32)
-    p_in.reshape(-1)[:3] = [0.0, 1.0, 1e-9]  # clamped
+    # Logits for aux_router_loss, some saturated.
+    z_in = (rng.standard_normal((B, L, aux_cols)) * 3).astype(np.float32)
+    z_in.reshape(-1)[:4] = [30.0, -30.0, 100.0, -100.0]
     target_in = rng.choice([-1.0, 0.0, 1.0], size=(B, L, aux_cols)).astype(np.float32)
     if case.get("all_ignored"):
         target_in[...] = -1.0
@@ -268,7 +281,7 @@ def run_case(case, runner, seed):
     vlora = [f.arg(f"lora{i}", a) for i, a in enumerate(lora)] if lora else []
     vaw = [f.arg(f"aw{i}", w) for i, w in enumerate(aux_w)]
     vaux = f.arg("aux_in", aux_in) if aux_mode else None
-    vp, tp = f.arg("p_in", p_in)
+    vp, tp = f.arg("z_in", z_in)
     vt, _ = f.arg("target_in", target_in)
     vce, tce = f.arg("ce_logits", ce_logits)
     vtg, ttg = f.arg("targets", targets)
@@ -387,7 +400,7 @@ def run_case(case, runner, seed):
         "route_mask": mask.reshape(B, L, E).numpy().astype(np.float32),
         "aux_router (groups)": p_ref.reshape(B, L, aux_cols).numpy(),
         "router_z_loss": ops.router_z_loss(lt, mt, ref_groups).numpy(),
-        "aux_router_loss": ops.aux_router_loss(T(p_in), T(target_in)).numpy(),
+        "aux_router_loss": ops.aux_router_loss(T(z_in), T(target_in)).numpy(),
         "cross_entropy per_modality": per.numpy(),
         "cross_entropy total": total.numpy(),
     }
@@ -399,13 +412,91 @@ def run_case(case, runner, seed):
             B, L, 1).numpy()
         mods = mt.clamp(min=0)
         h = F.silu(torch.einsum("nd,ndh->nh", xt, T(u1)[mods]))
-        pu = torch.sigmoid(torch.einsum("nh,nhk->nk", h, T(u2)[mods]))
+        pu = torch.einsum("nh,nhk->nk", h, T(u2)[mods])  # logits
         expected["aux_router (untied)"] = pu.reshape(B, L, 3).numpy()
 
     for name in f.names:
         opcheck.assert_close(f"{case['name']}: {name}", got[name], expected[name],
                              rtol=1e-5)
+    if aux_mode:
+        check_aux_selection(case["name"], got, aux_in, mod, groups)
     return f"{case['name']}: {len(f.names)} results match ({used}/{S} slots used)"
+
+
+def check_aux_selection(name, got, aux_in, mod, groups):
+    """The compiled plan's expert-choice selections are exactly the positive
+    aux logits of each group's tokens and experts (independently of the
+    reference)."""
+    tok, off = got["route slot_token"], got["route expert_offsets"]
+    aux = aux_in.reshape(N, -1)
+    mods = mod.reshape(N)
+    first = 0
+    for g in groups:
+        for j in range(g["experts"]):
+            taken = sorted(tok[off[first + j]:off[first + j + 1]].tolist())
+            if g["routing"] == "expert_choice":
+                want = [t for t in range(N) if mods[t] in g["mods"] and aux[t, j] > 0]
+                if taken != want:
+                    raise AssertionError(f"{name}: expert {first + j} took {taken}, "
+                                         f"the positive aux logits are {want}")
+        first += g["experts"]
+
+
+def bce_with_logits_f64(z, t):
+    """Mean over t >= 0 of max(z, 0) - t z + log1p(exp(-|z|)), in float64."""
+    z, t = z.astype(np.float64), t.astype(np.float64)
+    counted = t >= 0
+    terms = np.maximum(z, 0) - t * z + np.log1p(np.exp(-np.abs(z)))
+    return terms[counted].mean()
+
+
+def clamped_probability_bce_f32(z, t):
+    """The form aux_router_loss had before it took logits, in float32:
+    p = sigmoid(z) clamped to [1e-7, 1 - 1e-7] (1 - 1e-7 rounds to
+    0.99999988)."""
+    z, t = z.astype(np.float32), t.astype(np.float32)
+    one = np.float32(1)
+    with np.errstate(over="ignore"):  # exp(100) is inf: p = 0, as in f32
+        p = one / (one + np.exp(-z))
+    q = np.clip(p, np.float32(1e-7), np.float32(1 - 1e-7))
+    counted = t >= 0
+    terms = -(t * np.log(q) + (one - t) * np.log(one - q))
+    return np.float32(terms[counted].mean())
+
+
+def run_saturated_loss(runner):
+    """aux_router_loss on saturated logits against float64 (rtol 1e-6)."""
+    sets = {
+        # Confidently wrong: each term is about |z|.
+        "wrong": ([30.0, -30.0, 100.0, -100.0, 17.0, -17.0],
+                  [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]),
+        # Confidently right: each term is about exp(-|z|), mean ~4.7e-14.
+        "right": ([30.0, -30.0, 100.0, -100.0, 30.0, 0.25],
+                  [1.0, 0.0, 1.0, 0.0, 1.0, -1.0]),
+        # Both, and moderate logits, some ignored.
+        "mixed": ([30.0, -30.0, 100.0, -100.0, 17.0, -2.5],
+                  [1.0, 1.0, 0.0, 0.0, -1.0, 1.0]),
+    }
+    f = Func()
+    scalar = ttype(())
+    for key, (z, t) in sets.items():
+        vz, tz = f.arg(f"z_{key}", np.array(z, dtype=np.float32).reshape(1, 2, 3))
+        vt, _ = f.arg(f"t_{key}", np.array(t, dtype=np.float32).reshape(1, 2, 3))
+        f.op(f"%l_{key} = moma.aux_router_loss {vz}, {vt} : ({tz}, {tz}) -> {scalar}")
+        f.result(key, f"%l_{key}", scalar)
+    outputs = runner.run(f.text(), f.inputs, [t for _, t in f.results])
+    report = []
+    for key, got in zip(f.names, outputs):
+        z, t = (np.array(v, dtype=np.float32) for v in sets[key])
+        want = bce_with_logits_f64(z, t)
+        opcheck.assert_close(f"aux_router_loss saturated {key}", got, np.float64(want),
+                             rtol=1e-6, atol=0.0)
+        # The check can fail: the old clamped-probability form does.
+        old = clamped_probability_bce_f32(z, t)
+        if abs(old - want) <= 1e-6 * abs(want):
+            raise AssertionError(f"saturated {key}: the clamped form {old} passes too")
+        report.append(f"{key} {float(got):.7g} (float64 {want:.7g}, clamped form {old:.7g})")
+    return "aux_router_loss saturated: ok: " + "; ".join(report)
 
 
 def main():
@@ -425,6 +516,12 @@ def main():
         except (AssertionError, RuntimeError) as error:
             failures += 1
             print(f"FAIL {case['name']}: {error}", flush=True)
+    if not args.case:
+        try:
+            print(run_saturated_loss(runner), flush=True)
+        except (AssertionError, RuntimeError) as error:
+            failures += 1
+            print(f"FAIL aux_router_loss saturated: {error}", flush=True)
     print("routing numerics: " + ("ok" if not failures else f"{failures} FAILED"))
     return 1 if failures else 0
 

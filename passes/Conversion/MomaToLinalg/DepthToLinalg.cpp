@@ -7,8 +7,8 @@
 //   score, ties: the lower position, or with the `positions` operand the
 //   lower original position), those whose selection keys reach the
 //   sequence's threshold (SelectionUtils.h, parallel over the sequences),
-//   or, with `aux`, those with aux > 0.5, and compacts them in ascending
-//   order with `scf.for` loops.
+//   or, with `aux` (logits), those with aux > 0, and compacts them in
+//   ascending order with `scf.for` loops.
 // - depth_region gathers the kept rows (padding rows: 0 / modality -1 /
 //   position -1), inlines its body, and scatters the (gated) rows back into
 //   the residual stream with `scf.for` loops over the slots; extra yielded
@@ -35,7 +35,7 @@ using utils::IteratorType;
 namespace {
 
 /// `r = sigmoid(x . w)`; keep the K best positions per sequence (or those
-/// with aux > 0.5), listed ascending with their scores as gates.
+/// with the logit aux > 0), listed ascending with their scores as gates.
 struct DepthRouteLowering : OpRewritePattern<DepthRouteOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -71,9 +71,9 @@ struct DepthRouteLowering : OpRewritePattern<DepthRouteOp> {
       keep = mapElementwise(
           rewriter, loc, keepType, ValueRange{flat},
           [&](OpBuilder &b, Location l, ValueRange args) -> Value {
-            Value half = constantFloat(b, l, elementType, 0.5);
+            Value zero = constantFloat(b, l, elementType, 0.0);
             Value above = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT,
-                                                args[0], half);
+                                                args[0], zero);
             return arith::ExtUIOp::create(b, l, b.getI32Type(), above);
           });
     } else {

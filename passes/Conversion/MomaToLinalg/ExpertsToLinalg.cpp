@@ -57,8 +57,7 @@ static Value groupMatmul(OpBuilder &b, Location loc, Value x,
 /// elsewhere, as a `resultType` (`[T, N]`, `N` at least `y`'s columns).
 static Value maskGroupColumns(OpBuilder &b, Location loc, Value y,
                               Value groupIds, ArrayRef<ExpertGroupAttr> groups,
-                              RankedTensorType resultType,
-                              bool sigmoid = false) {
+                              RankedTensorType resultType) {
   RankedTensorType type = tensorTypeOf(y);
   if (type.getDimSize(1) < resultType.getDimSize(1)) {
     Value zeros = createFilled(b, loc, resultType.getShape(),
@@ -76,9 +75,8 @@ static Value maskGroupColumns(OpBuilder &b, Location loc, Value y,
       [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
         Value column = linalg::IndexOp::create(nb, nl, 1);
         Value valid = isGroupColumn(nb, nl, args[1], column, groups);
-        Value value = sigmoid ? scalarSigmoid(nb, nl, args[0]) : args[0];
         Value zero = constantFloat(nb, nl, elementType, 0.0);
-        return arith::SelectOp::create(nb, nl, valid, value, zero);
+        return arith::SelectOp::create(nb, nl, valid, args[0], zero);
       });
 }
 
@@ -275,13 +273,7 @@ struct AuxRouterLowering : OpRewritePattern<AuxRouterOp> {
                            : Value();
       Value hidden =
           silu(tokenMatmul(rewriter, loc, x, op.getWeights()[0], modality));
-      Value z =
-          tokenMatmul(rewriter, loc, hidden, op.getWeights()[1], modality);
-      result = mapElementwise(
-          rewriter, loc, flatType, ValueRange{z},
-          [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-            return scalarSigmoid(nb, nl, args[0]);
-          });
+      result = tokenMatmul(rewriter, loc, hidden, op.getWeights()[1], modality);
     } else {
       // One router per group: zero-padded stacked weights selected per token.
       SmallVector<ExpertGroupAttr> groups = getExpertGroups(*op.getGroups());
@@ -293,8 +285,7 @@ struct AuxRouterLowering : OpRewritePattern<AuxRouterOp> {
         (index % 2 == 0 ? w1 : w2).push_back(weight);
       Value hidden = silu(groupMatmul(rewriter, loc, x, w1, groupIds));
       Value z = groupMatmul(rewriter, loc, hidden, w2, groupIds);
-      result = maskGroupColumns(rewriter, loc, z, groupIds, groups, flatType,
-                                /*sigmoid=*/true);
+      result = maskGroupColumns(rewriter, loc, z, groupIds, groups, flatType);
     }
     rewriter.replaceOp(op, expandTokens(rewriter, loc, result, batch, seq));
     return success();

@@ -628,13 +628,14 @@ struct AuxRouterLossLowering : OpRewritePattern<AuxRouterLossOp> {
   LogicalResult matchAndRewrite(AuxRouterLossOp op,
                                 PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    FloatType type = computeType(rewriter, {elementTypeOf(op.getScores())});
-    Value scores = castTensor(rewriter, loc, op.getScores(), type);
+    FloatType type = computeType(rewriter, {elementTypeOf(op.getLogits())});
+    Value logits = castTensor(rewriter, loc, op.getLogits(), type);
     Value targets = castTensor(rewriter, loc, op.getTargets(), type);
-    RankedTensorType shape = tensorTypeOf(scores);
+    RankedTensorType shape = tensorTypeOf(logits);
 
-    // t log q + (1 - t) log(1 - q), q = clamp(p, 1e-7, 1 - 1e-7), over the
-    // entries with t >= 0.
+    // Binary cross-entropy with logits over the entries with t >= 0, in
+    // the stable form max(z, 0) - t z + log1p(exp(-|z|)): exp never
+    // overflows, and no probability near 1 is rounded.
     Value counted = mapElementwise(
         rewriter, loc,
         RankedTensorType::get(shape.getShape(), rewriter.getI1Type()),
@@ -645,29 +646,25 @@ struct AuxRouterLossLowering : OpRewritePattern<AuxRouterLossOp> {
                                        constantFloat(nb, nl, type, 0.0));
         });
     Value terms = mapElementwise(
-        rewriter, loc, shape, ValueRange{scores, targets},
+        rewriter, loc, shape, ValueRange{logits, targets},
         [&](OpBuilder &nb, Location nl, ValueRange args) -> Value {
-          Value one = constantFloat(nb, nl, type, 1.0);
-          Value low = constantFloat(nb, nl, type, 1e-7);
-          Value high = constantFloat(nb, nl, type, 1.0 - 1e-7);
-          Value q = arith::MinimumFOp::create(
-              nb, nl, arith::MaximumFOp::create(nb, nl, args[0], low), high);
-          Value t = args[1];
-          Value hit =
-              arith::MulFOp::create(nb, nl, t, math::LogOp::create(nb, nl, q));
-          Value miss = arith::MulFOp::create(
-              nb, nl, arith::SubFOp::create(nb, nl, one, t),
-              math::LogOp::create(nb, nl,
-                                  arith::SubFOp::create(nb, nl, one, q)));
-          return arith::AddFOp::create(nb, nl, hit, miss);
+          Value z = args[0], t = args[1];
+          Value positive = arith::MaximumFOp::create(
+              nb, nl, z, constantFloat(nb, nl, type, 0.0));
+          Value linear = arith::SubFOp::create(
+              nb, nl, positive, arith::MulFOp::create(nb, nl, t, z));
+          Value decay = math::ExpOp::create(
+              nb, nl,
+              arith::NegFOp::create(nb, nl, math::AbsFOp::create(nb, nl, z)));
+          return arith::AddFOp::create(nb, nl, linear,
+                                       math::Log1pOp::create(nb, nl, decay));
         });
     Value sum = reduceToScalar(rewriter, loc,
                                maskedValues(rewriter, loc, terms, counted));
     Value count =
         reduceToScalar(rewriter, loc, countOf(rewriter, loc, counted));
-    // -(sum / count) == (-sum) / count; 0 (not -0) without counted entries.
-    Value loss = safeMean(rewriter, loc,
-                          arith::NegFOp::create(rewriter, loc, sum), count);
+    // 0 without counted entries.
+    Value loss = safeMean(rewriter, loc, sum, count);
     rewriter.replaceOp(op,
                        toRank0(rewriter, loc, loss, op.getResult().getType()));
     return success();

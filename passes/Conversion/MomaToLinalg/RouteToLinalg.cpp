@@ -145,8 +145,9 @@ struct RouteLowering : OpRewritePattern<RouteOp> {
   }
 
 private:
-  /// The initial choices: with `aux`, expert j of an expert-choice group
-  /// takes token t iff `aux[t, j] > 0.5`; otherwise nothing is chosen yet.
+  /// The initial choices: with `aux` (logits), expert j of an expert-choice
+  /// group takes token t iff `aux[t, j] > 0`; otherwise nothing is chosen
+  /// yet.
   static Value selectByAux(OpBuilder &b, Location loc, Value aux,
                            Value groupIds, ArrayRef<ExpertGroupAttr> groups,
                            const GroupTables &tables, ArrayRef<int64_t> shape) {
@@ -164,9 +165,9 @@ private:
           Value valid = isGroupColumn(nb, nl, args[1], column, groups);
           Value expertChoice = selectConstant(
               nb, nl, args[1], tables.expertChoice, 0, nb.getI1Type());
-          Value half = constantFloat(nb, nl, floatType, 0.5);
+          Value zero = constantFloat(nb, nl, floatType, 0.0);
           Value above = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT,
-                                              args[0], half);
+                                              args[0], zero);
           return andi(nb, nl, andi(nb, nl, valid, expertChoice), above);
         });
   }

@@ -48,12 +48,13 @@ func.func @route(%x: tensor<2x8x32xf32>, %w: tensor<32x1xf32>)
   return %idx, %gate : tensor<2x2xi32>, tensor<2x2xf32>
 }
 
-// With auxiliary scores: keep aux > 0.5, K = L, no ranking.
+// With auxiliary logits: keep aux > 0, K = L, no ranking.
 // CHECK-LABEL: func.func @route_aux
 // CHECK-NOT: {{= moma\.}}
-// CHECK: %[[AUX:.*]] = tensor.collapse_shape %arg2 {{\[}}[0], [1, 2]] : tensor<2x8x1xf32> into tensor<2x8xf32>
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-DAG: %[[AUX:.*]] = tensor.collapse_shape %arg2 {{\[}}[0], [1, 2]] : tensor<2x8x1xf32> into tensor<2x8xf32>
 // CHECK: linalg.generic {{.*}} ins(%[[AUX]] : tensor<2x8xf32>) outs(%{{.*}} : tensor<2x8xi32>)
-// CHECK: arith.cmpf ogt
+// CHECK: arith.cmpf ogt, %{{.*}}, %[[ZERO]] : f32
 // CHECK-NOT: arith.cmpf oeq
 // CHECK: scf.for
 // CHECK: scf.for {{.*}} -> (tensor<2x8xi32>, tensor<2x8xf32>, index)

@@ -108,7 +108,8 @@ func.func @combine_no_residual(%ys: tensor<16x32xf32>, %tok: tensor<16xi32>,
   return %y : tensor<2x8x32xf32>
 }
 
-// A single auxiliary router: sigmoid(silu(x W1) W2) with plain matmuls.
+// A single auxiliary router: the logits silu(x W1) W2 with plain matmuls
+// (no sigmoid after the second).
 // CHECK-LABEL: func.func @aux_router
 // CHECK-NOT: {{= moma\.}}
 // CHECK: %[[H:.*]] = linalg.matmul ins(%{{.*}}, %arg1 : tensor<16x32xf32>, tensor<32x16xf32>)
@@ -116,8 +117,8 @@ func.func @combine_no_residual(%ys: tensor<16x32xf32>, %tok: tensor<16xi32>,
 // CHECK: math.exp
 // CHECK: arith.mulf
 // CHECK: %[[Z:.*]] = linalg.matmul ins(%[[A]], %arg2 : tensor<16x16xf32>, tensor<16x1xf32>)
-// CHECK: linalg.generic {{.*}} ins(%[[Z]] : tensor<16x1xf32>)
-// CHECK: math.exp
+// CHECK-NEXT: %[[R:.*]] = tensor.expand_shape %[[Z]] {{\[}}[0, 1], [2]] output_shape [2, 8, 1]
+// CHECK-NEXT: return %[[R]]
 func.func @aux_router(%x: tensor<2x8x32xf32>, %w1: tensor<32x16xf32>, %w2: tensor<16x1xf32>) -> tensor<2x8x1xf32> {
   %p = moma.aux_router %x weights(%w1, %w2) : (tensor<2x8x32xf32>, tensor<32x16xf32>, tensor<16x1xf32>) -> tensor<2x8x1xf32>
   return %p : tensor<2x8x1xf32>
@@ -125,16 +126,17 @@ func.func @aux_router(%x: tensor<2x8x32xf32>, %w1: tensor<32x16xf32>, %w2: tenso
 
 // One auxiliary router per group: both weights stacked and zero-padded
 // (hidden 16 / 8, experts 4 / 2), selected per token, masked to the
-// group's columns.
+// group's columns; the logits are returned as they are (no sigmoid).
 // CHECK-LABEL: func.func @aux_router_groups
 // CHECK-NOT: {{= moma\.}}
 // CHECK: tensor.insert_slice %arg4 into %{{.*}}[1, 0, 0] [1, 32, 8] [1, 1, 1] : tensor<32x8xf32> into tensor<2x32x16xf32>
 // CHECK: tensor.insert_slice %arg5 into %{{.*}}[1, 0, 0] [1, 8, 2] [1, 1, 1] : tensor<8x2xf32> into tensor<2x16x4xf32>
 // CHECK: %[[Z:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} {{.*}} outs(%{{.*}} : tensor<16x4xf32>)
 // CHECK: linalg.generic {{.*}} ins(%[[Z]], %{{.*}} : tensor<16x4xf32>, tensor<16xi32>)
-// CHECK: arith.cmpi ult
-// CHECK: math.exp
-// CHECK: arith.select
+// CHECK-NEXT: ^bb0(%[[ZV:.*]]: f32,
+// CHECK: %[[VALID:.*]] = arith.cmpi ult
+// CHECK-NEXT: %[[M:.*]] = arith.select %[[VALID]], %[[ZV]], %{{.*}} : f32
+// CHECK-NEXT: linalg.yield %[[M]] : f32
 func.func @aux_router_groups(%x: tensor<2x8x32xf32>, %mod: tensor<2x8xi32>,
     %a1: tensor<32x16xf32>, %a2: tensor<16x4xf32>, %b1: tensor<32x8xf32>,
     %b2: tensor<8x2xf32>) -> tensor<2x8x4xf32> {

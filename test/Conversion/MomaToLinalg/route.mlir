@@ -91,14 +91,14 @@ func.func @route_token_choice(%logits: tensor<2x8x4xf32>, %mod: tensor<2x8xi32>)
   return %tok, %gate, %off : tensor<32xi32>, tensor<32xf32>, tensor<5xi32>
 }
 
-// With aux scores, expert-choice selection is the element-wise aux > 0.5
+// With aux logits, expert-choice selection is the element-wise aux > 0
 // (no selection loop, no capacity).
 // CHECK-LABEL: func.func @route_aux
 // CHECK-NOT: {{= moma\.}}
-// CHECK-DAG: %[[HALF:.*]] = arith.constant 5.000000e-01 : f32
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
 // CHECK-DAG: %[[AUX:.*]] = tensor.collapse_shape %arg2
 // CHECK: %[[CHOSEN:.*]] = linalg.generic {{.*}} ins(%[[AUX]], %{{.*}} : tensor<16x4xf32>, tensor<16xi32>) outs(%{{.*}} : tensor<16x4xi1>)
-// CHECK: arith.cmpf ogt, %{{.*}}, %[[HALF]] : f32
+// CHECK: arith.cmpf ogt, %{{.*}}, %[[ZERO]] : f32
 // CHECK-NOT: math.floor
 // CHECK: linalg.generic {{.*}} ins(%{{.*}}, %[[CHOSEN]] : tensor<16x4xf32>, tensor<16x4xi1>)
 // CHECK: scf.for {{.*}} -> (index, tensor<64xi32>, tensor<64xf32>, tensor<7xi32>)

@@ -68,6 +68,19 @@ func.func @f(%x: tensor<2x8x32xf32>, %w: tensor<32x1xf32>, %a: tensor<2x8x1xf32>
 
 // -----
 
+// depth aux: one logit per position
+module attributes {moma.modalities = [
+    #moma.modality<0, "text", tokens = 0 to 96>,
+    #moma.modality<1, "image", tokens = 96 to 128>]} {
+func.func @f(%x: tensor<2x8x32xf32>, %w: tensor<32x1xf32>, %a: tensor<2x8x2xf32>) {
+  // expected-error @+1 {{'aux' must have shape [2, 8, 1] ([batch, sequence, 1] auxiliary-router logits), found [2, 8, 2]}}
+  %i, %g = moma.depth_route %x, %w aux %a {capacity_factor = 0.25 : f64} : (tensor<2x8x32xf32>, tensor<32x1xf32>, tensor<2x8x2xf32>) -> (tensor<2x8xi32>, tensor<2x8xf32>)
+  return
+}
+}
+
+// -----
+
 // depth router weight
 module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,

@@ -97,7 +97,7 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%p: tensor<2x8x4xf32>, %t: tensor<2x8x1xf32>) {
-  // expected-error @+1 {{'targets' must have the shape of 'scores' [2, 8, 4], found [2, 8, 1]}}
+  // expected-error @+1 {{'targets' must have the shape of 'logits' [2, 8, 4], found [2, 8, 1]}}
   %b = moma.aux_router_loss %p, %t : (tensor<2x8x4xf32>, tensor<2x8x1xf32>) -> tensor<f32>
   return
 }
@@ -110,7 +110,7 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%p: tensor<2x8x4xf32>, %t: tensor<2x8x4xf16>) {
-  // expected-error @+1 {{failed to verify that all of {scores, targets, result} have same element type}}
+  // expected-error @+1 {{failed to verify that all of {logits, targets, result} have same element type}}
   %b = moma.aux_router_loss %p, %t : (tensor<2x8x4xf32>, tensor<2x8x4xf16>) -> tensor<f32>
   return
 }

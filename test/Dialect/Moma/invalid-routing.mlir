@@ -149,7 +149,7 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%l: tensor<2x8x4xf32>, %m: tensor<2x8xi32>) {
-  // expected-error @+1 {{'aux' scores replace expert_choice selection, but no group uses expert_choice}}
+  // expected-error @+1 {{'aux' logits replace expert_choice selection, but no group uses expert_choice}}
   %t, %g, %o = moma.route %l, %m aux %l groups [#moma.expert_group<modality = 0, experts = 4, token_choice(top_k = 2), score = softmax>] : (tensor<2x8x4xf32>, tensor<2x8xi32>, tensor<2x8x4xf32>) -> (tensor<32xi32>, tensor<32xf32>, tensor<5xi32>)
   return
 }
@@ -162,7 +162,7 @@ module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 96>,
     #moma.modality<1, "image", tokens = 96 to 128>]} {
 func.func @f(%l: tensor<2x8x4xf32>, %m: tensor<2x8xi32>, %a: tensor<2x8x1xf32>) {
-  // expected-error @+1 {{'aux' scores must have the shape of 'logits' [2, 8, 4], found [2, 8, 1]}}
+  // expected-error @+1 {{'aux' logits must have the shape of 'logits' [2, 8, 4], found [2, 8, 1]}}
   %t, %g, %o = moma.route %l, %m aux %a groups [#moma.expert_group<modality = 0, experts = 4, expert_choice(capacity = 1.0), score = sigmoid>] : (tensor<2x8x4xf32>, tensor<2x8xi32>, tensor<2x8x1xf32>) -> (tensor<64xi32>, tensor<64xf32>, tensor<5xi32>)
   return
 }

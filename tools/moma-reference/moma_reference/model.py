@@ -167,9 +167,9 @@ class Model:
         if aux_groups:
             aux = xf.new_zeros(N, e_max)
             for g in aux_groups:
-                pg = self.ops.aux_router(xf.detach(), self.w[f"{p}.aux.{g.name}.w1"], self.w[f"{p}.aux.{g.name}.w2"])
+                zg = self.ops.aux_router(xf.detach(), self.w[f"{p}.aux.{g.name}.w1"], self.w[f"{p}.aux.{g.name}.w2"])
                 member = self.ops.group_members_mask(mf, g).unsqueeze(-1).to(x.dtype)
-                aux = aux + torch.nn.functional.pad(member * pg, (0, e_max - g.experts))
+                aux = aux + torch.nn.functional.pad(member * zg, (0, e_max - g.experts))
 
         plan = self.ops.route(logits, mf, f.groups, aux if self.routing == "aux" else None)
         xs = self.ops.dispatch(xf, plan)

@@ -215,8 +215,8 @@ def route(logits, modality, groups, aux=None):
       experts (ties: lower expert index first);
     * expert_choice ``capacity = c``: each expert takes the
       ``floor(b_g * c / E_g)`` highest-scoring group tokens (ties: lower token
-      index first); with ``aux`` (``[N, E_max]``), expert ``j`` takes token
-      ``t`` iff ``aux[t, j] > 0.5``;
+      index first); with ``aux`` (``[N, E_max]`` logits of the auxiliary
+      routers), expert ``j`` takes token ``t`` iff ``aux[t, j] > 0``;
     * gate = score; ``renormalize`` divides a token's gates by their sum.
     """
     dtype = logits.dtype
@@ -232,7 +232,7 @@ def route(logits, modality, groups, aux=None):
             best = torch.sort(s.detach(), dim=1, descending=True, stable=True).indices[:, :g.top_k]
             chosen.scatter_(1, best, True)
         elif aux is not None:
-            chosen = aux[members, :g.experts].detach() > 0.5
+            chosen = aux[members, :g.experts].detach() > 0
         else:
             k = expert_choice_capacity(b, g.capacity_factor, g.experts)
             for j in range(g.experts):
@@ -284,8 +284,8 @@ def combine(ys, plan, num_tokens, residual=None):
 
 
 def aux_router(x, w1, w2):
-    """``sigmoid(silu(x W1) W2)``."""
-    return torch.sigmoid(F.silu(x @ w1) @ w2)
+    """The logits ``silu(x W1) W2`` (the probability is their sigmoid)."""
+    return F.silu(x @ w1) @ w2
 
 
 def route_mask(plan, modality, groups, e_max):
@@ -309,8 +309,8 @@ def route_mask(plan, modality, groups, e_max):
 def depth_route(x, w, capacity, aux=None):
     """``(idx [B, K], gate [B, K])``: score ``r = sigmoid(x . w)``; each
     sequence keeps its ``K = floor(L * c)`` best positions (ties: lower
-    position first) in ascending order.  With ``aux [B, L, 1]``: positions
-    with ``aux > 0.5``, ``K = L``, trailing ``idx = -1``, gate 0."""
+    position first) in ascending order.  With ``aux [B, L, 1]`` (logits):
+    positions with ``aux > 0``, ``K = L``, trailing ``idx = -1``, gate 0."""
     B, L, _ = x.shape
     r = torch.sigmoid((x @ w).squeeze(-1))  # [B, L]
     if aux is None:
@@ -320,7 +320,7 @@ def depth_route(x, w, capacity, aux=None):
         return idx, torch.gather(r, 1, idx)
     idx = torch.full((B, L), -1, dtype=torch.int64)
     for b in range(B):
-        kept = torch.nonzero(aux[b, :, 0].detach() > 0.5).flatten()
+        kept = torch.nonzero(aux[b, :, 0].detach() > 0).flatten()
         idx[b, :kept.numel()] = kept
     gate = torch.gather(r, 1, idx.clamp(min=0)) * (idx >= 0).to(r.dtype)
     return idx, gate
@@ -415,13 +415,12 @@ def router_z_loss(logits, modality, groups):
     return torch.cat(values).mean()
 
 
-def aux_router_loss(p, target):
-    """Mean over entries with ``target >= 0`` of the binary cross entropy,
-    ``p`` clamped to ``[1e-7, 1 - 1e-7]`` (0 when no entry counts)."""
-    target = target.to(p.dtype)
+def aux_router_loss(logits, target):
+    """Mean over entries with ``target >= 0`` of the binary cross entropy
+    with logits, ``max(z, 0) - t z + log1p(exp(-|z|))`` (0 when no entry
+    counts)."""
+    target = target.to(logits.dtype)
     counted = target >= 0
     if not bool(counted.any()):
-        return p.new_zeros(())
-    q = p[counted].clamp(1e-7, 1 - 1e-7)
-    t = target[counted]
-    return -(t * torch.log(q) + (1 - t) * torch.log(1 - q)).mean()
+        return logits.new_zeros(())
+    return F.binary_cross_entropy_with_logits(logits[counted], target[counted])

@@ -149,7 +149,7 @@ class MixtureOfDepthsTest(unittest.TestCase):
         x = torch.randn(1, 6, 8, dtype=torch.float64)
         modality = torch.tensor([[0, 1, 0, 0, 1, 1]])
         p = w["layers.0.mod.aux.w1"], w["layers.0.mod.aux.w2"]
-        kept = (ops.aux_router(x, *p)[0, :, 0] > 0.5).nonzero().flatten()
+        kept = (ops.aux_router(x, *p)[0, :, 0] > 0).nonzero().flatten()  # logits
         self.assertTrue(0 < kept.numel() < 6, "seed should keep some, not all, positions")
         model = Model(cfg, w, routing="aux")
         y = model.layer(cfg.layers[0], x, modality, None, LossParts())

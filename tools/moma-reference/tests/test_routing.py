@@ -1,5 +1,6 @@
 """Routing semantics: token choice, expert choice, plans, ties, MoD routing."""
 
+import math
 import unittest
 
 import torch
@@ -88,9 +89,11 @@ class ExpertChoiceTest(unittest.TestCase):
         groups = cfg.layers[0].ffn.groups
         logits = torch.tensor([[0.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
         modality = torch.tensor([0, 1, 0, 0])
-        aux = torch.tensor([[0.9, 0.2], [0.9, 0.9], [0.51, 0.5], [0.1, 0.7]], dtype=torch.float64)
+        # Auxiliary-router logits: a token is taken where its logit is > 0
+        # (0 itself, a probability of exactly 1/2, is not).
+        aux = torch.tensor([[2.0, -1.5], [3.0, 3.0], [1e-9, 0.0], [-0.1, 0.7]], dtype=torch.float64)
         plan = ops.route(logits, modality, groups, aux)
-        # Expert 0 takes tokens 0 and 2 (aux > 0.5), expert 1 takes token 3;
+        # Expert 0 takes tokens 0 and 2 (aux > 0), expert 1 takes token 3;
         # the token-choice image group ignores aux (token 1 takes expert 3).
         self.assertEqual(plan.expert_offsets.tolist(), [0, 2, 3, 3, 4])
         self.assertEqual(plan.slot_token.tolist(), [0, 2, 3, 1])
@@ -122,6 +125,17 @@ class TieBreakingTest(unittest.TestCase):
         idx, gate = ops.depth_route(x, w, 0.5)
         self.assertEqual(idx.tolist(), [[0, 1, 2], [0, 1, 4]])
         torch.testing.assert_close(gate[1], torch.sigmoid(torch.tensor([0.0, 0.0, 4.0], dtype=torch.float64)))
+
+    def test_depth_route_by_aux_keeps_positive_logits(self):
+        x = torch.randn(2, 5, 4, dtype=torch.float64)
+        w = torch.randn(4, 1, dtype=torch.float64)
+        aux = torch.tensor([[2.0, 0.0, -3.0, 1e-9, -1e-9], [-1.0] * 5], dtype=torch.float64).unsqueeze(-1)
+        idx, gate = ops.depth_route(x, w, 0.5, aux)
+        # K = L; positions with a positive logit, then -1 and gate 0.
+        self.assertEqual(idx.tolist(), [[0, 3, -1, -1, -1], [-1] * 5])
+        r = torch.sigmoid(x[0] @ w).squeeze(-1)
+        torch.testing.assert_close(gate[0], torch.stack([r[0], r[3], *[r.new_zeros(())] * 3]))
+        self.assertTrue(torch.equal(gate[1], torch.zeros(5, dtype=torch.float64)))
 
 
 class AbsentModalityTest(unittest.TestCase):
@@ -178,11 +192,13 @@ class MasksAndLossesTest(unittest.TestCase):
         self.assertAlmostEqual(lb.item(), 1.0, places=6)
 
     def test_aux_router_loss_and_cross_entropy(self):
-        p = torch.tensor([[0.9, 0.2], [0.0, 0.5]], dtype=torch.float64)
+        # The loss reads logits: z = logit(p) for p = 0.9, 0.2, (ignored), 0.5.
+        p = torch.tensor([[0.9, 0.2], [0.3, 0.5]], dtype=torch.float64)
+        z = torch.log(p / (1 - p))
         t = torch.tensor([[1.0, 0.0], [-1.0, 1.0]], dtype=torch.float64)
-        want = -(torch.log(torch.tensor(0.9)) + torch.log(torch.tensor(0.8)) + torch.log(torch.tensor(0.5))) / 3
-        self.assertAlmostEqual(ops.aux_router_loss(p, t).item(), want.item(), places=6)
-        self.assertEqual(ops.aux_router_loss(p, -torch.ones(2, 2)).item(), 0.0)
+        want = -(math.log(0.9) + math.log(0.8) + math.log(0.5)) / 3
+        self.assertAlmostEqual(ops.aux_router_loss(z, t).item(), want, places=12)
+        self.assertEqual(ops.aux_router_loss(z, -torch.ones(2, 2)).item(), 0.0)
         logits = torch.randn(1, 3, 5, dtype=torch.float64)
         per, total, counts = ops.cross_entropy(logits, torch.tensor([[2, 4, -1]]), torch.tensor([[1, 1, -1]]), 3)
         self.assertEqual(counts, [0, 2, 0])
@@ -191,6 +207,22 @@ class MasksAndLossesTest(unittest.TestCase):
         self.assertAlmostEqual(per[1].item(), -(ls[0, 2] + ls[1, 4]).item() / 2)
         self.assertAlmostEqual(total.item(), per[1].item())
 
+    def test_aux_router_loss_is_stable_for_saturated_logits(self):
+        # Saturated routers in f32 against float64 max(z, 0) - t z +
+        # log1p(exp(-|z|)). Confidently wrong entries cost |z|: the clamped
+        # probability of the old form gave -log(1.2e-7) = 15.9 for z = 100.
+        # Confidently right entries cost ~exp(-|z|): the old form gave
+        # -log(1 - 6e-8) = 6e-8 (torch 1.13 rounds log(1 + exp(-|z|)) to 0).
+        z = torch.tensor([30.0, -30.0, 100.0, -100.0, 30.0, -100.0, 0.5], dtype=torch.float64)
+        t = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 1.0, -1.0], dtype=torch.float64)
+        terms = z.clamp(min=0) - t * z + torch.log1p(torch.exp(-z.abs()))
+        wrong = torch.tensor([0, 1, 4, 5, 6])
+        want = terms[wrong][:4].mean().item()  # 65
+        got = ops.aux_router_loss(z[wrong].float(), t[wrong].float()).item()
+        self.assertAlmostEqual(got / want, 1.0, delta=1e-6, msg=(got, want))
+        right = torch.tensor([0, 1, 2, 3, 6])
+        got = ops.aux_router_loss(z[right].float(), t[right].float()).item()
+        self.assertAlmostEqual(got, terms[right][:4].mean().item(), delta=1e-12)
 
 if __name__ == "__main__":
     unittest.main()
