@@ -20,10 +20,11 @@ func.func @forward(%w: tensor<f32> {moma.weight = "w"}) -> (tensor<f32> {moma.ou
 module attributes {moma.modalities = [
     #moma.modality<0, "text", tokens = 0 to 64>,
     #moma.modality<1, "image", tokens = 64 to 128>]} {
-func.func @forward(%p: tensor<2x4x4xf32> {moma.weight = "p"}, %t: tensor<2x4x4xf32> {moma.input = "t"}) -> (tensor<f32> {moma.output = "total"}) {
-  // expected-error @+1 {{'moma.aux_router_loss' op has no gradient rule}}
-  %l = moma.aux_router_loss %p, %t : (tensor<2x4x4xf32>, tensor<2x4x4xf32>) -> tensor<f32>
-  return %l : tensor<f32>
+func.func @forward(%w: tensor<2x4x128xf32> {moma.weight = "w"}, %s: tensor<2x4xf32> {moma.input = "s"}, %tgt: tensor<2x4xi32> {moma.input = "targets"}) -> (tensor<f32> {moma.output = "total"}) {
+  // expected-error @+1 {{'moma.scale' op has no gradient rule}}
+  %l = moma.scale %w, %s : (tensor<2x4x128xf32>, tensor<2x4xf32>) -> tensor<2x4x128xf32>
+  %per, %ce = moma.cross_entropy %l, %tgt, %tgt : (tensor<2x4x128xf32>, tensor<2x4xi32>, tensor<2x4xi32>) -> (tensor<2xf32>, tensor<f32>)
+  return %ce : tensor<f32>
 }
 }
 
