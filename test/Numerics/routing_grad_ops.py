@@ -340,8 +340,10 @@ DL = 8  # the depth cases' sequence length
 
 def depth_route_cases(chk):
     x, w = randn(B, DL, D), randn(D, 1, scale=0.7)
-    aux = rng.uniform(0, 1, size=(B, DL, 1))
-    aux[0, :, 0] = [0.9, 0.1, 0.7, 0.2, 0.8, 0.3, 0.1, 0.6]  # 4 of 8 kept
+    # Auxiliary router logits: a position is kept where its logit is > 0.
+    aux = rng.standard_normal(size=(B, DL, 1))
+    aux[0, :, 0] = [2.2, -2.1, 0.8, -1.4, 1.3, -0.8, -2.0, 0.4]  # 4 of 8 kept
+    aux[1, :, 0] = [-0.3, 1.1, -1.7, 0.6, -0.2, -0.9, 1.5, -1.2]  # 3 of 8 kept
     for name, aux_in in (("depth_route_grad", None),
                          ("depth_route_grad aux", torch.from_numpy(aux))):
         xl, wl = leaf(x), leaf(w)

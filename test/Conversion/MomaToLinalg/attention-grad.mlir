@@ -40,11 +40,10 @@ module attributes {moma.modalities = [
 // CHECK: arith.select
 // dWo = o^T dy.
 // CHECK: %[[OF:.*]] = tensor.collapse_shape %[[O]] {{\[}}[0, 1], [2, 3, 4]] : tensor<2x8x2x2x8xf32> into tensor<16x32xf32>
-// CHECK: %[[OT:.*]] = linalg.transpose ins(%[[OF]] : tensor<16x32xf32>) outs(%{{.*}} : tensor<32x16xf32>) permutation = [1, 0]
-// CHECK: %[[DWO:.*]] = linalg.matmul ins(%[[OT]], %[[DY]] : tensor<32x16xf32>, tensor<16x32xf32>)
-// do = dy Wo^T.
-// CHECK: %[[WOT:.*]] = linalg.transpose ins(%arg4 : tensor<32x32xf32>)
-// CHECK: %[[DO:.*]] = linalg.matmul ins(%[[DY]], %[[WOT]] : tensor<16x32xf32>, tensor<32x32xf32>)
+// CHECK: %[[DWO:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[OF]], %[[DY]] : tensor<16x32xf32>, tensor<16x32xf32>) outs(%{{.*}} : tensor<32x32xf32>)
+// do = dy Wo^T (weightGradient and transposedTokenMatmul read the
+// operands as they are: no transposed copies).
+// CHECK: %[[DO:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[DY]], %arg4 : tensor<16x32xf32>, tensor<32x32xf32>) outs(%{{.*}} : tensor<16x32xf32>)
 // CHECK: %[[DO5:.*]] = tensor.expand_shape %[[DO]] {{\[}}[0, 1], [2, 3, 4]] output_shape [2, 8, 2, 2, 8]
 // dv[b, j, g, c]: reduced over the query heads r and the queries i.
 // CHECK: %[[DV:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"]} ins(%[[P]], %[[DO5]], %[[POS]], %[[POS]] : {{.*}}) outs(%{{.*}} : tensor<2x8x2x8xf32>)
@@ -73,17 +72,13 @@ module attributes {moma.modalities = [
 // CHECK: %[[DKF:.*]] = tensor.collapse_shape %[[DKR]] {{\[}}[0, 1], [2, 3]] : tensor<2x8x2x8xf32> into tensor<16x16xf32>
 // CHECK: %[[DVF:.*]] = tensor.collapse_shape %[[DV]] {{\[}}[0, 1], [2, 3]] : tensor<2x8x2x8xf32> into tensor<16x16xf32>
 // Weight gradients x^T d*.
-// CHECK: %[[XT:.*]] = linalg.transpose ins(%[[ROWS]] : tensor<16x32xf32>)
-// CHECK: %[[DWQ:.*]] = linalg.matmul ins(%[[XT]], %[[DQF]] : tensor<32x16xf32>, tensor<16x32xf32>)
-// CHECK: %[[DWK:.*]] = linalg.matmul ins(%{{.*}}, %[[DKF]] : tensor<32x16xf32>, tensor<16x16xf32>)
-// CHECK: %[[DWV:.*]] = linalg.matmul ins(%{{.*}}, %[[DVF]] : tensor<32x16xf32>, tensor<16x16xf32>)
+// CHECK: %[[DWQ:.*]] = linalg.generic {{.*}} ins(%[[ROWS]], %[[DQF]] : tensor<16x32xf32>, tensor<16x32xf32>) outs(%{{.*}} : tensor<32x32xf32>)
+// CHECK: %[[DWK:.*]] = linalg.generic {{.*}} ins(%[[ROWS]], %[[DKF]] : tensor<16x32xf32>, tensor<16x16xf32>) outs(%{{.*}} : tensor<32x16xf32>)
+// CHECK: %[[DWV:.*]] = linalg.generic {{.*}} ins(%[[ROWS]], %[[DVF]] : tensor<16x32xf32>, tensor<16x16xf32>) outs(%{{.*}} : tensor<32x16xf32>)
 // dx = dq Wq^T + dk Wk^T + dv Wv^T.
-// CHECK: %[[WQT:.*]] = linalg.transpose ins(%arg1 : tensor<32x32xf32>)
-// CHECK: %[[DXQ:.*]] = linalg.matmul ins(%[[DQF]], %[[WQT]] : tensor<16x32xf32>, tensor<32x32xf32>)
-// CHECK: %[[WKT:.*]] = linalg.transpose ins(%arg2 : tensor<32x16xf32>)
-// CHECK: %[[DXK:.*]] = linalg.matmul ins(%[[DKF]], %[[WKT]] : tensor<16x16xf32>, tensor<16x32xf32>)
-// CHECK: %[[WVT:.*]] = linalg.transpose ins(%arg3 : tensor<32x16xf32>)
-// CHECK: %[[DXV:.*]] = linalg.matmul ins(%[[DVF]], %[[WVT]] : tensor<16x16xf32>, tensor<16x32xf32>)
+// CHECK: %[[DXQ:.*]] = linalg.generic {{.*}} ins(%[[DQF]], %arg1 : tensor<16x32xf32>, tensor<32x32xf32>) outs(%{{.*}} : tensor<16x32xf32>)
+// CHECK: %[[DXK:.*]] = linalg.generic {{.*}} ins(%[[DKF]], %arg2 : tensor<16x16xf32>, tensor<32x16xf32>) outs(%{{.*}} : tensor<16x32xf32>)
+// CHECK: %[[DXV:.*]] = linalg.generic {{.*}} ins(%[[DVF]], %arg3 : tensor<16x16xf32>, tensor<32x16xf32>) outs(%{{.*}} : tensor<16x32xf32>)
 // CHECK: %[[DX:.*]] = linalg.generic {{.*}} ins(%[[DXQ]], %[[DXK]], %[[DXV]] : {{.*}})
 // CHECK: %[[DX3:.*]] = tensor.expand_shape %[[DX]] {{\[}}[0, 1], [2]] output_shape [2, 8, 32]
 // CHECK: return %[[DX3]], %[[DWQ]], %[[DWK]], %[[DWV]], %[[DWO]]
@@ -118,16 +113,15 @@ func.func @gqa_rope(%x: tensor<2x8x32xf32>, %wq: tensor<32x32xf32>,
 // CHECK: %[[DWO:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%{{.*}}, %[[DY]], %[[MOD]] : tensor<16x32xf64>, tensor<16x32xf64>, tensor<16xi32>) outs(%{{.*}} : tensor<2x32x32xf64>)
 // CHECK: arith.cmpi eq
 // CHECK: arith.select
-// do: Wo transposed per slice, then the untied token product.
-// CHECK: %[[WOT:.*]] = linalg.transpose ins(%arg4 : tensor<2x32x32xf64>) outs(%{{.*}} : tensor<2x32x32xf64>) permutation = [0, 2, 1]
+// do: the untied token product with Wo read transposed per slice.
 // CHECK: linalg.generic {{.*}} ins(%[[DY]], %[[MOD]] : tensor<16x32xf64>, tensor<16xi32>) outs(%{{.*}} : tensor<16x32xf64>)
-// CHECK: tensor.extract %[[WOT]]
+// CHECK: tensor.extract %arg4
 // CHECK: %[[DWQ:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %[[MOD]] : tensor<16x32xf64>, tensor<16x32xf64>, tensor<16xi32>) outs(%{{.*}} : tensor<2x32x32xf64>)
 // CHECK: %[[DWK:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %[[MOD]] : tensor<16x32xf64>, tensor<16x8xf64>, tensor<16xi32>) outs(%{{.*}} : tensor<2x32x8xf64>)
 // CHECK: %[[DWV:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %[[MOD]] : tensor<16x32xf64>, tensor<16x8xf64>, tensor<16xi32>) outs(%{{.*}} : tensor<2x32x8xf64>)
-// CHECK: linalg.transpose ins(%arg1 : tensor<2x32x32xf64>) outs(%{{.*}} : tensor<2x32x32xf64>) permutation = [0, 2, 1]
-// CHECK: linalg.transpose ins(%arg2 : tensor<2x32x8xf64>) outs(%{{.*}} : tensor<2x8x32xf64>) permutation = [0, 2, 1]
-// CHECK: linalg.transpose ins(%arg3 : tensor<2x32x8xf64>) outs(%{{.*}} : tensor<2x8x32xf64>) permutation = [0, 2, 1]
+// CHECK: tensor.extract %arg1
+// CHECK: tensor.extract %arg2
+// CHECK: tensor.extract %arg3
 // CHECK: return %{{.*}}, %[[DWQ]], %[[DWK]], %[[DWV]], %[[DWO]]
 func.func @untied_mqa_noncausal(%x: tensor<2x8x32xf64>,
     %wq: tensor<2x32x32xf64>, %wk: tensor<2x32x8xf64>,

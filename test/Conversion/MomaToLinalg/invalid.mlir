@@ -60,6 +60,7 @@ func.func @attention_grad_bf16(%x: tensor<2x8x32xbf16>,
   return %dx, %dq, %dk, %dv, %do : tensor<2x8x32xbf16>, tensor<32x32xbf16>,
       tensor<32x16xbf16>, tensor<32x16xbf16>, tensor<32x32xbf16>
 }
+}
 
 // -----
 
