@@ -96,6 +96,16 @@ static Value groupColumns(OpBuilder &b, Location loc, Value columns,
       });
 }
 
+/// `d_loss / max(count, 1)`: the factor a mean's gradient gives every
+/// counted entry (computed once, outside the element-wise bodies).
+static Value meanGradientScale(OpBuilder &b, Location loc, Value dLoss,
+                               Value count) {
+  return arith::DivFOp::create(
+      b, loc, dLoss,
+      arith::MaximumFOp::create(b, loc, count,
+                                constantFloat(b, loc, count.getType(), 1.0)));
+}
+
 /// `[T]` float: 1 for the tokens of some group, 0 for the others.
 static Value countRouted(OpBuilder &b, Location loc, Value groupIds,
                          Type type) {
@@ -503,9 +513,10 @@ struct RouterZLossGradLowering : OpRewritePattern<RouterZLossGradOp> {
         rewriter, loc, collapseTokens(rewriter, loc, op.getModality()), groups);
     auto [rowMax, rowSum] =
         buildGroupSoftmaxStats(rewriter, loc, logits, groupIds, groups);
-    Value routed = countRouted(rewriter, loc, groupIds, elementType);
-    Value dLoss =
-        tensor::ExtractOp::create(rewriter, loc, op.getDLoss(), ValueRange{});
+    Value scale = meanGradientScale(
+        rewriter, loc,
+        tensor::ExtractOp::create(rewriter, loc, op.getDLoss(), ValueRange{}),
+        countRouted(rewriter, loc, groupIds, elementType));
     Value dlogits = mapElementwise(
         rewriter, loc, tensorTypeOf(logits),
         ValueRange{logits, groupIds, rowMax, rowSum},
@@ -522,10 +533,6 @@ struct RouterZLossGradLowering : OpRewritePattern<RouterZLossGradOp> {
           Value two = constantFloat(b, l, elementType, 2.0);
           Value value = arith::MulFOp::create(
               b, l, arith::MulFOp::create(b, l, two, lse), p);
-          Value scale = arith::DivFOp::create(
-              b, l, dLoss,
-              arith::MaximumFOp::create(b, l, routed,
-                                        constantFloat(b, l, elementType, 1.0)));
           return keepOrZero(b, l, valid,
                             arith::MulFOp::create(b, l, value, scale));
         });
@@ -555,18 +562,15 @@ struct AuxRouterLossGradLowering : OpRewritePattern<AuxRouterLossGradOp> {
                                     constantFloat(b, l, elementType, 0.0)),
               elementType);
         });
-    Value count = reduceToScalar(rewriter, loc, counted);
-    Value dLoss =
-        tensor::ExtractOp::create(rewriter, loc, op.getDLoss(), ValueRange{});
+    Value scale = meanGradientScale(
+        rewriter, loc,
+        tensor::ExtractOp::create(rewriter, loc, op.getDLoss(), ValueRange{}),
+        reduceToScalar(rewriter, loc, counted));
     Value dz = mapElementwise(
         rewriter, loc, type, ValueRange{op.getLogits(), targets, counted},
         [&](OpBuilder &b, Location l, ValueRange args) -> Value {
           Value diff = arith::SubFOp::create(b, l, scalarSigmoid(b, l, args[0]),
                                              args[1]);
-          Value scale = arith::DivFOp::create(
-              b, l, dLoss,
-              arith::MaximumFOp::create(b, l, count,
-                                        constantFloat(b, l, elementType, 1.0)));
           return arith::MulFOp::create(
               b, l, arith::MulFOp::create(b, l, diff, scale), args[2]);
         });
