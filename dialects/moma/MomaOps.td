@@ -814,5 +814,6 @@ def Moma_AuxRouterLossOp : Moma_Op<"aux_router_loss", [Moma_Differentiable, Pure
 }
 
 include "dialects/moma/MomaGradientOps.td"
+include "dialects/moma/MomaOptimizerOps.td"
 
 #endif // MOMA_DIALECT_MOMAOPS_TD

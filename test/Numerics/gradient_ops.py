@@ -36,7 +36,7 @@ def randn(*shape, scale=1.0):
 
 def ttype(array):
     element = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
-               np.dtype(np.int32): "i32"}[array.dtype]
+               np.dtype(np.int32): "i32", np.dtype(np.int64): "i64"}[array.dtype]
     return opcheck.tensor_type(array.shape, element)
 
 

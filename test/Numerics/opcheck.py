@@ -35,6 +35,7 @@ _ELEMENT = {
     np.dtype(np.float32): ("f32", "i32", np.int32),
     np.dtype(np.float64): ("f64", "i64", np.int64),
     np.dtype(np.int32): ("i32", "i32", np.int32),
+    np.dtype(np.int64): ("i64", "i64", np.int64),
 }
 _NUMPY = {"f32": np.float32, "f64": np.float64, "i32": np.int32}
 

@@ -35,6 +35,7 @@ void populatePermuteToLinalgPatterns(RewritePatternSet &patterns);
 void populateGradientsToLinalgPatterns(RewritePatternSet &patterns);
 void populateRoutingGradToLinalgPatterns(RewritePatternSet &patterns);
 void populateDepthGradToLinalgPatterns(RewritePatternSet &patterns);
+void populateOptimizerToLinalgPatterns(RewritePatternSet &patterns);
 void populateExpertsGradToLinalgPatterns(RewritePatternSet &patterns);
 /// The LM head fused with the cross-entropy of its logits (when nothing else
 /// reads them), its vocabulary chunk chosen for `target`, or `vocabChunk`

@@ -65,6 +65,7 @@ struct ConvertMomaToLinalg
     populateGradientsToLinalgPatterns(patterns);
     populateRoutingGradToLinalgPatterns(patterns);
     populateDepthGradToLinalgPatterns(patterns);
+    populateOptimizerToLinalgPatterns(patterns);
 
     // Every moma op must be lowered; everything else (the upstream dialects
     // the patterns produce, and whatever surrounds the moma ops) stays.
