@@ -144,12 +144,15 @@ LogicalResult MomaDialect::verifyRegionArgAttribute(Operation *op, unsigned,
   }
   // After buffer-results-to-out-params, outputs are arguments too.
   return verifyNameAttr(
-      op, attr, {getInputAttrName(), getWeightAttrName(), getOutputAttrName()},
+      op, attr,
+      {getInputAttrName(), getWeightAttrName(), getStateAttrName(),
+       getOutputAttrName()},
       "argument");
 }
 
 LogicalResult MomaDialect::verifyRegionResultAttribute(Operation *op, unsigned,
                                                        unsigned,
                                                        NamedAttribute attr) {
-  return verifyNameAttr(op, attr, {getOutputAttrName()}, "result");
+  return verifyNameAttr(op, attr, {getOutputAttrName(), getUpdatesAttrName()},
+                        "result");
 }

@@ -70,6 +70,16 @@ def Moma_Dialect : Dialect {
       return ::llvm::StringLiteral("moma.output");
     }
 
+    /// A train program's function: the argument attribute naming optimizer
+    /// state (`adam.m:NAME`), and the result attribute naming the weight or
+    /// state buffer a result replaces in place.
+    static constexpr ::llvm::StringLiteral getStateAttrName() {
+      return ::llvm::StringLiteral("moma.state");
+    }
+    static constexpr ::llvm::StringLiteral getUpdatesAttrName() {
+      return ::llvm::StringLiteral("moma.updates");
+    }
+
     /// Function argument attribute of the byte buffer that
     /// moma-scratch-arena adds: an i64, the arena's size in bytes.
     static constexpr ::llvm::StringLiteral getScratchAttrName() {

@@ -201,6 +201,64 @@ def MomaAutodiff : Pass<"moma-autodiff", "::mlir::func::FuncOp"> {
                            "::moma::MomaDialect"];
 }
 
+def MomaTrainStep : Pass<"moma-train-step", "::mlir::ModuleOp"> {
+  let summary = "Turn a gradients function into one optimizer step";
+  let description = [{
+    Rebuilds `@forward`, which must already return the gradients of
+    moma-autodiff (`grad:NAME` results), into the function one run of a
+    train program executes (examples/Training.md, "Train programs"):
+
+    - its inputs hold `accumulation-steps` micro-batches stacked along the
+      first dimension; the body is the gradients function once per
+      micro-batch, on row slices of them;
+    - the losses (float results of rank 0 or 1) and the gradients are
+      averaged over the micro-batches; other float results (logits) are
+      dropped;
+    - a new input `step` (`tensor<i64>`), and for every weight two arguments
+      `moma.state = "adam.m:NAME"` and `"adam.v:NAME"` (AdamW's moments);
+    - one `moma.adamw` updates every weight and its moments. Its results are
+      returned with `moma.updates = NAME` (the weight or state it replaces,
+      which a program writes in place) after the outputs `grad_norm` and
+      `lr`;
+    - for every `moma.route` of the last micro-batch, an output
+      `expert_offsets:LAYER` with its plan's expert offsets (the per-expert
+      loads a training log plots).
+
+    Weight decay applies to every weight but those of normalisation layers
+    (a name `...norm.weight` or `...norm.bias`) and biases (`....bias`),
+    which are decayed only with `decay-norms-and-biases`.
+
+    Example: `moma-opt model.mlir --moma-autodiff
+    --moma-train-step="lr=3e-4 total-steps=1000 warmup-steps=100"`.
+  }];
+  let options = [
+    Option<"lr", "lr", "double", /*default=*/"1e-3", "Peak learning rate">,
+    Option<"beta1", "beta1", "double", /*default=*/"0.9", "AdamW's beta1">,
+    Option<"beta2", "beta2", "double", /*default=*/"0.999",
+           "AdamW's beta2">,
+    Option<"eps", "eps", "double", /*default=*/"1e-8", "AdamW's epsilon">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"0.0",
+           "Decoupled weight decay">,
+    Option<"decayNormsAndBiases", "decay-norms-and-biases", "bool",
+           /*default=*/"false", "Decay norm weights and biases too">,
+    Option<"warmupSteps", "warmup-steps", "int64_t", /*default=*/"0",
+           "Linear warm-up steps">,
+    Option<"totalSteps", "total-steps", "int64_t", /*default=*/"1",
+           "The step at which the decay reaches the floor">,
+    Option<"decay", "decay", "std::string", /*default=*/"\"linear\"",
+           "The schedule after warm-up: linear, cosine or constant">,
+    Option<"finalLrRatio", "final-lr-ratio", "double", /*default=*/"0.0",
+           "The floor of the schedule, a fraction of lr">,
+    Option<"clipGradNorm", "clip-grad-norm", "double", /*default=*/"0.0",
+           "Global gradient-norm clipping threshold (0: none)">,
+    Option<"accumulationSteps", "accumulation-steps", "int64_t",
+           /*default=*/"1", "Micro-batches per optimizer step">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::moma::MomaDialect"];
+}
+
 def MomaCloneFills : Pass<"moma-clone-fills", "::mlir::func::FuncOp"> {
   let summary = "Give every consumer of a fill a fill of its own";
   let description = [{
