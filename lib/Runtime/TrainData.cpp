@@ -138,7 +138,9 @@ readTrainRows(const std::string &path,
   absl::StatusOr<std::string> bytes = readFile(path);
   if (!bytes.ok())
     return bytes.status();
-  if (bytes->size() >= 8 && std::memcmp(bytes->data(), kCorpusMagic, 8) == 0)
+  // A token file is JSON text; a file that starts as moma's binary files do
+  // is meant to be a corpus (and parseCorpus names its wrong magic).
+  if (bytes->rfind("MOMA", 0) == 0)
     return parseCorpus(*bytes, path, modalities, length);
   absl::StatusOr<TokenBatch> batch = parseTokenFile(*bytes, path, modalities);
   if (!batch.ok())

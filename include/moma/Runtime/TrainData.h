@@ -67,8 +67,8 @@ parseCorpus(std::string_view bytes, const std::string &fileName,
             const std::vector<TokenModality> &modalities, int64_t length);
 
 /// Reads the training rows at \p path: a packed corpus when the file starts
-/// with kCorpusMagic, otherwise a moma-tokens/1 file, whose sequences must
-/// all have \p length tokens.
+/// with "MOMA" (as kCorpusMagic does), otherwise a moma-tokens/1 file, whose
+/// sequences must all have \p length tokens.
 absl::StatusOr<TrainRows>
 readTrainRows(const std::string &path,
               const std::vector<TokenModality> &modalities, int64_t length);

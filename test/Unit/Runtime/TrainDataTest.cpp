@@ -147,6 +147,9 @@ TEST(TrainData, TokenFileRows) {
   rows = readTrainRows(path, kModalities, 2);
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_EQ(rows->rows, 2);
+  writeFile(path, "MOMAPROG and more");
+  expectError(readTrainRows(path, kModalities, 2),
+              "not a packed corpus (no MOMACORP magic)");
   expectError(readTrainRows(dir.file("missing"), kModalities, 2), "missing");
 }
 
