@@ -53,7 +53,8 @@ if subprocess.run([sys.executable, "-c",
     config.available_features.add("cuda")
 
 tool_dirs = [config.moma_tools_dir, config.llvm_tools_dir]
-tools = ["moma-config-check", "moma-opt", "moma-pack", "moma-run", "momac",
+tools = ["moma-config-check", "moma-opt", "moma-pack", "moma-run",
+         "moma-train", "momac",
          ToolSubst("%ptxas", os.path.join(config.cuda_bin_dir, "ptxas"),
                    unresolved="ignore")]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

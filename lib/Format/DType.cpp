@@ -58,4 +58,22 @@ std::optional<DType> parseDType(std::string_view name) {
   return std::nullopt;
 }
 
+DType dtypeOf(ElementType type) {
+  switch (type) {
+  case ElementType::F32:
+    return DType::F32;
+  case ElementType::F64:
+    return DType::F64;
+  case ElementType::BF16:
+    return DType::BF16;
+  case ElementType::F16:
+    return DType::F16;
+  case ElementType::I32:
+    return DType::I32;
+  case ElementType::I64:
+    return DType::I64;
+  }
+  return DType::U8;
+}
+
 } // namespace moma::runtime

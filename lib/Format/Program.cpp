@@ -60,11 +60,12 @@ constexpr std::array<std::pair<std::string_view, ModuleFormat>, 3> kFormats = {{
     {"cubin", ModuleFormat::Cubin},
     {"cpu-so", ModuleFormat::CpuSo},
 }};
-constexpr std::array<std::pair<std::string_view, BufferRole>, 4> kRoles = {{
+constexpr std::array<std::pair<std::string_view, BufferRole>, 5> kRoles = {{
     {"input", BufferRole::Input},
     {"weight", BufferRole::Weight},
     {"output", BufferRole::Output},
     {"scratch", BufferRole::Scratch},
+    {"state", BufferRole::State},
 }};
 constexpr std::array<std::pair<std::string_view, ElementType>, 6> kTypes = {{
     {"f32", ElementType::F32},

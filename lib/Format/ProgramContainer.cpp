@@ -265,6 +265,13 @@ absl::StatusOr<Program> parseProgram(std::string_view bytes,
     return damaged(cat("the manifest records a CPU level (\"cpu\"), which "
                        "program format version ",
                        version, " does not have (it came with version 3)"));
+  if (version < 4)
+    for (const BufferDesc &buffer : program->buffers)
+      if (buffer.role == BufferRole::State)
+        return damaged(cat("buffer '", buffer.name,
+                           "' has role \"state\", which program format "
+                           "version ",
+                           version, " does not have (it came with version 4)"));
   if (absl::Status status = validateProgram(*program); !status.ok())
     return damaged(cat("invalid program: ", status.message()));
   return program;

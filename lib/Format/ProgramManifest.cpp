@@ -411,8 +411,8 @@ absl::StatusOr<Program> ManifestReader::read(const OrderedJson &root) {
     std::optional<BufferRole> parsedRole = parseBufferRole(role);
     if (!parsedRole)
       return error(where + ".role", cat("unknown role \"", role,
-                                        "\" (expected input, weight, output or "
-                                        "scratch)"));
+                                        "\" (expected input, weight, output, "
+                                        "scratch or state)"));
     buffer.role = *parsedRole;
     MOMA_ASSIGN_OR_RETURN(std::string type, stringField(entry, where, "type"));
     std::optional<ElementType> parsedType = parseElementType(type);

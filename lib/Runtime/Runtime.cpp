@@ -77,7 +77,8 @@ absl::Status nullArgument(const char *what) {
 static_assert(int(BufferRole::Input) == MOMA_ROLE_INPUT &&
               int(BufferRole::Weight) == MOMA_ROLE_WEIGHT &&
               int(BufferRole::Output) == MOMA_ROLE_OUTPUT &&
-              int(BufferRole::Scratch) == MOMA_ROLE_SCRATCH);
+              int(BufferRole::Scratch) == MOMA_ROLE_SCRATCH &&
+              int(BufferRole::State) == MOMA_ROLE_STATE);
 static_assert(int(ElementType::F32) == MOMA_DTYPE_F32 &&
               int(ElementType::F64) == MOMA_DTYPE_F64 &&
               int(ElementType::BF16) == MOMA_DTYPE_BF16 &&

@@ -3,10 +3,10 @@
 Usage: check-llvm-free.py BUILD/compile_commands.json SCRATCH_DIR
 
 For each directory that must not see LLVM or MLIR (lib/Format, lib/Runtime,
-tools/moma-run, test/Unit/Runtime) it takes the compile command CMake wrote
-for one of its sources and compiles, with -fsyntax-only, a file including
-`llvm/ADT/StringRef.h`, one including `mlir/IR/Value.h` (both must fail: the
-header is not found) and one including only moma's format header (must
+tools/moma-run, tools/moma-train, test/Unit/Runtime) it takes the compile
+command CMake wrote for one of its sources and compiles, with -fsyntax-only,
+a file including `llvm/ADT/StringRef.h`, one including `mlir/IR/Value.h`
+(both must fail: the header is not found) and one including only moma's format header (must
 compile, so that the failures are the headers' and not the command's). The
 same LLVM probe compiled with a compiler source's flags (lib/Target) must
 compile, so that the probe itself is valid. Last, every public header of the
@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 LLVM_FREE = ["lib/Format/", "lib/Runtime/", "tools/moma-run/",
-             "test/Unit/Runtime/"]
+             "tools/moma-train/", "test/Unit/Runtime/"]
 COMPILER = "lib/Target/"
 PROBES = {
     "llvm": '#include "llvm/ADT/StringRef.h"\n',

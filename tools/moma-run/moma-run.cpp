@@ -78,8 +78,9 @@ constexpr const char *kUsage =
     "                            |out - ref| <= atol + rtol * |ref| "
     "everywhere\n"
     "  --atol X, --rtol X        tolerances of --expect (default 0: exact)\n"
-    "  --grads FILE              gradients programs (momac "
-    "--program=gradients):\n"
+    "  --grads FILE              gradients and train programs (momac "
+    "--program=\n"
+    "                            gradients|train):\n"
     "                            write every weight's gradient (the outputs\n"
     "                            grad:NAME) to a safetensors file, named as "
     "the\n"
@@ -256,26 +257,6 @@ void writeFileAtomically(const std::string &path, const std::string &data,
     fatal(what + ": " + std::string(status.message()));
 }
 
-/// The safetensors element type of a buffer's element type.
-moma::runtime::DType safetensorsDType(moma_dtype dtype) {
-  using moma::runtime::DType;
-  switch (dtype) {
-  case MOMA_DTYPE_F32:
-    return DType::F32;
-  case MOMA_DTYPE_F64:
-    return DType::F64;
-  case MOMA_DTYPE_BF16:
-    return DType::BF16;
-  case MOMA_DTYPE_F16:
-    return DType::F16;
-  case MOMA_DTYPE_I32:
-    return DType::I32;
-  case MOMA_DTYPE_I64:
-    return DType::I64;
-  }
-  return DType::U8;
-}
-
 const char *dtypeName(moma_dtype dtype) {
   switch (dtype) {
   case MOMA_DTYPE_F32:
@@ -431,11 +412,12 @@ int main(int argc, char **argv) {
     check(moma_session_cpu_threads(session, &threads), "thread count");
 
   // Weights.
-  size_t numWeights = 0;
+  size_t numWeights = 0, numStates = 0;
   for (size_t i = 0; i < numBuffers; ++i) {
     moma_buffer_info info;
     check(moma_program_buffer_info(program, i, &info), "buffer info");
     numWeights += info.role == MOMA_ROLE_WEIGHT;
+    numStates += info.role == MOMA_ROLE_STATE;
   }
   if (!options.weights.empty()) {
     size_t loaded = 0;
@@ -447,6 +429,10 @@ int main(int argc, char **argv) {
     fatal("the program has " + std::to_string(numWeights) +
           " weight buffer(s); pass --weights FILE.safetensors");
   }
+  if (numStates)
+    std::printf("moma-run: %zu state buffer(s), zero at the start (a train "
+                "program's optimizer state)\n",
+                numStates);
 
   // Inputs.
   std::vector<std::string> given;
@@ -503,6 +489,19 @@ int main(int argc, char **argv) {
     given.push_back(input.name);
     std::printf("moma-run: input %s <- %s (%zu bytes)\n", input.name.c_str(),
                 input.path.c_str(), data.size());
+  }
+  // A train program's step number (examples/Training.md) starts at 1; step
+  // 0 would make AdamW's bias correction divide by zero.
+  moma_buffer_info stepInfo;
+  if (moma_program_find_buffer(program, "step", &stepInfo) == MOMA_STATUS_OK &&
+      stepInfo.role == MOMA_ROLE_INPUT && stepInfo.dtype == MOMA_DTYPE_I64 &&
+      stepInfo.rank == 0 &&
+      std::find(given.begin(), given.end(), "step") == given.end()) {
+    int64_t one = 1;
+    check(moma_session_set_buffer(session, "step", &one, sizeof(one)), "step");
+    given.push_back("step");
+    std::fprintf(stderr, "moma-run: note: input 'step' not given; it is 1 "
+                         "(the first training step)\n");
   }
   for (size_t i = 0; i < numBuffers; ++i) {
     moma_buffer_info info;
@@ -621,9 +620,15 @@ int main(int argc, char **argv) {
                   scalar("ce_per_modality", m).c_str(), count);
     }
     std::printf("ce %s targets %zu\n", scalar("ce", 0).c_str(), all);
+    // The auxiliary losses, where the program has them (momac's forward
+    // and train programs do).
     for (const char *name :
-         {"load_balancing", "router_z", "aux_router", "total"})
-      std::printf("%s %s\n", name, scalar(name, 0).c_str());
+         {"load_balancing", "router_z", "aux_router", "total"}) {
+      moma_buffer_info info;
+      if (std::string_view(name) == "total" ||
+          moma_program_find_buffer(program, name, &info) == MOMA_STATUS_OK)
+        std::printf("%s %s\n", name, scalar(name, 0).c_str());
+    }
   }
   if (!options.grads.empty()) {
     // Outputs "grad:NAME" become tensors NAME of the buffers' type.
@@ -639,7 +644,9 @@ int main(int argc, char **argv) {
         continue;
       std::string bytes = readBuffer(session, info, "--grads");
       absl::Status added = writer.add(
-          name.substr(prefix.size()), safetensorsDType(info.dtype),
+          name.substr(prefix.size()),
+          moma::runtime::dtypeOf(
+              static_cast<moma::runtime::ElementType>(info.dtype)),
           std::vector<int64_t>(info.shape, info.shape + info.rank), bytes);
       if (!added.ok())
         fatal("--grads: " + std::string(added.message()));

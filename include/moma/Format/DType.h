@@ -18,6 +18,8 @@
 #ifndef MOMA_FORMAT_DTYPE_H
 #define MOMA_FORMAT_DTYPE_H
 
+#include "moma/Format/Program.h"
+
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -52,6 +54,10 @@ uint64_t dtypeSize(DType dtype);
 /// Parses a safetensors dtype spelling such as "BF16"; std::nullopt for any
 /// other text (the spellings are case-sensitive).
 std::optional<DType> parseDType(std::string_view name);
+
+/// Returns the safetensors dtype that holds a buffer of element type \p type
+/// exactly (F32 for f32, I64 for i64, ...).
+DType dtypeOf(ElementType type);
 
 } // namespace moma::runtime
 

@@ -80,6 +80,11 @@ enum class BufferRole : uint8_t {
   Output,
   /// Temporary storage of the schedule.
   Scratch,
+  /// Persistent state of the program (an optimizer's moments): zero-filled
+  /// when a session starts, read and written by the schedule, kept between
+  /// runs; the caller may read it (to save it) or set it (to restore it).
+  /// Program format version 4.
+  State,
 };
 
 /// Element type of a buffer.

@@ -36,8 +36,8 @@ namespace moma::runtime {
 /// The newest program format version this library reads and the one it
 /// writes. Files with a larger version are rejected as "written by a newer
 /// moma"; every older version (1: modules without alternative images; 2:
-/// no CPU level) is read too.
-inline constexpr uint32_t kProgramFormatVersion = 3;
+/// no CPU level; 3: no state buffers) is read too.
+inline constexpr uint32_t kProgramFormatVersion = 4;
 
 /// The eight bytes every program file starts with.
 inline constexpr char kProgramMagic[8] = {'M', 'O', 'M', 'A',

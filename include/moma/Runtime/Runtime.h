@@ -80,10 +80,19 @@ typedef enum moma_device_kind {
 
 /** Role of a buffer (mirrors the program manifest). */
 typedef enum moma_buffer_role {
+  /** Set by the caller before a run. */
   MOMA_ROLE_INPUT = 0,
+  /** Loaded from a weights file (or set by the caller); a training program
+   *  updates its weights in place, and the caller reads them back. */
   MOMA_ROLE_WEIGHT = 1,
+  /** Written by the schedule, read by the caller after a run. */
   MOMA_ROLE_OUTPUT = 2,
+  /** Temporary storage of the schedule. */
   MOMA_ROLE_SCRATCH = 3,
+  /** Persistent program state (an optimizer's moments; program format
+   *  version 4): zero when the session starts, kept between runs; the caller
+   *  may read it (a checkpoint) and set it (a resume). */
+  MOMA_ROLE_STATE = 4,
 } moma_buffer_role;
 
 /** Element type of a buffer (mirrors the program manifest). */
@@ -174,7 +183,8 @@ moma_status moma_program_find_buffer(moma_program program, const char *name,
 /** Binds `program` to a device: for MOMA_DEVICE_CUDA, GPU `device_ordinal`
  *  (its primary context); for MOMA_DEVICE_CPU the ordinal must be 0. Loads
  *  the kernel modules, resolves every kernel the schedule names, allocates the
- *  arena and zero-fills it. Without a CUDA driver, MOMA_DEVICE_CUDA returns
+ *  arena and zero-fills it (so state buffers start at zero; runs keep every
+ *  buffer's contents until the schedule or the caller changes them). Without a CUDA driver, MOMA_DEVICE_CUDA returns
  *  MOMA_STATUS_NO_CUDA_DRIVER.
  *
  *  A CPU session first checks that the host CPU reaches the program's CPU
@@ -250,12 +260,14 @@ moma_status moma_session_load_weights(moma_session session, const char *path,
                                       size_t *out_loaded);
 
 /** Copies `byte_size` bytes from `data` into the buffer named `name` (any
- *  role); `byte_size` must equal the buffer's size. */
+ *  role: inputs, and also weights and state, e.g. to resume from a
+ *  checkpoint); `byte_size` must equal the buffer's size. */
 moma_status moma_session_set_buffer(moma_session session, const char *name,
                                     const void *data, size_t byte_size);
 
-/** Copies the buffer named `name` (any role) into `data`; `byte_size` must
- *  equal the buffer's size. Call after moma_session_run. */
+/** Copies the buffer named `name` (any role: outputs, and also weights and
+ *  state, which a training program updates in place, e.g. to save a
+ *  checkpoint) into `data`; `byte_size` must equal the buffer's size. */
 moma_status moma_session_get_buffer(moma_session session, const char *name,
                                     void *data, size_t byte_size);
 

@@ -107,6 +107,106 @@ TEST(RuntimeCApi, RunsACpuProgramEndToEnd) {
   moma_session_free(session);
 }
 
+TEST(RuntimeCApi, StateBuffersPersistAndWeightsReadBack) {
+  // A stand-in for a training program: each run adds the input to a state
+  // buffer (m += a) and to a weight (b += a, an update in place) and counts
+  // itself in an i64 state buffer.
+  ProgramBuilder builder(Target::Cpu, 64);
+  builder.addModule(ModuleFormat::CpuSo, kernelBytes(), {"vadd", "count_calls"},
+                    "test-kernels");
+  uint64_t a =
+      builder.addBuffer("a", BufferRole::Input, ElementType::F32, {kN});
+  uint64_t b =
+      builder.addBuffer("b", BufferRole::Weight, ElementType::F32, {kN});
+  uint64_t m =
+      builder.addBuffer("m", BufferRole::State, ElementType::F32, {kN});
+  uint64_t calls =
+      builder.addBuffer("calls", BufferRole::State, ElementType::I64, {});
+  builder.addLaunch(0, "vadd", {1, 1, 1}, {1, 1, 1}, vaddArgs(a, m, m));
+  builder.addLaunch(0, "vadd", {1, 1, 1}, {1, 1, 1}, vaddArgs(a, b, b));
+  builder.addLaunch(0, "count_calls", {1, 1, 1}, {1, 1, 1},
+                    {LaunchArg::buffer(calls)});
+  Program built = buildProgram(builder);
+  absl::StatusOr<std::string> bytes = serializeProgram(built);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  moma_program program = nullptr;
+  ASSERT_EQ(
+      moma_program_load_from_memory(bytes->data(), bytes->size(), &program),
+      MOMA_STATUS_OK)
+      << lastError();
+  moma_buffer_info info;
+  ASSERT_EQ(moma_program_find_buffer(program, "m", &info), MOMA_STATUS_OK);
+  EXPECT_EQ(info.role, MOMA_ROLE_STATE);
+  moma_session session = nullptr;
+  ASSERT_EQ(moma_session_create(program, MOMA_DEVICE_CPU, 0, &session),
+            MOMA_STATUS_OK)
+      << lastError();
+
+  // A session starts with zero state.
+  std::vector<float> state(kN, -1.0f);
+  int64_t count = -1;
+  ASSERT_EQ(moma_session_get_buffer(session, "m", state.data(), kN * 4),
+            MOMA_STATUS_OK);
+  EXPECT_EQ(state, std::vector<float>(kN, 0.0f));
+  ASSERT_EQ(moma_session_get_buffer(session, "calls", &count, 8),
+            MOMA_STATUS_OK);
+  EXPECT_EQ(count, 0);
+
+  // Weights files hold no state: the weight alone loads, a state tensor is
+  // not the program's.
+  TempDir dir;
+  size_t loaded = 0;
+  ASSERT_EQ(moma_session_load_weights(session, writeWeights(dir, {"b"}).c_str(),
+                                      &loaded),
+            MOMA_STATUS_OK)
+      << lastError();
+  EXPECT_EQ(loaded, 1u);
+  std::vector<float> b0(kN);
+  ASSERT_EQ(moma_session_get_buffer(session, "b", b0.data(), kN * 4),
+            MOMA_STATUS_OK);
+
+  std::vector<float> input(kN);
+  for (int i = 0; i < kN; ++i)
+    input[i] = 0.5f * i;
+  ASSERT_EQ(moma_session_set_buffer(session, "a", input.data(), kN * 4),
+            MOMA_STATUS_OK);
+  for (int run = 0; run < 2; ++run)
+    ASSERT_EQ(moma_session_run(session), MOMA_STATUS_OK) << lastError();
+  // State and weights persist between runs, and both read back.
+  std::vector<float> weights(kN);
+  ASSERT_EQ(moma_session_get_buffer(session, "m", state.data(), kN * 4),
+            MOMA_STATUS_OK);
+  ASSERT_EQ(moma_session_get_buffer(session, "b", weights.data(), kN * 4),
+            MOMA_STATUS_OK);
+  ASSERT_EQ(moma_session_get_buffer(session, "calls", &count, 8),
+            MOMA_STATUS_OK);
+  EXPECT_EQ(count, 2);
+  for (int i = 0; i < kN; ++i) {
+    EXPECT_EQ(state[i], 2 * input[i]) << i;
+    EXPECT_EQ(weights[i], b0[i] + input[i] + input[i]) << i;
+  }
+
+  // The caller sets state (a resume) and the next run continues from it.
+  std::vector<float> resumed(kN, 1.0f);
+  int64_t resumedCount = 10;
+  ASSERT_EQ(moma_session_set_buffer(session, "m", resumed.data(), kN * 4),
+            MOMA_STATUS_OK);
+  ASSERT_EQ(moma_session_set_buffer(session, "calls", &resumedCount, 8),
+            MOMA_STATUS_OK);
+  EXPECT_EQ(moma_session_set_buffer(session, "calls", &resumedCount, 4),
+            MOMA_STATUS_INVALID_ARGUMENT);
+  ASSERT_EQ(moma_session_run(session), MOMA_STATUS_OK) << lastError();
+  ASSERT_EQ(moma_session_get_buffer(session, "m", state.data(), kN * 4),
+            MOMA_STATUS_OK);
+  ASSERT_EQ(moma_session_get_buffer(session, "calls", &count, 8),
+            MOMA_STATUS_OK);
+  EXPECT_EQ(count, 11);
+  for (int i = 0; i < kN; ++i)
+    EXPECT_EQ(state[i], 1.0f + input[i]) << i;
+  moma_session_free(session);
+  moma_program_free(program);
+}
+
 TEST(RuntimeCApi, WeightErrors) {
   TempDir dir;
   absl::StatusOr<std::string> bytes = serializeProgram(makeCpuProgram());
@@ -177,7 +277,7 @@ TEST(RuntimeCApi, ProgramAndDeviceErrors) {
   EXPECT_TRUE(contains(lastError(), "written by a newer moma"));
   EXPECT_STREQ(moma_status_name(MOMA_STATUS_NO_CUDA_DRIVER),
                "MOMA_STATUS_NO_CUDA_DRIVER");
-  EXPECT_EQ(moma_program_format_version(), 3u);
+  EXPECT_EQ(moma_program_format_version(), 4u);
 
   // A GPU program does not run on the CPU.
   std::string gpu = packContainer(kManifest, {kPtx});

@@ -231,10 +231,10 @@ TEST(ProgramFormat, RejectsForeignAndTruncatedFiles) {
 }
 
 TEST(ProgramFormat, RejectsNewerVersion) {
-  std::string bytes = packContainer(kManifest, {kPtx}, /*version=*/4);
+  std::string bytes = packContainer(kManifest, {kPtx}, /*version=*/5);
   expectRejected(bytes, absl::StatusCode::kUnimplemented,
-                 "written by a newer moma (program format version 4; this "
-                 "runtime reads versions up to 3)");
+                 "written by a newer moma (program format version 5; this "
+                 "runtime reads versions up to 4)");
   // The version is checked before the checksum: a newer layout may differ.
   bytes[40] ^= 1;
   expectRejected(bytes, absl::StatusCode::kUnimplemented, "newer moma");
@@ -318,6 +318,55 @@ TEST(ProgramFormat, ModuleAlternatives) {
                 .find("module 0: only GPU modules carry alternative images"),
             std::string::npos)
       << built.status();
+}
+
+TEST(ProgramFormat, StateRole) {
+  // Version 4: buffers of role "state" (a training program's optimizer
+  // moments), which persist between runs.
+  EXPECT_EQ(bufferRoleName(BufferRole::State), "state");
+  EXPECT_EQ(parseBufferRole("state"), BufferRole::State);
+  const std::string withState =
+      replaced(kManifest, R"({"name":"b","role":"weight")",
+               R"({"name":"b","role":"state")");
+  absl::StatusOr<Program> program =
+      parseProgram(packContainer(withState, {kPtx}, /*version=*/4));
+  ASSERT_TRUE(program.ok()) << program.status();
+  EXPECT_EQ(program->buffers[1].role, BufferRole::State);
+  // The writer keeps the role and writes version 4.
+  absl::StatusOr<std::string> bytes = serializeProgram(*program);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(getU64(*bytes, 8) & 0xffffffffu, 4u);
+  EXPECT_NE(programManifestJson(*program, false)
+                .find(R"({"name":"b","role":"state","type":"f32")"),
+            std::string::npos)
+      << programManifestJson(*program, false);
+  absl::StatusOr<Program> again = parseProgram(*bytes);
+  ASSERT_TRUE(again.ok()) << again.status();
+  expectSamePrograms(*program, *again);
+
+  // Older versions had no state buffers; their other roles still load.
+  for (uint32_t version : {1u, 2u, 3u}) {
+    expectRejected(packContainer(withState, {kPtx}, version),
+                   absl::StatusCode::kDataLoss,
+                   "buffer 'b' has role \"state\", which program format "
+                   "version " +
+                       std::to_string(version) +
+                       " does not have (it came with version 4)");
+    EXPECT_TRUE(parseProgram(packContainer(kManifest, {kPtx}, version)).ok())
+        << version;
+  }
+  // An unknown role names the five known ones.
+  expectRejected(packContainer(replaced(kManifest, R"("role":"weight")",
+                                        R"("role":"moment")"),
+                               {kPtx}, 4),
+                 absl::StatusCode::kDataLoss,
+                 "manifest.buffers[1].role: unknown role \"moment\" (expected "
+                 "input, weight, output, scratch or state)");
+  // State buffers may not overlap other buffers (only scratch may).
+  expectRejected(packContainer(replaced(withState, R"("offset":256,"size":16)",
+                                        R"("offset":0,"size":16)"),
+                               {kPtx}, 4),
+                 absl::StatusCode::kDataLoss, "overlaps");
 }
 
 /// A valid manifest of a CPU program with one cpu-so module, whose target
