@@ -34,6 +34,13 @@ try:
 except (OSError, subprocess.CalledProcessError):
     pass
 config.substitutions.append(("%torch_python", torch_python))
+# tools/moma-plot.py needs matplotlib in the same interpreter.
+try:
+    subprocess.run([torch_python, "-c", "import matplotlib"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config.available_features.add("matplotlib")
+except (OSError, subprocess.CalledProcessError):
+    pass
 
 if os.path.exists(os.path.join(config.cuda_bin_dir, "ptxas")):
     config.available_features.add("ptxas")
