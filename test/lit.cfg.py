@@ -25,14 +25,25 @@ config.substitutions.append(("%moma_src", config.moma_src_root))
 config.substitutions.append(("%python", sys.executable))
 
 # The numerical reference needs Debian's python3 with torch (never the first
-# python3 on PATH, which may be another interpreter).
+# python3 on PATH, which may be another interpreter); tools/moma-plot.py needs
+# matplotlib in the same interpreter.
 torch_python = "/usr/bin/python3"
-try:
-    subprocess.run([torch_python, "-c", "import torch, numpy"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def python_imports(modules):
+    """Whether torch_python imports ``modules`` (a comma-separated list)."""
+    try:
+        subprocess.run([torch_python, "-c", f"import {modules}"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return True
+    except (OSError, subprocess.CalledProcessError):
+        return False
+
+
+if python_imports("torch, numpy"):
     config.available_features.add("torch")
-except (OSError, subprocess.CalledProcessError):
-    pass
+if python_imports("matplotlib"):
+    config.available_features.add("matplotlib")
 config.substitutions.append(("%torch_python", torch_python))
 
 if os.path.exists(os.path.join(config.cuda_bin_dir, "ptxas")):

@@ -6,6 +6,9 @@ Usage (Debian's /usr/bin/python3, which has torch):
     moma_reference.py init MODEL.json --seed N -o W.safetensors
     moma_reference.py run MODEL.json --weights W.safetensors --tokens T.json [--dtype f64|f32]
                       [--grads G.safetensors] [--logits X.safetensors] [--routing batch|aux] [--json]
+    moma_reference.py train MODEL.json --weights W.safetensors --train-config C.json --data D
+                      --batch B --seq-len L --steps N [--seed S] [--shuffle seeded|none]
+                      [--dtype f32|f64] [--routing batch|aux] [--json] [--out-weights W2.safetensors]
 """
 
 import os

@@ -13,7 +13,7 @@ with any python3):
       unknown keys, out-of-range values, broken JSON text) to OUT_DIR.
   reference OUT.json PATH...
       runs the reference CLI in-process on every model file (PATH may be a
-      directory: its *.json except sample-tokens*) and records its outputs.
+      directory: its *.json except sample-tokens* and train-*) and records its outputs.
   compare --tool moma-config-check --reference OUT.json PATH...
       runs the C++ reader on the same files and compares.
 """
@@ -41,7 +41,7 @@ def model_files(paths):
     for path in paths:
         if os.path.isdir(path):
             files += sorted(os.path.join(path, name) for name in os.listdir(path)
-                            if name.endswith(".json") and not name.startswith("sample-tokens"))
+                            if name.endswith(".json") and not name.startswith(("sample-tokens", "train-")))
         else:
             files.append(path)
     return files

@@ -7,7 +7,10 @@ Modules:
     weights     weight names and shapes, seeded initialisation, loading
     ops         one function per op of dialects/moma/Semantics.md
     model       the forward pass, losses and gradients
-    cli         the command line (validate, init, run)
+    train_config training configs (moma-train-config/1), the schedule
+    data        packed corpora, training rows, batch order
+    train       the training step (AdamW, clipping, accumulation)
+    cli         the command line (validate, init, run, train)
 """
 
 from .config import ModelConfig, load_model, parse_model

@@ -1,4 +1,4 @@
-"""Command line of the reference: ``validate``, ``init`` and ``run``.
+"""Command line of the reference: ``validate``, ``init``, ``run`` and ``train``.
 
 ::
 
@@ -7,6 +7,10 @@
     moma_reference.py run MODEL.json --weights W.safetensors --tokens T.json
                       [--dtype f64|f32|bf16|f16] [--routing batch|aux]
                       [--grads G.safetensors] [--logits X.safetensors] [--json]
+    moma_reference.py train MODEL.json --weights W.safetensors --train-config C.json
+                      --data D --batch B --seq-len L --steps N [--seed S]
+                      [--shuffle seeded|none] [--dtype f32|f64] [--routing batch|aux]
+                      [--json] [--out-weights W2.safetensors]
 
 Input errors print one line ``moma-reference: error: <file>: <where>: <rule>``
 to stderr and exit with status 1 (usage errors: status 2), without a
@@ -15,14 +19,18 @@ traceback and without leaving an output file behind.
 
 import argparse
 import json
+import math
 import os
 import sys
 
 from . import safetensors
 from .config import load_model
+from .data import RowStream, load_rows
 from .errors import MomaError
 from .model import run as run_model
 from .tokens import load_tokens
+from .train import Trainer
+from .train_config import load_train_config
 from .weights import COMPUTE_DTYPES, STORAGE_DTYPES, load_weights, parameter_count, weight_specs, write_init
 
 PROG = "moma-reference"
@@ -110,6 +118,62 @@ def cmd_run(args):
         print("\n".join(loss_lines(cfg, out, batch.shape, args.dtype)))
 
 
+def step_line(record, steps):
+    """One ``train`` progress line (without ``--json``)."""
+    parts = [f"step {record.step}/{steps}", f"total {_format_value(record.total)}",
+             f"ce {_format_value(record.ce)}"]
+    parts += [f"ce.{name} {_format_value(v)}" for name, v in record.ce_per_modality.items()]
+    parts += [f"lr {_format_value(record.lr)}", f"grad_norm {_format_value(record.grad_norm)}"]
+    return " ".join(parts)
+
+
+def cmd_train(args):
+    cfg = load_model(args.model)
+    if args.routing == "aux" and not cfg.aux_routers.enabled:
+        raise MomaError(f"{args.model}: --routing aux needs aux_routers.enabled in the model")
+    config = load_train_config(args.train_config)
+    dtype_name = args.dtype or ("f64" if cfg.dtype == "f64" else "f32")
+    weights = load_weights(cfg, args.weights, COMPUTE_DTYPES[dtype_name])
+    rows = load_rows(args.data, cfg, args.seq_len)
+    stream = RowStream(len(rows), args.seed, args.shuffle == "seeded")
+    trainer = Trainer(cfg, weights, config, args.routing)
+    per_step = config.accumulation_steps * args.batch
+    for _ in range(args.steps):
+        ids, modality = rows.select(stream.take(per_step))
+        record = trainer.step(ids, modality)
+        if args.json:
+            print(json.dumps(record.to_json()), flush=True)
+        else:
+            print(step_line(record, args.steps), flush=True)
+        if not math.isfinite(record.total):
+            raise MomaError(f"step {record.step}: the loss is not finite ({record.total!r}); "
+                            f"nothing written")
+    if args.out_weights:
+        safetensors.save(args.out_weights, trainer.weights(),
+                         {"format": "moma-weights", "model": cfg.name,
+                          "trained": f"{args.steps} steps from {args.weights}"})
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2 ** 64:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2^64), not {value}")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog=PROG, description="PyTorch reference of moma models.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -140,6 +204,27 @@ def build_parser():
     r.add_argument("--logits", metavar="X.safetensors", help="write the logits [B, L, V]")
     r.add_argument("--json", action="store_true", help="print the losses as JSON")
     r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("train", help="train with AdamW (examples/Training.md)")
+    t.add_argument("model", metavar="MODEL.json")
+    t.add_argument("--weights", required=True, metavar="W.safetensors", help="the initial weights")
+    t.add_argument("--train-config", required=True, metavar="C.json", help="a moma-train-config/1 file")
+    t.add_argument("--data", required=True, metavar="D",
+                   help="a moma-tokens/1 file of rows of --seq-len tokens, or a moma-corpus/1 corpus")
+    t.add_argument("--batch", required=True, type=_positive, metavar="B", help="rows per micro-batch")
+    t.add_argument("--seq-len", required=True, type=_positive, metavar="L", help="tokens per row")
+    t.add_argument("--steps", required=True, type=_positive, metavar="N", help="optimizer steps")
+    t.add_argument("--seed", type=_seed, default=0, help="seed of the batch order (default 0)")
+    t.add_argument("--shuffle", choices=("seeded", "none"), default="seeded",
+                   help="seeded: a SplitMix64 permutation per epoch; none: rows in file order")
+    t.add_argument("--dtype", choices=("f32", "f64"),
+                   help="weights, gradients and moments (default: f64 for an f64 model, else f32)")
+    t.add_argument("--routing", choices=("batch", "aux"), default="batch",
+                   help="batch: training semantics; aux: route by the auxiliary routers")
+    t.add_argument("--json", action="store_true", help="print each step as one JSON object per line")
+    t.add_argument("--out-weights", metavar="W2.safetensors",
+                   help="write the final weights (in the training dtype)")
+    t.set_defaults(func=cmd_train)
     return parser
 
 
