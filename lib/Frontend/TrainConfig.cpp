@@ -79,7 +79,9 @@ llvm::Expected<TrainConfig> moma::parseTrainConfig(StringRef text,
     return llvm::createStringError(fileName.str() + ": " +
                                    llvm::toString(root.takeError()));
   std::string error;
-  Context ctx{fileName, &error};
+  Context ctx;
+  ctx.file = fileName;
+  ctx.error = &error;
   TrainConfig config;
   if (!parseConfig(*root, ctx, config))
     return llvm::createStringError(error);

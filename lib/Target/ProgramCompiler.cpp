@@ -47,18 +47,40 @@ llvm::Expected<std::vector<ProgramArgument>> prepareForward(ModuleOp module) {
   std::vector<ProgramArgument> buffers;
   for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i) {
     auto type = dyn_cast<RankedTensorType>(func.getArgument(i).getType());
-    auto input = func.getArgAttrOfType<StringAttr>(
-        i, moma::MomaDialect::getInputAttrName());
-    auto weight = func.getArgAttrOfType<StringAttr>(
-        i, moma::MomaDialect::getWeightAttrName());
-    if (!type || (!input && !weight))
-      return llvm::createStringError("@forward argument " + std::to_string(i) +
-                                     " is not a named tensor input or weight");
-    buffers.push_back({(input ? input : weight).getValue().str(),
-                       input ? BufferRole::Input : BufferRole::Weight, type});
+    std::pair<StringRef, BufferRole> roles[] = {
+        {moma::MomaDialect::getInputAttrName(), BufferRole::Input},
+        {moma::MomaDialect::getWeightAttrName(), BufferRole::Weight},
+        {moma::MomaDialect::getStateAttrName(), BufferRole::State}};
+    std::optional<ProgramArgument> buffer;
+    for (auto [attr, role] : roles)
+      if (auto name = func.getArgAttrOfType<StringAttr>(i, attr))
+        buffer = ProgramArgument{name.getValue().str(), role, type};
+    if (!type || !buffer)
+      return llvm::createStringError(
+          "@forward argument " + std::to_string(i) +
+          " is not a named tensor input, weight or optimizer state");
+    buffers.push_back(*buffer);
   }
+  // A train program's `moma.updates` results replace a weight or a state
+  // buffer in place: they are no buffers of their own, and bufferization
+  // drops them (drop-equivalent-buffer-results), which needs the arguments
+  // they replace to be writable.
+  bool updatesInPlace = false;
   for (unsigned i = 0, e = func.getNumResults(); i < e; ++i) {
     auto type = dyn_cast<RankedTensorType>(func.getResultTypes()[i]);
+    if (auto updates = func.getResultAttrOfType<StringAttr>(
+            i, moma::MomaDialect::getUpdatesAttrName())) {
+      auto target = llvm::find_if(buffers, [&](const ProgramArgument &b) {
+        return b.role != BufferRole::Input && b.name == updates.getValue();
+      });
+      if (target == buffers.end() || target->type != type)
+        return llvm::createStringError(
+            "@forward result " + std::to_string(i) + " updates '" +
+            updates.getValue().str() +
+            "', which is no weight or state argument of its type");
+      updatesInPlace = true;
+      continue;
+    }
     auto output = func.getResultAttrOfType<StringAttr>(
         i, moma::MomaDialect::getOutputAttrName());
     if (!type || !output)
@@ -67,8 +89,10 @@ llvm::Expected<std::vector<ProgramArgument>> prepareForward(ModuleOp module) {
     buffers.push_back({output.getValue().str(), BufferRole::Output, type});
   }
   for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
-    func.setArgAttr(i, "bufferization.writable",
-                    BoolAttr::get(module.getContext(), false));
+    func.setArgAttr(
+        i, "bufferization.writable",
+        BoolAttr::get(module.getContext(),
+                      updatesInPlace && buffers[i].role != BufferRole::Input));
   return buffers;
 }
 
@@ -185,6 +209,15 @@ compileCpuProgram(ModuleOp module, StringRef cpu, StringRef combine,
   if (!forward || forward.getNumArguments() < buffers->size())
     return llvm::createStringError(
         "internal error: @forward lost its buffers in bufferization");
+  if (forward.getNumArguments() > buffers->size() + 1 ||
+      (forward.getNumArguments() == buffers->size() + 1 &&
+       !forward.getArgAttr(buffers->size(),
+                           moma::MomaDialect::getScratchAttrName())))
+    return llvm::createStringError(
+        "internal error: bufferization did not update every weight and "
+        "optimizer state in place (@forward has " +
+        std::to_string(forward.getNumArguments()) + " arguments for " +
+        std::to_string(buffers->size()) + " buffers)");
   std::optional<uint64_t> scratchBytes;
   if (forward.getNumArguments() == buffers->size() + 1) {
     auto bytes = forward.getArgAttrOfType<IntegerAttr>(

@@ -108,9 +108,8 @@ static void buildMomaToBuffers(OpPassManager &pm, StringRef kernelTarget,
   // A train program's updated weights and optimizer state
   // (`moma.updates` results) bufferize in place into their writable
   // arguments: such a result is the argument's buffer itself, and is
-  // dropped rather than copied out. (A forward program's arguments are not
-  // writable, and none of its results is equivalent to one.)
-  pm.addPass(bufferization::createDropEquivalentBufferResultsPass());
+  // dropped rather than copied out.
+  pm.addNestedPass<func::FuncOp>(moma::createMomaDropInPlaceUpdates());
   if (outParams) {
     bufferization::BufferResultsToOutParamsPassOptions outParams;
     outParams.modifyPublicFunctions = true;

@@ -259,6 +259,24 @@ def MomaTrainStep : Pass<"moma-train-step", "::mlir::ModuleOp"> {
                            "::moma::MomaDialect"];
 }
 
+def MomaDropInPlaceUpdates
+    : Pass<"moma-drop-in-place-updates", "::mlir::func::FuncOp"> {
+  let summary = "Drop a bufferized train step's in-place update results";
+  let description = [{
+    After one-shot bufferization, every result of a train step marked
+    `moma.updates = NAME` (moma-train-step) must be the buffer of the
+    argument it updates, written in place: the pass checks that and removes
+    the result, so that the program's buffers are exactly its inputs,
+    weights, state and outputs. A result that bufferization could not write
+    in place (it returns another buffer) is an error naming the weight or
+    state. (Upstream `drop-equivalent-buffer-results` leaves public
+    functions, such as a program's entry, alone.)
+
+    Example: `moma-opt step.mlir --one-shot-bufferize=...
+    --moma-drop-in-place-updates`.
+  }];
+}
+
 def MomaCloneFills : Pass<"moma-clone-fills", "::mlir::func::FuncOp"> {
   let summary = "Give every consumer of a fill a fill of its own";
   let description = [{

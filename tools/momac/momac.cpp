@@ -2,7 +2,8 @@
 //
 // momac MODEL.json [--emit=moma|flops|kernels] [-o OUT] [--batch=B
 //       --seq-len=L]
-//       [--routing=batch|aux] [--program=forward|gradients]
+//       [--routing=batch|aux] [--program=forward|gradients|train
+//        [--train-config=C.json]]
 //       [--init-weights=W.safetensors --seed=N]
 //       [--target=cpu|sm_80|sm_90|sm_90a [--scratch-reuse=false]
 //        [--cubin=auto|always|never] [--ptxas=PATH]]
@@ -19,6 +20,7 @@
 #include "moma/Format/ProgramFile.h"
 #include "moma/Frontend/ModelBuilder.h"
 #include "moma/Frontend/ModelConfig.h"
+#include "moma/Frontend/TrainConfig.h"
 #include "moma/Target/GpuProgram.h"
 #include "moma/Target/ProgramCompiler.h"
 #include "passes/Conversion/Passes.h"
@@ -121,7 +123,7 @@ cl::opt<bool> scratchReuse(
     cl::init(true), cl::cat(category));
 
 /// What the compiled program computes.
-enum class ProgramKind { Forward, Gradients };
+enum class ProgramKind { Forward, Gradients, Train };
 cl::opt<ProgramKind> programKind(
     "program", cl::desc("What the program computes"),
     cl::init(ProgramKind::Forward),
@@ -131,7 +133,12 @@ cl::opt<ProgramKind> programKind(
         clEnumValN(ProgramKind::Gradients, "gradients",
                    "the forward pass, its losses and the gradient of 'total' "
                    "with respect to every weight (outputs grad:NAME; "
-                   "moma-autodiff)")),
+                   "moma-autodiff)"),
+        clEnumValN(ProgramKind::Train, "train",
+                   "one optimizer step per run: gradients, AdamW with its "
+                   "schedule and clipping over --train-config's "
+                   "micro-batches, the weights updated in place "
+                   "(examples/Training.md)")),
     cl::cat(category));
 
 enum class Permute { None, Modality };
@@ -166,11 +173,37 @@ int fail(const Twine &message) {
   return 1;
 }
 
-/// Differentiates a gradients program's @forward (moma-autodiff), after
-/// moving it to modality order first when `permuteFirst` (the permutation
-/// must precede the backward pass, which then runs in modality order too).
-/// Returns whether the permutation was applied.
-FailureOr<bool> prepareProgram(mlir::ModuleOp module, bool permuteFirst) {
+cl::opt<std::string>
+    trainConfigFile("train-config",
+                    cl::desc("--program=train: the training configuration "
+                             "(moma-train-config/1, examples/Training.md)"),
+                    cl::value_desc("filename"), cl::cat(category));
+
+/// moma-train-step's options from a training configuration.
+moma::MomaTrainStepOptions trainStepOptions(const moma::TrainConfig &config) {
+  moma::MomaTrainStepOptions options;
+  options.lr = config.lr;
+  options.beta1 = config.beta1;
+  options.beta2 = config.beta2;
+  options.eps = config.eps;
+  options.weightDecay = config.weightDecay;
+  options.decayNormsAndBiases = config.decayNormsAndBiases;
+  options.warmupSteps = config.warmupSteps;
+  options.totalSteps = config.totalSteps;
+  options.decay = config.decay;
+  options.finalLrRatio = config.finalLrRatio;
+  options.clipGradNorm = config.clipGradNorm.value_or(0.0);
+  options.accumulationSteps = config.accumulationSteps;
+  return options;
+}
+
+/// Differentiates a gradients or train program's @forward (moma-autodiff),
+/// after moving it to modality order first when `permuteFirst` (the
+/// permutation must precede the backward pass, which then runs in modality
+/// order too), and makes a train program's optimizer step
+/// (moma-train-step). Returns whether the permutation was applied.
+FailureOr<bool> prepareProgram(mlir::ModuleOp module, bool permuteFirst,
+                               const moma::TrainConfig *trainConfig) {
   if (programKind == ProgramKind::Forward)
     return false;
   mlir::PassManager pm(module->getContext());
@@ -178,6 +211,8 @@ FailureOr<bool> prepareProgram(mlir::ModuleOp module, bool permuteFirst) {
     pm.addNestedPass<mlir::func::FuncOp>(
         moma::createMomaHoistModalityPermutation());
   pm.addNestedPass<mlir::func::FuncOp>(moma::createMomaAutodiff());
+  if (trainConfig)
+    pm.addPass(moma::createMomaTrainStep(trainStepOptions(*trainConfig)));
   if (failed(pm.run(module)))
     return failure();
   return permuteFirst;
@@ -240,12 +275,29 @@ int main(int argc, char **argv) {
                 ": must divide the vocabulary size " +
                 Twine(config->vocabSize));
 
+  // A train program's hyper-parameters, read before anything is built.
+  std::optional<moma::TrainConfig> trainConfig;
+  if (programKind == ProgramKind::Train) {
+    if (trainConfigFile.empty())
+      return fail("--program=train needs --train-config=C.json (a "
+                  "moma-train-config/1 file, examples/Training.md)");
+    Expected<moma::TrainConfig> parsed = moma::loadTrainConfig(trainConfigFile);
+    if (!parsed)
+      return fail(toString(parsed.takeError()));
+    trainConfig = *parsed;
+  } else if (!trainConfigFile.empty()) {
+    return fail("--train-config is for --program=train only");
+  }
+
   mlir::MLIRContext context;
   moma::BuildOptions options;
   options.batch = batch;
   options.seqLen = seqLen;
   options.routing = routing;
-  options.logitsOutput = outputs == Outputs::All;
+  // A train program reports losses only: the LM head is fused with the
+  // cross-entropy, and no logits are kept.
+  options.logitsOutput =
+      outputs == Outputs::All && programKind != ProgramKind::Train;
   options.fileName = inputFile == "-" ? "<stdin>" : inputFile.getValue();
   Expected<mlir::OwningOpRef<mlir::ModuleOp>> module =
       moma::buildModelModule(context, *config, options);
@@ -255,18 +307,22 @@ int main(int argc, char **argv) {
   if (!target.empty() && target != "cpu" && !moma::parseGpuTarget(target))
     return fail("--target=" + target +
                 ": unknown target (expected cpu, sm_80, sm_90 or sm_90a)");
-  if (programKind == ProgramKind::Gradients &&
+  if (programKind != ProgramKind::Forward &&
       config->dtype != moma::DType::F32 && config->dtype != moma::DType::F64)
-    return fail("--program=gradients: model '" + config->name + "' has dtype " +
-                moma::modelDTypeName(config->dtype) +
-                "; gradients are compiled for f32 and f64 models only (the "
-                "mixed-precision backward pass of bf16/f16 models is not "
-                "implemented yet)");
+    return fail(
+        "--program=" +
+        Twine(programKind == ProgramKind::Train ? "train" : "gradients") +
+        ": model '" + config->name + "' has dtype " +
+        moma::modelDTypeName(config->dtype) +
+        "; gradients are compiled for f32 and f64 models only (the "
+        "mixed-precision backward pass of bf16/f16 models, with f32 master "
+        "weights, is not implemented yet)");
   // A compiled or planned program runs in modality order: for a gradients
   // program the permutation comes before moma-autodiff, here.
   bool permuteModality = permute == Permute::Modality &&
                          (!target.empty() || emit == EmitKind::Kernels);
-  FailureOr<bool> permuted = prepareProgram(**module, permuteModality);
+  FailureOr<bool> permuted = prepareProgram(
+      **module, permuteModality, trainConfig ? &*trainConfig : nullptr);
   if (failed(permuted))
     return fail("cannot differentiate '" + config->name + "'");
   if (*permuted)

@@ -51,11 +51,13 @@ struct ProgramArgument {
 };
 
 /// The buffers of `@forward` in `module`, in the order of its lowered
-/// out-parameter signature: the named inputs and weights, then the named
-/// outputs. Also marks `@forward`'s arguments `bufferization.writable =
-/// false`: inputs and weights are set once while the schedule may run many
-/// times (repeats, CUDA graph replay), so no kernel may compute in place
-/// into them. Both back ends start from this.
+/// out-parameter signature: the named inputs, weights and optimizer state,
+/// then the named outputs (a train program's `moma.updates` results are no
+/// buffers: they replace their weight or state in place). Also marks
+/// `@forward`'s arguments `bufferization.writable`: inputs never, as they
+/// are set once while the schedule may run many times (repeats, CUDA graph
+/// replay); weights and state only in a train program, whose one run is one
+/// optimizer step that updates them. Both back ends start from this.
 llvm::Expected<std::vector<ProgramArgument>>
 prepareForward(mlir::ModuleOp module);
 

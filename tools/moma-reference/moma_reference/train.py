@@ -10,8 +10,9 @@ Each optimizer step (``examples/Training.md``, "The update, exactly"):
 3. measures the global gradient norm and clips with
    ``torch.nn.utils.clip_grad_norm_`` when ``clip_grad_norm`` is set;
 4. sets the learning rate of the step (:meth:`TrainConfig.lr_at`, steps from
-   1) and calls ``torch.optim.AdamW``, with weight decay on rank >= 2 weights
-   and on rank-1 weights only if ``decay_norms_and_biases``.
+   1) and calls ``torch.optim.AdamW``, with weight decay on every weight but
+   the norms' and the biases (:func:`is_norm_or_bias`), which are decayed only
+   if ``decay_norms_and_biases``.
 
 The step's reported losses are means over its micro-batches.
 """
@@ -71,10 +72,21 @@ def _expert_load(cfg, plans):
     return load
 
 
+def is_norm_or_bias(name):
+    """Whether weight ``name`` is a normalisation layer's (``...norm.weight``,
+    ``...norm.bias``) or a bias (``....bias``): not decayed by default."""
+    owner, _, last = name.rpartition(".")
+    return last == "bias" or owner.rpartition(".")[2].endswith("norm")
+
+
 def param_groups(params, config):
-    """AdamW's two parameter groups: decayed and not decayed (by rank)."""
-    decayed = [p for p in params.values() if p.dim() >= 2 or config.decay_norms_and_biases]
-    plain = [p for p in params.values() if not (p.dim() >= 2 or config.decay_norms_and_biases)]
+    """AdamW's two parameter groups: decayed, and the norms' weights and the
+    biases (:func:`is_norm_or_bias`) not decayed unless
+    ``decay_norms_and_biases``."""
+    def decays(name):
+        return config.decay_norms_and_biases or not is_norm_or_bias(name)
+    decayed = [p for n, p in params.items() if decays(n)]
+    plain = [p for n, p in params.items() if not decays(n)]
     groups = [{"params": decayed, "weight_decay": config.weight_decay}]
     if plain:
         groups.append({"params": plain, "weight_decay": 0.0})

@@ -247,9 +247,9 @@ class UpdateTest(unittest.TestCase):
     def test_tiny_tensors_one_step(self):
         cfg = TrainConfig(lr=0.1, beta1=0.8, beta2=0.9, eps=1e-3, weight_decay=0.5, total_steps=1)
         params = {"w": torch.nn.Parameter(torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float64)),
-                  "b": torch.nn.Parameter(torch.tensor([0.25, -1.0], dtype=torch.float64))}
+                  "l.bias": torch.nn.Parameter(torch.tensor([0.25, -1.0], dtype=torch.float64))}
         grads = {"w": torch.tensor([[0.5, -1.0], [2.0, 0.0]], dtype=torch.float64),
-                 "b": torch.tensor([1.0, -3.0], dtype=torch.float64)}
+                 "l.bias": torch.tensor([1.0, -3.0], dtype=torch.float64)}
         expect = {n: adamw_by_hand(p.detach().clone(), grads[n], 0.0, 0.0, 1, 0.1, 0.8, 0.9, 1e-3,
                                    0.5 if n == "w" else 0.0)[0] for n, p in params.items()}
         opt = torch.optim.AdamW(param_groups(params, cfg), lr=0.1, betas=(0.8, 0.9), eps=1e-3)
@@ -262,11 +262,18 @@ class UpdateTest(unittest.TestCase):
         self.assertAlmostEqual(float(params["w"][0, 0]), 1.0 * 0.95 - 0.1 * 0.5 / (0.5 + 1e-3), places=14)
 
     def test_norm_weights_decay_only_when_asked(self):
-        params = {"m": torch.nn.Parameter(torch.zeros(2, 2)), "n": torch.nn.Parameter(torch.zeros(2))}
+        # By name, not rank: an untied [M, D] norm scale is not decayed, a
+        # rank-1 weight that is neither a norm's nor a bias is.
+        params = {"layers.0.attn.wq": torch.nn.Parameter(torch.zeros(2, 2)),
+                  "layers.0.attn_norm.weight": torch.nn.Parameter(torch.zeros(3, 2)),
+                  "final_norm.bias": torch.nn.Parameter(torch.zeros(2)),
+                  "layers.0.ffn.bias": torch.nn.Parameter(torch.zeros(2)),
+                  "layers.0.scale": torch.nn.Parameter(torch.zeros(2))}
         groups = param_groups(params, TrainConfig(lr=1.0, weight_decay=0.1))
-        self.assertEqual([(len(g["params"]), g["weight_decay"]) for g in groups], [(1, 0.1), (1, 0.0)])
+        self.assertEqual([(len(g["params"]), g["weight_decay"]) for g in groups], [(2, 0.1), (3, 0.0)])
+        self.assertIs(groups[1]["params"][0], params["layers.0.attn_norm.weight"])
         groups = param_groups(params, TrainConfig(lr=1.0, weight_decay=0.1, decay_norms_and_biases=True))
-        self.assertEqual([(len(g["params"]), g["weight_decay"]) for g in groups], [(2, 0.1)])
+        self.assertEqual([(len(g["params"]), g["weight_decay"]) for g in groups], [(5, 0.1)])
 
     def test_two_steps_of_the_trainer_by_hand(self):
         # Accumulation (A = 2), clipping, rank-based decay, the schedule and
@@ -299,11 +306,12 @@ class UpdateTest(unittest.TestCase):
             self.assertEqual(record.lr, lr)
             scale = min(1.0, 0.5 / (norm + 1e-6))
             for n in w:
-                decay = 0.2 if w[n].dim() >= 2 else 0.0
+                undecayed = n.endswith(("norm.weight", "norm.bias", ".bias"))
+                decay = 0.0 if undecayed else 0.2
                 w[n], m[n], v[n] = adamw_by_hand(w[n], g[n] * scale, m[n], v[n], step, lr, 0.8, 0.9, 1e-6, decay)
         for n, t in trainer.weights().items():
             torch.testing.assert_close(t, w[n], rtol=1e-12, atol=1e-12, msg=n)
-        self.assertIn("layers.0.attn_norm.bias", w)  # rank-1 weights were covered
+        self.assertIn("layers.0.attn_norm.bias", w)  # norm weights were covered
 
 
 class TrainCliTest(unittest.TestCase):
