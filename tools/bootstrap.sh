@@ -10,7 +10,9 @@
 #          given after `run`): its moma IR, its FLOP table, seeded weights, a
 #          program run on the sample tokens (per-modality loss; on the GPU
 #          when one is present, otherwise on the CPU), and the
-#          PyTorch reference's loss on the same weights and tokens
+#          PyTorch reference's loss on the same weights and tokens, then a
+#          short training run (moma-train, 150 steps on a synthetic corpus:
+#          per-modality loss, and a plot of the curves)
 #
 # Environment: MOMA_BUILD_DIR (default: build), MOMA_JOBS (default: nproc).
 #===----------------------------------------------------------------------===//
@@ -23,7 +25,7 @@ llvm=/usr/lib/llvm-22
 
 packages=(libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22
           lld-22 libabsl-dev ninja-build cmake libgtest-dev python3-torch
-          python3-numpy nlohmann-json3-dev libomp-dev)
+          python3-numpy python3-matplotlib nlohmann-json3-dev libomp-dev)
 
 setup() {
   local missing=()
@@ -63,7 +65,7 @@ run_tests() {
 
 run_default() {
   build
-  ninja -C "$build" -j "$jobs" moma-run >/dev/null
+  ninja -C "$build" -j "$jobs" moma-run moma-train >/dev/null
   local model="${1:-$root/examples/tiny-moma-t4i4.json}"
   local tokens="$root/examples/sample-tokens.json"
   local out="$build/run"
@@ -94,6 +96,30 @@ run_default() {
     --weights "$out/weights.safetensors" --tokens "$tokens" --dtype f32
   echo "moma IR: $out/model.mlir; program: $out/model.momaprog;" \
        "weights: $out/weights.safetensors"
+  train_default "$model" "$out"
+}
+
+# A short training run of `model` on the CPU (examples/Training.md): a
+# synthetic corpus, a train program, 150 steps of moma-train, a plot.
+train_default() {
+  local model="$1" out="$2"
+  echo "== training: 150 steps of moma-train on a synthetic corpus (CPU)"
+  /usr/bin/python3 "$root/tools/moma-corpus.py" "$model" \
+    --out "$out/corpus.momacorpus" --tokens 40000 --seed 1
+  if ! "$build/bin/momac" "$model" --program=train \
+      --train-config="$root/examples/train-tiny.json" --target=cpu \
+      --batch=4 --seq-len=32 -o "$out/train.momaprog"; then
+    echo "(no training run: momac cannot compile a train program of $model)"
+    return 0
+  fi
+  rm -rf "$out/train"
+  "$build/bin/moma-train" "$out/train.momaprog" \
+    --weights "$out/weights.safetensors" --data "$out/corpus.momacorpus" \
+    --steps 150 --out "$out/train" --seed 1
+  /usr/bin/python3 "$root/tools/moma-plot.py" "$out/train" \
+    --out "$out/train/loss.png" --smooth 10
+  echo "trained weights: $out/train/checkpoint/weights.safetensors;" \
+       "metrics: $out/train/metrics.jsonl; plots: $out/train/loss*.png"
 }
 
 case "${1:-build}" in
