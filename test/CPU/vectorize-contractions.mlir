@@ -177,6 +177,31 @@ func.func @masked_pv(%p: memref<2x4x1x16x16xf32>, %v: memref<2x16x4x8xf32>, %pos
 
 // -----
 
+// The weight gradient of untied weights and grouped experts
+// (weightGradient): dw[s, k, n] = sum over tokens t of slice s of
+// a[t, k] g[t, n], in the masked form, the condition rebuilt from the
+// slice index and the token's selector.
+// CHECK-LABEL: func.func @masked_weight_gradient
+// CHECK:         scf.parallel
+// CHECK:           arith.cmpi eq
+// CHECK:           vector.fma
+// CHECK:           arith.select {{.*}} : vector<8xf32>
+func.func @masked_weight_gradient(%a: memref<32x16xf32>, %g: memref<32x24xf32>, %sel: memref<32xi32>, %dw: memref<4x16x24xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d3, d1)>, affine_map<(d0, d1, d2, d3) -> (d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%a, %g, %sel : memref<32x16xf32>, memref<32x24xf32>, memref<32xi32>) outs(%dw : memref<4x16x24xf32>) {
+  ^bb0(%in: f32, %in_0: f32, %s: i32, %out: f32):
+    %0 = arith.mulf %in, %in_0 : f32
+    %1 = arith.addf %out, %0 : f32
+    %2 = linalg.index 0 : index
+    %3 = arith.index_cast %2 : index to i32
+    %4 = arith.cmpi eq, %s, %3 : i32
+    %5 = arith.select %4, %1, %out : f32
+    linalg.yield %5 : f32
+  }
+  return
+}
+
+// -----
+
 // Left to convert-linalg-to-loops: other element types, a body that is not
 // a multiply-accumulate, a condition that depends on the column.
 // CHECK-LABEL: func.func @not_mapped

@@ -246,19 +246,17 @@ static Value sumOverTokenDim(OpBuilder &b, Location loc, ValueRange inputs,
              b, loc, resultType, operands, ValueRange{init}, maps, iterators,
              [&](OpBuilder &nb, Location nl, ValueRange args) {
                Value value = term(nb, nl, args.take_front(numInputs));
+               Value sum = arith::AddFOp::create(nb, nl, args.back(), value);
                if (modality) {
+                 // The masked form `select(mine, out + term, out)`, which
+                 // the kernel layer maps as a masked contraction.
                  Value slice =
                      toI32(nb, nl, linalg::IndexOp::create(nb, nl, 0));
                  Value mine = cmpi(nb, nl, arith::CmpIPredicate::eq,
                                    args[numInputs], slice);
-                 value = arith::SelectOp::create(
-                     nb, nl, mine, value,
-                     constantFloat(nb, nl, value.getType(), 0.0));
+                 sum = arith::SelectOp::create(nb, nl, mine, sum, args.back());
                }
-               linalg::YieldOp::create(
-                   nb, nl,
-                   arith::AddFOp::create(nb, nl, args.back(), value)
-                       .getResult());
+               linalg::YieldOp::create(nb, nl, sum);
              })
       .getResult(0);
 }
