@@ -44,18 +44,29 @@ def tensors(path):
     return {name: t.double().numpy() for name, t in f.tensors.items()}
 
 
+COMPILED = {}
+
+
 def check(args, model, tokens_file, tmp):
     cfg = ref_config.load_model(model)
     batch = ref_tokens.load_tokens(tokens_file, cfg)
     ids, _ = batch.tensors()
     B, L = ids.shape
-    weights = os.path.join(tmp, "w.safetensors")
-    program = os.path.join(tmp, "g.momaprog")
+    # One program and one weights file per model and shape, shared by the
+    # token files of that shape (compiling dominates the run time).
+    key = (model, B, L)
+    if key not in COMPILED:
+        index = len(COMPILED)
+        weights = os.path.join(tmp, f"w{index}.safetensors")
+        program = os.path.join(tmp, f"g{index}.momaprog")
+        run([args.momac, model, f"--init-weights={weights}",
+             f"--seed={args.seed}"])
+        run([args.momac, model, "--program=gradients", "--target=cpu",
+             f"--batch={B}", f"--seq-len={L}", "-o", program] + args.momac_arg)
+        COMPILED[key] = (weights, program)
+    weights, program = COMPILED[key]
     got_file = os.path.join(tmp, "got.safetensors")
     ref_file = os.path.join(tmp, "ref.safetensors")
-    run([args.momac, model, f"--init-weights={weights}", f"--seed={args.seed}"])
-    run([args.momac, model, "--program=gradients", "--target=cpu",
-         f"--batch={B}", f"--seq-len={L}", "-o", program] + args.momac_arg)
     run([args.moma_run, program, "--weights", weights, "--tokens", tokens_file,
          "--grads", got_file])
     run([sys.executable, REFERENCE, "run", model, "--weights", weights,
