@@ -20,6 +20,18 @@ different machines:
            default: elementwise relative error is undefined for logits near
            0), integer outputs exactly. Prints one line per case and a
            summary; exits 1 on any mismatch or failed run.
+           Train cases (`.train`: momac --program=train with
+           examples/train-tiny.json, one step, number TRAIN_STEP) compare
+           the outputs too (losses, every grad:NAME, grad_norm, lr, expert
+           offsets) and, after the step, the AdamW moments (state buffers
+           adam.m:NAME, adam.v:NAME) within rtol; the GPU's updated weights
+           must be AdamW's update (examples/Training.md, "The update,
+           exactly") of the initial weights with the GPU's own moments and
+           lr, within --update-rtol of each weight's largest magnitude,
+           before or after the step (the
+           weights themselves are not compared with the CPU's: where a
+           gradient is near 0 its sign, and so that element's first update
+           of about lr, is rounding noise).
   losses   moma-run --tokens runs the CPU and the GPU program of every case
            whose tokens are an example file, and the per-modality losses it
            prints must agree (rtol relative to max(1, |loss|)).
@@ -39,6 +51,7 @@ import math
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -64,6 +77,18 @@ DEFAULT_EDGE_MODELS = ["tiny-moma-t4i4.json", "tiny-uni-moe-top2.json",
 # Models also run on a longer random batch (2 x 128 tokens).
 DEFAULT_LONG_MODELS = ["tiny-moma-t4i4.json", "tiny-moma-mod.json",
                        "tiny-hybrid.json", "tiny-uni-moe-top2.json"]
+# Train cases: one optimizer step of the routed tiny examples (expert
+# choice, MoD, token choice top-2) on their sample tokens, at a step after
+# examples/train-tiny.json's 20 warm-up steps (cosine decay, clipping, bias
+# corrections of a later step). Three, so that the prepared directory stays
+# small enough to carry to the GPU machine.
+DEFAULT_TRAIN_CASES = [
+    ("tiny-moma-t4i4.json", "sample-tokens.json"),
+    ("tiny-moma-mod.json", "sample-tokens.json"),
+    ("tiny-uni-moe-top2.json", "sample-tokens-speech.json"),
+]
+TRAIN_CONFIG = "train-tiny.json"
+TRAIN_STEP = 25
 # Cases whose outputs are not a function of the inputs at float32 precision,
 # so that two correct implementations with different rounding disagree.
 # tiny-moma-t4i4 on one-token-repeated: 24 text tokens with the same id and
@@ -146,11 +171,16 @@ def prepare(args):
     tokens_dir = os.path.join(out, "tokens")
     os.makedirs(tokens_dir, exist_ok=True)
     cases = []
+    chosen = args.cases or args.train_cases
     pairs = [(os.path.join(EXAMPLES, m), os.path.join(EXAMPLES, t))
-             for m, t in DEFAULT_CASES] if not args.cases else \
+             for m, t in DEFAULT_CASES] if not chosen else \
         [tuple(c.split(":")) for c in args.cases]
-    edge_models = DEFAULT_EDGE_MODELS if not args.cases else args.edge_cases
-    long_models = DEFAULT_LONG_MODELS if not args.cases else []
+    edge_models = DEFAULT_EDGE_MODELS if not chosen else args.edge_cases
+    long_models = DEFAULT_LONG_MODELS if not chosen else []
+    # Train cases come after the forward ones.
+    train_pairs = [(os.path.join(EXAMPLES, m), os.path.join(EXAMPLES, t))
+                   for m, t in DEFAULT_TRAIN_CASES] if not chosen else \
+        [tuple(c.split(":")) for c in args.train_cases]
     if edge_models:
         edge_files = edge_token_files(tokens_dir, args.seed)
         for model in edge_models:
@@ -160,15 +190,18 @@ def prepare(args):
     if long_models:
         long_file = long_token_file(tokens_dir, args.seed)
         pairs += [(os.path.join(EXAMPLES, m), long_file) for m in long_models]
-    for model_file, tokens_file in pairs:
+    work = [(m, t, False) for m, t in pairs] + \
+        [(m, t, True) for m, t in train_pairs]
+    for model_file, tokens_file, train in work:
         if (os.path.basename(model_file),
                 os.path.basename(tokens_file)) in ILL_CONDITIONED:
             print("skipped %s on %s: ill-conditioned at float32 (see "
                   "ILL_CONDITIONED)" % (os.path.basename(model_file),
                                         os.path.basename(tokens_file)))
             continue
-        name = "%s.%s" % (os.path.basename(model_file)[:-5],
-                          os.path.basename(tokens_file)[:-5])
+        name = "%s.%s%s" % (os.path.basename(model_file)[:-5],
+                            os.path.basename(tokens_file)[:-5],
+                            ".train" if train else "")
         case_dir = os.path.join(out, name)
         os.makedirs(case_dir, exist_ok=True)
         inputs = token_inputs(model_file, tokens_file)
@@ -183,6 +216,9 @@ def prepare(args):
                    "--batch=%d" % B, "--seq-len=%d" % L, "-o", path]
             if target in args.ptx_only:
                 cmd.append("--cubin=never")
+            if train:
+                cmd += ["--program=train", "--train-config=" +
+                        os.path.join(EXAMPLES, TRAIN_CONFIG)]
             run(cmd)
             programs[target] = os.path.relpath(path, out)
         input_files = {}
@@ -194,10 +230,21 @@ def prepare(args):
             with open(path, "wb") as f:
                 values.tofile(f)
             input_files[key] = os.path.relpath(path, out)
-        cases.append({"name": name, "model": os.path.basename(model_file),
-                      "tokens": os.path.basename(tokens_file),
-                      "weights": os.path.relpath(weights, out),
-                      "programs": programs, "inputs": input_files})
+        case = {"name": name, "model": os.path.basename(model_file),
+                "tokens": os.path.basename(tokens_file),
+                "weights": os.path.relpath(weights, out),
+                "programs": programs, "inputs": input_files}
+        if train:
+            # The step number: an i64 scalar input.
+            path = os.path.join(case_dir, "step.bin")
+            with open(path, "wb") as f:
+                f.write(struct.pack("<q", TRAIN_STEP))
+            input_files["step"] = os.path.relpath(path, out)
+            config = os.path.join(case_dir, TRAIN_CONFIG)
+            shutil.copyfile(os.path.join(EXAMPLES, TRAIN_CONFIG), config)
+            case["train"] = {"config": os.path.relpath(config, out),
+                             "step": TRAIN_STEP}
+        cases.append(case)
         print("prepared %s (%s)" % (name, ", ".join(sorted(programs))))
     with open(os.path.join(out, "cases.json"), "w") as f:
         json.dump({"format": "moma-gpu-cases/1", "seed": args.seed,
@@ -225,9 +272,11 @@ def run_program(args, root, case, target, work, tag, log, images=None):
     """Runs one program; returns {output name: (dtype, path)}, and adds the
     formats of the kernel images a GPU run loaded to `images`."""
     program = os.path.join(root, case["programs"][target])
+    # A train step also leaves its weights and AdamW state to compare.
+    roles = ("output", "weight", "state") if "train" in case else ("output",)
     outputs = {b["name"]: b["type"]
                for b in manifest(args.moma_pack, program)["buffers"]
-               if b["role"] == "output"}
+               if b["role"] in roles}
     cmd = [args.moma_run, program, "--device",
            "cpu" if target == "cpu" else "cuda",
            "--weights", os.path.join(root, case["weights"])]
@@ -285,6 +334,80 @@ def compare(cpu, gpu, rtol):
     return worst, None
 
 
+def read_safetensors(path):
+    """{name: (dtype, values)} of a safetensors file's F32/F64 tensors."""
+    with open(path, "rb") as f:
+        data = f.read()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + size])
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        code = {"F32": "f", "F64": "d"}.get(info["dtype"])
+        if code is None:
+            raise Failure("%s: tensor %s is %s, not F32 or F64" % (
+                path, name, info["dtype"]))
+        begin, end = info["data_offsets"]
+        values = array.array(code)
+        values.frombytes(data[8 + size + begin:8 + size + end])
+        if sys.byteorder != "little":
+            values.byteswap()
+        tensors[name] = values
+    return tensors
+
+
+def decays_weight(name):
+    """Whether AdamW decays weight NAME by default: not the weights of
+    normalisation layers (`...norm.weight`, `...norm.bias`) nor biases
+    (examples/Training.md)."""
+    return not (name.endswith("norm.weight") or name.endswith("norm.bias")
+                or name.endswith(".bias"))
+
+
+def check_update(root, case, dumps, rtol):
+    """The GPU's updated weights against AdamW's update of the initial
+    weights with the GPU's own new moments and lr (examples/Training.md,
+    "The update, exactly"): |w - expected| <= rtol * max(|w0|, |w|) per
+    weight.
+    Returns (worst error, message or None)."""
+    config = read_json(os.path.join(root, case["train"]["config"]))
+    opt = config["optimizer"]
+    beta1, beta2 = opt.get("beta1", 0.9), opt.get("beta2", 0.999)
+    eps, decay = opt.get("eps", 1e-8), opt.get("weight_decay", 0.0)
+    decay_all = opt.get("decay_norms_and_biases", False)
+    s = case["train"]["step"]
+    lr = read_buffer(dumps["lr"][1], dumps["lr"][0])[0]
+    step_size = lr / (1 - beta1 ** s)
+    bias2_sqrt = math.sqrt(1 - beta2 ** s)
+    initial = read_safetensors(os.path.join(root, case["weights"]))
+    worst = 0.0
+    for name, w0 in sorted(initial.items()):
+        if name not in dumps:
+            return worst, "weight %s was not dumped" % name
+        w = read_buffer(*reversed(dumps[name]))
+        m = read_buffer(*reversed(dumps["adam.m:" + name]))
+        v = read_buffer(*reversed(dumps["adam.v:" + name]))
+        keep = 1 - lr * (decay if decay_all or decays_weight(name) else 0.0)
+        # (A weight initialised to zeros, such as a LoRA B, is as large as
+        # its update.)
+        scale = max([abs(x) for x in w0] + [abs(x) for x in w] + [1e-30])
+        error, at = 0.0, 0
+        for i in range(len(w0)):
+            expected = w0[i] * keep - step_size * m[i] / (
+                math.sqrt(v[i]) / bias2_sqrt + eps)
+            e = abs(w[i] - expected) / scale
+            if e > error:
+                error, at = e, i
+        worst = max(worst, error)
+        if error > rtol:
+            return worst, "updated weight %s: relative error %.3e > %g " \
+                "against AdamW's update with the GPU's moments (element %d: " \
+                "%.9g, initial %.9g, m %.9g, v %.9g)" % (
+                    name, error, rtol, at, w[at], w0[at], m[at], v[at])
+    return worst, None
+
+
 def load_cases(args):
     root = os.path.abspath(args.dir)
     path = os.path.join(root, "cases.json")
@@ -312,7 +435,17 @@ def check(args):
                 cpu = run_program(args, root, case, "cpu", work, "cpu", log)
                 gpu = run_program(args, root, case, args.arch, work,
                                   args.arch, log, images)
-                worst, problem = compare(cpu, gpu, args.rtol)
+                # Outputs and AdamW state against the CPU; a train step's
+                # weights against AdamW's update on the GPU's own values.
+                weights = set(read_safetensors(os.path.join(
+                    root, case["weights"]))) if "train" in case else set()
+                worst, problem = compare(
+                    {n: d for n, d in cpu.items() if n not in weights},
+                    gpu, args.rtol)
+                if not problem and "train" in case:
+                    update, problem = check_update(root, case, gpu,
+                                                   args.update_rtol)
+                    worst = max(worst, update)
             except Failure as e:
                 worst, problem = 0.0, str(e)
             if problem:
@@ -450,6 +583,10 @@ def main():
                         help="GPU architecture(s): sm_80, sm_90, sm_90a, or "
                         "auto (GPU 0's) (prepare: any number; check: one)")
     parser.add_argument("--rtol", type=float, default=1e-4)
+    parser.add_argument("--update-rtol", type=float, default=1e-5,
+                        help="check: a train step's updated weights against "
+                        "AdamW's update with the GPU's moments, relative to "
+                        "each weight's largest magnitude")
     parser.add_argument("--kernel-image", default="auto",
                         choices=["auto", "ptx", "cubin"],
                         help="check: which kernel images moma-run loads")
@@ -459,6 +596,11 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--edge-cases", action="append", default=[],
                         metavar="MODEL.json")
+    parser.add_argument("--train-case", dest="train_cases", action="append",
+                        default=[], metavar="MODEL.json:TOKENS.json",
+                        help="prepare: a train case (one step of momac "
+                        "--program=train); with cases or train cases given, "
+                        "only those are prepared")
     parser.add_argument("--verbose", action="store_true",
                         help="print the moma-run logs of mismatching cases")
     parser.add_argument("cases", nargs="*", metavar="MODEL.json:TOKENS.json",

@@ -5,7 +5,8 @@
 #        bash test/Integration/run-on-gpu.sh --prepare [BUILD_DIR]
 #
 # --prepare runs on the build machine (no GPU needed): momac compiles every
-# tiny example model for the CPU, sm_80 and sm_90, with seeded weights and
+# tiny example model for the CPU, sm_80 and sm_90 (forward programs, and
+# train programs for the training-step check), with seeded weights and
 # token inputs, into BUILD_DIR/gpu-models (models_gpu.py prepare), for step
 # 7 below on a GPU machine where momac cannot run (it needs LLVM, MLIR and
 # CUDA's libdevice). Carry BUILD_DIR/bin and BUILD_DIR/gpu-models.
@@ -32,7 +33,12 @@
 #      compiling them here if momac runs; models-gpu.test, the lit form of
 #      this step, is skipped in step 3; and, for the cases on example token
 #      files, compares the per-modality losses that moma-run --tokens prints
-#      (models_gpu.py losses);
+#      (models_gpu.py losses); then one training step of the routed tiny
+#      examples (momac --program=train, examples/train-tiny.json, step 25) on both:
+#      its outputs, every gradient included, and its AdamW moments against
+#      the CPU's, and its updated weights against AdamW's update with its
+#      own moments (models_gpu.py check, the `.train` cases; --prepare
+#      compiles their CPU and GPU train programs too);
 #   8. runs compute-sanitizer (memcheck) on one compiled model, when
 #      installed;
 # and prints a summary. The exit status is non-zero if anything failed.
