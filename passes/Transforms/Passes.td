@@ -194,8 +194,12 @@ def MomaAutodiff : Pass<"moma-autodiff", "::mlir::func::FuncOp"> {
   let options = [
     Option<"function", "function", "std::string", /*default=*/"\"forward\"",
            "The function to differentiate">,
+    Option<"recompute", "recompute", "std::string", /*default=*/"\"none\"",
+           "Activations of the backward pass: none (kept from the forward "
+           "pass) or layer (each layer recomputed from its input)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
                            "::moma::MomaDialect"];
