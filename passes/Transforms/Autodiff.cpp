@@ -11,10 +11,14 @@
 #include "passes/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/MapVector.h"
 
 namespace moma {
 #define GEN_PASS_DEF_MOMAAUTODIFF
@@ -75,6 +79,30 @@ static DepthRegionOp exportBodyValues(DepthRegionOp region,
   return rebuilt;
 }
 
+/// The transformer layer `loc` names: N of the model builder's names
+/// "layers.N" and "layers.N.…" (looked for through fused and call-site
+/// locations).
+static std::optional<unsigned> layerOfLocation(Location loc) {
+  if (auto name = dyn_cast<NameLoc>(loc)) {
+    StringRef rest = name.getName().getValue();
+    unsigned index;
+    if (rest.consume_front("layers.") &&
+        !rest.take_until([](char c) { return c == '.'; })
+             .getAsInteger(10, index))
+      return index;
+    return layerOfLocation(name.getChildLoc());
+  }
+  if (auto fused = dyn_cast<FusedLoc>(loc)) {
+    for (Location inner : fused.getLocations())
+      if (std::optional<unsigned> index = layerOfLocation(inner))
+        return index;
+    return std::nullopt;
+  }
+  if (auto call = dyn_cast<CallSiteLoc>(loc))
+    return layerOfLocation(call.getCallee());
+  return std::nullopt;
+}
+
 namespace {
 
 /// Gradients of values.
@@ -83,8 +111,11 @@ using GradientMap = llvm::DenseMap<Value, Value>;
 /// The gradients of one function's values, built at the end of its body.
 class GradientBuilder {
 public:
-  GradientBuilder(func::FuncOp func, func::ReturnOp ret)
-      : func(func), builder(ret) {}
+  /// With `recomputeLayers`, the backward pass of each transformer layer
+  /// recomputes the layer's forward ops from its inputs first and reads
+  /// those.
+  GradientBuilder(func::FuncOp func, func::ReturnOp ret, bool recomputeLayers)
+      : func(func), builder(ret), recomputeLayers(recomputeLayers) {}
 
   /// Seeds `loss` with 1 and differentiates every op of the body, last
   /// first.
@@ -95,18 +126,35 @@ public:
         DenseElementsAttr::get(
             type, builder.getFloatAttr(type.getElementType(), 1.0)));
     Block &body = func.getBody().front();
+    // The ops of each layer, in program order, when layers are recomputed.
+    llvm::MapVector<unsigned, SmallVector<Operation *>> layers;
+    llvm::DenseMap<Operation *, unsigned> layerOf;
+    if (recomputeLayers)
+      for (Operation &op : body.without_terminator())
+        if (std::optional<unsigned> layer = layerOfLocation(op.getLoc())) {
+          layers[*layer].push_back(&op);
+          layerOf[&op] = *layer;
+        }
+    // A region the backward pass reads exports its body's values (a
+    // recomputed one on its copy only).
     SmallVector<DepthRegionOp> regions(body.getOps<DepthRegionOp>());
-    for (DepthRegionOp region : regions) {
-      unsigned numExtras;
-      DepthRegionOp rebuilt = exportBodyValues(region, numExtras);
-      originalExtras[rebuilt] = numExtras;
-    }
+    for (DepthRegionOp region : regions)
+      if (!layerOf.contains(region))
+        exportRegion(region);
     SmallVector<Operation *> ops;
     for (Operation &op : body.without_terminator())
       ops.push_back(&op);
-    for (Operation *op : llvm::reverse(ops))
+    for (Operation *op : llvm::reverse(ops)) {
+      auto layer = layerOf.find(op);
+      if (layer != layerOf.end()) {
+        if (!recomputedOf.contains(op))
+          recomputeLayer(layers[layer->second]);
+        op = recomputedOf.lookup(op);
+      }
       if (failed(differentiate(op)))
         return failure();
+    }
+    eraseUnusedRecomputation();
     return success();
   }
 
@@ -116,11 +164,76 @@ public:
   OpBuilder &getBuilder() { return builder; }
 
 private:
+  /// Rebuilds `region` with its body's values exported (exportBodyValues)
+  /// and returns the new op.
+  DepthRegionOp exportRegion(DepthRegionOp region) {
+    unsigned numExtras;
+    DepthRegionOp rebuilt = exportBodyValues(region, numExtras);
+    originalExtras[rebuilt] = numExtras;
+    return rebuilt;
+  }
+
+  /// Copies `ops` (one layer's forward ops, in program order) at the
+  /// builder's point, for the layer's backward pass to differentiate
+  /// instead of them. The copies read the layer's inputs (values defined
+  /// before the layer) and each other, so that the forward pass's
+  /// activations inside the layer die with the forward pass. A float
+  /// input computed by an op reaches the copies through a
+  /// `bufferization.alloc_tensor` copy of it, which CSE cannot fold:
+  /// without it, CSE would merge the recomputed ops with the forward ones.
+  void recomputeLayer(ArrayRef<Operation *> ops) {
+    llvm::DenseSet<Operation *> inLayer(ops.begin(), ops.end());
+    Block *body = ops.front()->getBlock();
+    IRMapping copies;
+    for (Operation *op : ops) {
+      op->walk([&](Operation *nested) {
+        for (Value operand : nested->getOperands()) {
+          Operation *def = operand.getDefiningOp();
+          if (!def || def->getBlock() != body || inLayer.contains(def) ||
+              copies.contains(operand) || !isFloatTensor(operand) ||
+              isa<arith::ConstantOp>(def))
+            continue;
+          auto input = bufferization::AllocTensorOp::create(
+              builder, operand.getLoc(),
+              cast<RankedTensorType>(operand.getType()), ValueRange(), operand);
+          copies.map(operand, input.getResult());
+          originalOf[input.getResult()] = operand;
+          recomputation.push_back(input);
+        }
+      });
+      Operation *copy = builder.clone(*op, copies);
+      if (auto region = dyn_cast<DepthRegionOp>(copy))
+        copy = exportRegion(region);
+      for (auto [result, recomputed] :
+           llvm::zip(op->getResults(), copy->getResults())) {
+        copies.map(result, recomputed);
+        originalOf[recomputed] = result;
+      }
+      recomputedOf[op] = copy;
+      recomputation.push_back(copy);
+    }
+  }
+
+  /// Erases the recomputed ops no backward op reads, last first.
+  void eraseUnusedRecomputation() {
+    for (Operation *op : llvm::reverse(recomputation))
+      if (op->use_empty() &&
+          (isa<bufferization::AllocTensorOp>(op) || isOpTriviallyDead(op)))
+        op->erase();
+  }
+
+  /// The forward value whose gradient `value` carries: the original of a
+  /// recomputed value, else itself.
+  Value canonical(Value value) const {
+    Value original = originalOf.lookup(value);
+    return original ? original : value;
+  }
+
   /// Adds `gradient` to the gradient of `value` in `map`.
   void accumulate(GradientMap &map, Value value, Value gradient) {
     if (!gradient)
       return;
-    Value &slot = map[value];
+    Value &slot = map[canonical(value)];
     slot = slot ? arith::AddFOp::create(builder, value.getLoc(), slot, gradient)
                       .getResult()
                 : gradient;
@@ -139,11 +252,11 @@ private:
   }
 
   /// The gradients of `op`'s results in `map`; false if it has none.
-  static bool collectResultGradients(Operation *op, const GradientMap &map,
-                                     SmallVectorImpl<Value> &resultGradients) {
+  bool collectResultGradients(Operation *op, const GradientMap &map,
+                              SmallVectorImpl<Value> &resultGradients) const {
     bool any = false;
     for (Value result : op->getResults()) {
-      resultGradients.push_back(map.lookup(result));
+      resultGradients.push_back(map.lookup(canonical(result)));
       any |= static_cast<bool>(resultGradients.back());
     }
     return any;
@@ -320,6 +433,14 @@ private:
   GradientMap gradients;
   /// The number of extras each rebuilt region had before its exports.
   llvm::DenseMap<Operation *, unsigned> originalExtras;
+  /// Whether each layer's backward pass recomputes its forward ops.
+  bool recomputeLayers;
+  /// Each recomputed forward op's copy.
+  llvm::DenseMap<Operation *, Operation *> recomputedOf;
+  /// The forward value each recomputed value (or input copy) stands for.
+  llvm::DenseMap<Value, Value> originalOf;
+  /// The ops recomputation built, in program order.
+  SmallVector<Operation *> recomputation;
 };
 
 struct AutodiffPass : moma::impl::MomaAutodiffBase<AutodiffPass> {
@@ -355,7 +476,12 @@ struct AutodiffPass : moma::impl::MomaAutodiffBase<AutodiffPass> {
       return signalFail(func.emitOpError()
                         << "'total' must be a scalar float tensor");
 
-    GradientBuilder gradients(func, ret);
+    if (recompute != "none" && recompute != "layer")
+      return signalFail(func.emitOpError()
+                        << "moma-autodiff: recompute must be none or layer, "
+                           "not '"
+                        << recompute << "'");
+    GradientBuilder gradients(func, ret, recompute == "layer");
     if (failed(gradients.differentiate(loss)))
       return signalPassFailure();
 

@@ -3,7 +3,7 @@
 // momac MODEL.json [--emit=moma|flops|kernels] [-o OUT] [--batch=B
 //       --seq-len=L]
 //       [--routing=batch|aux] [--program=forward|gradients|train
-//        [--train-config=C.json]]
+//        [--train-config=C.json] [--recompute=none|layer]]
 //       [--init-weights=W.safetensors --seed=N]
 //       [--target=cpu|sm_80|sm_90|sm_90a [--scratch-reuse=false]
 //        [--cubin=auto|always|never] [--ptxas=PATH]]
@@ -141,6 +141,20 @@ cl::opt<ProgramKind> programKind(
                    "(examples/Training.md)")),
     cl::cat(category));
 
+/// What the backward pass of a gradients or train program recomputes.
+enum class Recompute { None, Layer };
+cl::opt<Recompute> recompute(
+    "recompute",
+    cl::desc("--program=gradients|train: what the backward pass recomputes "
+             "instead of keeping it from the forward pass (moma-autodiff)"),
+    cl::init(Recompute::None),
+    cl::values(clEnumValN(Recompute::None, "none",
+                          "nothing: every activation is kept (the default)"),
+               clEnumValN(Recompute::Layer, "layer",
+                          "each layer, from its input, right before its "
+                          "backward pass")),
+    cl::cat(category));
+
 enum class Permute { None, Modality };
 cl::opt<Permute> permute(
     "permute",
@@ -210,7 +224,9 @@ FailureOr<bool> prepareProgram(mlir::ModuleOp module, bool permuteFirst,
   if (permuteFirst)
     pm.addNestedPass<mlir::func::FuncOp>(
         moma::createMomaHoistModalityPermutation());
-  pm.addNestedPass<mlir::func::FuncOp>(moma::createMomaAutodiff());
+  moma::MomaAutodiffOptions autodiff;
+  autodiff.recompute = recompute == Recompute::Layer ? "layer" : "none";
+  pm.addNestedPass<mlir::func::FuncOp>(moma::createMomaAutodiff(autodiff));
   if (trainConfig)
     pm.addPass(moma::createMomaTrainStep(trainStepOptions(*trainConfig)));
   if (failed(pm.run(module)))
@@ -288,6 +304,15 @@ int main(int argc, char **argv) {
   } else if (!trainConfigFile.empty()) {
     return fail("--train-config is for --program=train only");
   }
+  if (recompute != Recompute::None && programKind == ProgramKind::Forward)
+    return fail("--recompute is for --program=gradients and --program=train "
+                "only");
+  // moma-train-step reports every moma.route's expert loads, and the
+  // recomputed layers' routes would be reported twice.
+  if (recompute != Recompute::None && programKind == ProgramKind::Train)
+    return fail("--recompute=layer is not supported with --program=train yet "
+                "(moma-train-step would report each recomputed route's "
+                "expert loads twice); use --program=gradients");
 
   mlir::MLIRContext context;
   moma::BuildOptions options;
