@@ -260,9 +260,15 @@ void TrainStepPass::runOnOperation() {
     routes.clear();
     for (Operation &op : body.without_terminator()) {
       Operation *copy = b.clone(op, map);
-      if (auto route = dyn_cast<RouteOp>(copy))
-        routes.emplace_back(routeName(route, routes.size()),
-                            route.getExpertOffsets());
+      auto route = dyn_cast<RouteOp>(copy);
+      if (!route)
+        continue;
+      // A layer recomputed for its backward pass (moma-autodiff
+      // recompute=layer) routes again, identically: its forward route,
+      // the first in program order, is the one reported.
+      std::string name = routeName(route, routes.size());
+      if (llvm::none_of(routes, [&](auto &r) { return r.first == name; }))
+        routes.emplace_back(name, route.getExpertOffsets());
     }
     for (auto [i, value] : llvm::enumerate(terminator.getOperands())) {
       Value v = map.lookup(value);

@@ -307,12 +307,6 @@ int main(int argc, char **argv) {
   if (recompute != Recompute::None && programKind == ProgramKind::Forward)
     return fail("--recompute is for --program=gradients and --program=train "
                 "only");
-  // moma-train-step reports every moma.route's expert loads, and the
-  // recomputed layers' routes would be reported twice.
-  if (recompute != Recompute::None && programKind == ProgramKind::Train)
-    return fail("--recompute=layer is not supported with --program=train yet "
-                "(moma-train-step would report each recomputed route's "
-                "expert loads twice); use --program=gradients");
 
   mlir::MLIRContext context;
   moma::BuildOptions options;
