@@ -7,9 +7,13 @@ Usage (Debian's /usr/bin/python3, which has matplotlib):
 Each RUN is a directory holding ``metrics.jsonl`` (as ``moma-train --out``
 writes it) or a ``.jsonl`` file (e.g. the output of the reference's
 ``train --json``): one JSON object per step with ``step``, ``loss``
-(``{"total": ..., "ce": ..., "<modality>": ...}``) and, optionally, ``lr``,
-``grad_norm``, ``tokens_per_s`` and ``expert_load``
-(``{"<route>": [tokens per expert]}``).
+(``{"total": ..., "ce": ..., "<modality>": ...}``, or the modalities'
+losses in ``loss.ce_per_modality`` as moma-train writes them; auxiliary
+losses such as ``router_z`` beside them) and, optionally, ``targets``
+(``{"<modality>": count}``), ``lr``, ``grad_norm``, ``tokens_per_s`` and
+``expert_load`` (``{"<route>": [tokens per expert]}``). A modality's loss
+that is null, or whose ``targets`` count is 0, is no point of its curve: the
+step had no target of it.
 
 Writes:
 
@@ -38,6 +42,29 @@ class PlotError(Exception):
     """An input problem: the message names the file and the line."""
 
 
+# The losses that are not a modality's cross-entropy, in panel order.
+LOSSES = ("ce", "total", "load_balancing", "router_z", "aux_router")
+
+
+def step_losses(record, where):
+    """The losses of one step to plot: name -> value, a modality's loss left
+    out when the step has no target of it (null, or a 0 in ``targets``)."""
+    loss = dict(record["loss"])
+    per = loss.pop("ce_per_modality", {})
+    if not isinstance(per, dict):
+        raise PlotError(f"{where}: 'loss.ce_per_modality' must be an object")
+    loss.update(per)
+    targets = record.get("targets") or {}
+    out = {}
+    for key, value in loss.items():
+        if value is None or (key not in LOSSES and targets.get(key) == 0):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise PlotError(f"{where}: loss '{key}' must be a number or null")
+        out[key] = value
+    return out
+
+
 def read_run(path):
     """The steps of one run (a list of dicts), from a directory or a file."""
     filename = os.path.join(path, "metrics.jsonl") if os.path.isdir(path) else path
@@ -54,6 +81,7 @@ def read_run(path):
                 if not isinstance(record, dict) or not isinstance(record.get("step"), int) \
                         or not isinstance(record.get("loss"), dict):
                     raise PlotError(f"{filename}:{number}: a step needs an integer 'step' and a 'loss' object")
+                record["losses"] = step_losses(record, f"{filename}:{number}")
                 steps.append(record)
     except OSError as e:
         raise PlotError(f"{filename}: {e.strerror}") from None
@@ -74,14 +102,15 @@ def smooth(values, k):
 
 
 def loss_panels(runs):
-    """Loss keys in panel order: modalities (first-seen order), ce, total."""
+    """Loss keys in panel order: modalities (first-seen order), ce, total,
+    then the auxiliary losses."""
     keys = []
     for steps in runs:
         for record in steps:
-            for k in record["loss"]:
-                if k not in keys and k not in ("ce", "total"):
+            for k in record["losses"]:
+                if k not in keys and k not in LOSSES:
                     keys.append(k)
-    return keys + [k for k in ("ce", "total") if any(k in r["loss"] for s in runs for r in s)]
+    return keys + [k for k in LOSSES if any(k in r["losses"] for s in runs for r in s)]
 
 
 def plot_losses(runs, labels, out, k):
@@ -94,10 +123,11 @@ def plot_losses(runs, labels, out, k):
     flat = [a for row in axes for a in row]
     for ax, key in zip(flat, panels):
         for steps, label in zip(runs, labels):
-            points = [(r["step"], r["loss"][key]) for r in steps if key in r["loss"]]
+            points = [(r["step"], r["losses"][key]) for r in steps if key in r["losses"]]
             if points:
-                ax.plot([p[0] for p in points], smooth([p[1] for p in points], k), label=label, linewidth=1.2)
-        ax.set_title(f"loss: {key}" if key in ("ce", "total") else f"ce: {key}")
+                ax.plot([p[0] for p in points], smooth([p[1] for p in points], k), label=label, linewidth=1.2,
+                        marker="." if len(points) == 1 else None)
+        ax.set_title(f"loss: {key}" if key in LOSSES else f"ce: {key}")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -16,6 +16,8 @@
 
 #include "llvm/Support/MemoryBuffer.h"
 
+#include <cmath>
+
 using namespace moma;
 using llvm::StringRef;
 
@@ -40,33 +42,42 @@ static bool parseConfig(const llvm::json::Value &root, const Context &ctx,
                    "weight_decay"},
                   /*optional=*/false, optimizer) ||
       !optimizer.number("lr", cfg.lr, std::nullopt, greaterThan(0.0)) ||
-      !optimizer.number("beta1", cfg.beta1, 0.9, atLeast(0.0)) ||
-      !optimizer.number("beta2", cfg.beta2, 0.999, atLeast(0.0)) ||
+      !optimizer.number("beta1", cfg.beta1, 0.9, NumberBounds{}) ||
+      !optimizer.number("beta2", cfg.beta2, 0.999, NumberBounds{}) ||
       !optimizer.number("eps", cfg.eps, 1e-8, greaterThan(0.0)) ||
       !optimizer.number("weight_decay", cfg.weightDecay, 0.0, atLeast(0.0)) ||
       !optimizer.boolean("decay_norms_and_biases", cfg.decayNormsAndBiases,
                          false))
     return false;
+  // A number too large for a double (1e999) reads as infinity.
+  for (auto [key, value] : {std::pair<StringRef, double>{"lr", cfg.lr},
+                            {"eps", cfg.eps},
+                            {"weight_decay", cfg.weightDecay}})
+    if (!std::isfinite(value))
+      return optimizer.error(key, "must be finite");
   for (auto [key, value] :
        {std::pair<StringRef, double>{"beta1", cfg.beta1}, {"beta2", cfg.beta2}})
-    if (value >= 1.0)
-      return optimizer.error(key, "must be < 1");
+    if (!(value >= 0.0 && value < 1.0))
+      return optimizer.error(key, "must be in [0, 1)");
   if (!top.object("schedule",
                   {"decay", "final_lr_ratio", "total_steps", "warmup_steps"},
                   /*optional=*/false, schedule) ||
       !schedule.integer("total_steps", cfg.totalSteps, std::nullopt, 1) ||
       !schedule.integer("warmup_steps", cfg.warmupSteps, 0, 0) ||
       !schedule.string("decay", cfg.decay, StringRef("linear"),
-                       {"constant", "cosine", "linear"}) ||
-      !schedule.number("final_lr_ratio", cfg.finalLrRatio, 0.0,
-                       NumberBounds{0.0, std::nullopt, 1.0}))
+                       {"linear", "cosine", "constant"}) ||
+      !schedule.number("final_lr_ratio", cfg.finalLrRatio, 0.0, NumberBounds{}))
     return false;
+  if (!(cfg.finalLrRatio >= 0.0 && cfg.finalLrRatio <= 1.0))
+    return schedule.error("final_lr_ratio", "must be in [0, 1]");
   if (const llvm::json::Value *clip = top.get("clip_grad_norm");
       clip && clip->kind() != llvm::json::Value::Null) {
     double threshold = 0.0;
     if (!top.number("clip_grad_norm", threshold, std::nullopt,
                     greaterThan(0.0)))
       return false;
+    if (!std::isfinite(threshold))
+      return top.error("clip_grad_norm", "must be finite");
     cfg.clipGradNorm = threshold;
   }
   return top.integer("accumulation_steps", cfg.accumulationSteps, 1, 1);

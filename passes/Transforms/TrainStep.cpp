@@ -52,15 +52,23 @@ Value scaleBy(OpBuilder &b, Location loc, Value x, int64_t count) {
   return arith::MulFOp::create(b, loc, x, factor);
 }
 
+/// The part of `name` before its last '.' (empty without one) and the part
+/// after it, as Python's `str.rpartition` gives them.
+std::pair<StringRef, StringRef> rpartition(StringRef name) {
+  size_t dot = name.rfind('.');
+  if (dot == StringRef::npos)
+    return {StringRef(), name};
+  return {name.take_front(dot), name.drop_front(dot + 1)};
+}
+
 /// Whether the weight named `name` belongs to a normalisation layer
 /// (`layers.0.attn_norm.weight`, `final_norm.bias`) or is a bias: the
-/// weights AdamW does not decay by default (examples/Training.md).
+/// weights AdamW does not decay by default (examples/Training.md). As the
+/// reference's `is_norm_or_bias`: a dotless name such as `final_norm` is
+/// neither.
 bool isNormOrBias(StringRef name) {
-  auto [owner, last] = name.rsplit('.');
-  if (last == "bias")
-    return true;
-  StringRef layer = owner.rsplit('.').second;
-  return !owner.empty() && (layer.empty() ? owner : layer).ends_with("norm");
+  auto [owner, last] = rpartition(name);
+  return last == "bias" || rpartition(owner).second.ends_with("norm");
 }
 
 /// The name of the layer of `route` from its location

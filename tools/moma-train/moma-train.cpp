@@ -90,7 +90,12 @@ struct Options {
   std::exit(2);
 }
 
+/// Whether stdout ends in an unfinished progress-bar line (a terminal).
+bool progressBarOpen = false;
+
 [[noreturn]] void fatal(const std::string &message) {
+  if (progressBarOpen)
+    std::fputc('\n', stdout);
   std::fflush(stdout);
   std::fprintf(stderr, "moma-train: error: %s\n", message.c_str());
   std::exit(1);
@@ -248,7 +253,10 @@ std::optional<size_t> firstNonFinite(const std::string &bytes,
   return std::nullopt;
 }
 
+/// \p v with 9 significant digits; a NaN of either sign is `nan`.
 std::string formatValue(double v) {
+  if (std::isnan(v))
+    return "nan";
   char text[32];
   std::snprintf(text, sizeof(text), "%.9g", v);
   return text;
@@ -411,7 +419,11 @@ FILE *openMetrics(const std::string &dir, int64_t keepSteps) {
 struct StepResult {
   double total = 0, ce = 0, lr = 0, gradNorm = 0;
   std::vector<std::pair<std::string, double>> extraLosses;
-  std::vector<double> perModality;
+  /// Per modality: its cross-entropy, none when the step has no target of
+  /// it (the program's 0 is no loss).
+  std::vector<std::optional<double>> perModality;
+  /// Per modality: the step's target count, over its micro-batches.
+  std::vector<int64_t> targets;
   std::vector<std::pair<std::string, std::vector<int64_t>>> expertLoad;
 };
 
@@ -445,10 +457,10 @@ std::string progressLine(const StepResult &r, const TrainProgram &t,
                 r.total);
   std::string line = head;
   for (size_t m = 0; m < t.modalities.size(); ++m) {
-    char part[64];
-    std::snprintf(part, sizeof(part), "%s%s %.4f", m ? ", " : " (",
-                  t.modalities[m].name.c_str(), r.perModality[m]);
-    line += part;
+    char value[32] = "-";
+    if (r.perModality[m])
+      std::snprintf(value, sizeof(value), "%.4f", *r.perModality[m]);
+    line += std::string(m ? ", " : " (") + t.modalities[m].name + " " + value;
   }
   char tail[96];
   std::snprintf(tail, sizeof(tail), ") %.0f tok/s lr %.3g grad_norm %.3g",
@@ -602,7 +614,13 @@ int main(int argc, char **argv) {
         r.extraLosses.emplace_back(b->name, floatAt(bytes, b->info.dtype, 0));
       }
     }
-    r.perModality.resize(t.modalities.size(), 0.0);
+    r.perModality.resize(t.modalities.size());
+    for (size_t m = 0; m < t.modalities.size(); ++m) {
+      r.targets.push_back(
+          std::count(targetModality.begin(), targetModality.end(), int32_t(m)));
+      if (!r.targets[m])
+        r.perModality[m].reset();
+    }
     r.total = scalarOutput(session, t, "total");
     r.lr = scalarOutput(session, t, "lr");
     r.gradNorm = scalarOutput(session, t, "grad_norm");
@@ -645,9 +663,10 @@ int main(int argc, char **argv) {
     nlohmann::ordered_json perModality = nlohmann::ordered_json::object(),
                            targetCounts = nlohmann::ordered_json::object();
     for (size_t m = 0; m < t.modalities.size(); ++m) {
-      perModality[t.modalities[m].name] = r.perModality[m];
-      targetCounts[t.modalities[m].name] =
-          std::count(targetModality.begin(), targetModality.end(), int32_t(m));
+      perModality[t.modalities[m].name] =
+          r.perModality[m] ? nlohmann::ordered_json(*r.perModality[m])
+                           : nlohmann::ordered_json(nullptr);
+      targetCounts[t.modalities[m].name] = r.targets[m];
     }
     loss["ce_per_modality"] = perModality;
     line["loss"] = loss;
@@ -675,6 +694,7 @@ int main(int argc, char **argv) {
         std::printf("\r[%s%s] %s\033[K%s", std::string(filled, '#').c_str(),
                     std::string(kWidth - filled, '.').c_str(), progress.c_str(),
                     step == options.steps ? "\n" : "");
+        progressBarOpen = step != options.steps;
       } else if (step == first || step == options.steps ||
                  (step - first + 1) % every == 0) {
         std::printf("moma-train: %s\n", progress.c_str());
