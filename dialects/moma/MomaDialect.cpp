@@ -143,11 +143,10 @@ LogicalResult MomaDialect::verifyRegionArgAttribute(Operation *op, unsigned,
     return success();
   }
   // After buffer-results-to-out-params, outputs are arguments too.
-  return verifyNameAttr(
-      op, attr,
-      {getInputAttrName(), getWeightAttrName(), getStateAttrName(),
-       getOutputAttrName()},
-      "argument");
+  return verifyNameAttr(op, attr,
+                        {getInputAttrName(), getWeightAttrName(),
+                         getStateAttrName(), getOutputAttrName()},
+                        "argument");
 }
 
 LogicalResult MomaDialect::verifyRegionResultAttribute(Operation *op, unsigned,

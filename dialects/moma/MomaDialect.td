@@ -70,6 +70,12 @@ def Moma_Dialect : Dialect {
       return ::llvm::StringLiteral("moma.output");
     }
 
+    /// The prefix of the output names that carry weight gradients
+    /// (`grad:NAME`, moma-autodiff's results).
+    static constexpr ::llvm::StringLiteral getGradientOutputPrefix() {
+      return ::llvm::StringLiteral("grad:");
+    }
+
     /// A train program's function: the argument attribute naming optimizer
     /// state (`adam.m:NAME`), and the result attribute naming the weight or
     /// state buffer a result replaces in place.

@@ -28,8 +28,8 @@ namespace moma {
 using namespace mlir;
 using namespace moma;
 
-/// The prefix of the result names that carry weight gradients.
-static constexpr StringLiteral kGradientPrefix = "grad:";
+static constexpr StringLiteral kGradientPrefix =
+    MomaDialect::getGradientOutputPrefix();
 
 /// Whether `value` is a float tensor (the values gradients flow through).
 static bool isFloatTensor(Value value) {

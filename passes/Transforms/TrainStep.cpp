@@ -23,7 +23,8 @@ namespace moma {
 using namespace mlir;
 using namespace moma;
 
-static constexpr StringLiteral kGradientPrefix = "grad:";
+static constexpr StringLiteral kGradientPrefix =
+    MomaDialect::getGradientOutputPrefix();
 
 namespace {
 

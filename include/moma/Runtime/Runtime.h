@@ -184,8 +184,8 @@ moma_status moma_program_find_buffer(moma_program program, const char *name,
  *  (its primary context); for MOMA_DEVICE_CPU the ordinal must be 0. Loads
  *  the kernel modules, resolves every kernel the schedule names, allocates the
  *  arena and zero-fills it (so state buffers start at zero; runs keep every
- *  buffer's contents until the schedule or the caller changes them). Without a CUDA driver, MOMA_DEVICE_CUDA returns
- *  MOMA_STATUS_NO_CUDA_DRIVER.
+ *  buffer's contents until the schedule or the caller changes them). Without a
+ * CUDA driver, MOMA_DEVICE_CUDA returns MOMA_STATUS_NO_CUDA_DRIVER.
  *
  *  A CPU session first checks that the host CPU reaches the program's CPU
  *  level (moma_program_cpu_level), before it loads any module:

@@ -32,17 +32,6 @@ static FloatType computeType(OpBuilder &b, ArrayRef<Type> types) {
   return widest;
 }
 
-/// Converts the float scalar `value` to `type` (extension or truncation).
-static Value castFloat(OpBuilder &b, Location loc, Value value, Type type) {
-  auto from = cast<FloatType>(value.getType());
-  auto to = cast<FloatType>(type);
-  if (from == to)
-    return value;
-  if (from.getWidth() < to.getWidth())
-    return arith::ExtFOp::create(b, loc, to, value);
-  return arith::TruncFOp::create(b, loc, to, value);
-}
-
 /// `x` with its elements converted to `type` (no-op when they already are).
 static Value castTensor(OpBuilder &b, Location loc, Value x, Type type) {
   RankedTensorType xType = tensorTypeOf(x);
@@ -64,13 +53,6 @@ static Value safeMean(OpBuilder &b, Location loc, Value sum, Value count) {
   Value denominator = arith::SIToFPOp::create(b, loc, type, count);
   Value mean = arith::DivFOp::create(b, loc, sum, denominator);
   return arith::SelectOp::create(b, loc, some, mean, zero);
-}
-
-/// A rank-0 tensor of `resultType` holding `value` (converted).
-static Value toRank0(OpBuilder &b, Location loc, Value value,
-                     RankedTensorType resultType) {
-  value = castFloat(b, loc, value, resultType.getElementType());
-  return tensor::FromElementsOp::create(b, loc, resultType, ValueRange{value});
 }
 
 /// The `i1` mask `mask` as 0/1 i32 (for counts).

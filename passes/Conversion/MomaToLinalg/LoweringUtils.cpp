@@ -517,6 +517,22 @@ Value moma::buildFfnRows(OpBuilder &b, Location loc, bool swiglu, Value x,
   return projectRows(b, loc, hidden, wOut, modality, aOut, bOut, loraScale);
 }
 
+Value moma::castFloat(OpBuilder &b, Location loc, Value value, Type type) {
+  auto from = cast<FloatType>(value.getType());
+  auto to = cast<FloatType>(type);
+  if (from == to)
+    return value;
+  if (from.getWidth() < to.getWidth())
+    return arith::ExtFOp::create(b, loc, to, value);
+  return arith::TruncFOp::create(b, loc, to, value);
+}
+
+Value moma::toRank0(OpBuilder &b, Location loc, Value value,
+                    RankedTensorType resultType) {
+  value = castFloat(b, loc, value, resultType.getElementType());
+  return tensor::FromElementsOp::create(b, loc, resultType, ValueRange{value});
+}
+
 Value moma::reduceToScalar(OpBuilder &b, Location loc, Value x) {
   MLIRContext *ctx = b.getContext();
   RankedTensorType type = tensorTypeOf(x);

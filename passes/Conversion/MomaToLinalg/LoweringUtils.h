@@ -185,6 +185,14 @@ Value buildFfnRows(OpBuilder &b, Location loc, bool swiglu, Value x, Value wIn,
                    Value wOut, Value modality, ArrayRef<Value> lora = {},
                    double loraScale = 1.0);
 
+/// The float scalar `value` converted to the float type `type` (extension or
+/// truncation, round to nearest even); `value` itself if it has that type.
+Value castFloat(OpBuilder &b, Location loc, Value value, Type type);
+/// A rank-0 tensor of `resultType` holding the float scalar `value`,
+/// converted once (`castFloat`).
+Value toRank0(OpBuilder &b, Location loc, Value value,
+              RankedTensorType resultType);
+
 /// Sum of all elements of `x` (float or integer), accumulated in row-major
 /// order in the element type, returned as a scalar.
 Value reduceToScalar(OpBuilder &b, Location loc, Value x);

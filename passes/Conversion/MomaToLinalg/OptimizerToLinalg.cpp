@@ -130,14 +130,6 @@ StepScalars buildStepScalars(OpBuilder &b, Location loc, AdamWOp op) {
   return out;
 }
 
-/// A rank-0 tensor of `type` holding the f64 scalar `value`, rounded once.
-Value toScalarTensor(OpBuilder &b, Location loc, Value value, Type type) {
-  if (type != value.getType())
-    value = arith::TruncFOp::create(b, loc, type, value);
-  return tensor::FromElementsOp::create(b, loc, RankedTensorType::get({}, type),
-                                        ValueRange{value});
-}
-
 struct AdamWLowering : OpRewritePattern<AdamWOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -148,9 +140,9 @@ struct AdamWLowering : OpRewritePattern<AdamWOp> {
     auto scalarType = cast<RankedTensorType>(op.getGradNorm().getType());
     Type element = scalarType.getElementType();
     StepScalars scalars = buildStepScalars(rewriter, loc, op);
-    Value clip = toScalarTensor(rewriter, loc, scalars.clip, element);
-    Value stepSize = toScalarTensor(rewriter, loc, scalars.stepSize, element);
-    Value bias2Sqrt = toScalarTensor(rewriter, loc, scalars.bias2Sqrt, element);
+    Value clip = toRank0(rewriter, loc, scalars.clip, scalarType);
+    Value stepSize = toRank0(rewriter, loc, scalars.stepSize, scalarType);
+    Value bias2Sqrt = toRank0(rewriter, loc, scalars.bias2Sqrt, scalarType);
 
     double beta1 = op.getBeta1().convertToDouble();
     double beta2 = op.getBeta2().convertToDouble();
@@ -162,7 +154,7 @@ struct AdamWLowering : OpRewritePattern<AdamWOp> {
           rewriter, loc, f64(rewriter, loc, 1.0),
           arith::MulFOp::create(rewriter, loc, scalars.lr,
                                 f64(rewriter, loc, decay)));
-      Value keep = toScalarTensor(rewriter, loc, factor, element);
+      Value keep = toRank0(rewriter, loc, factor, scalarType);
       Value w = op.getWeights()[i], g = op.getGrads()[i];
       Value m = op.getExpAvg()[i], v = op.getExpAvgSq()[i];
       auto type = cast<RankedTensorType>(w.getType());
@@ -207,8 +199,8 @@ struct AdamWLowering : OpRewritePattern<AdamWOp> {
     SmallVector<Value> results(weights);
     results.append(firsts);
     results.append(seconds);
-    results.push_back(toScalarTensor(rewriter, loc, scalars.norm, element));
-    results.push_back(toScalarTensor(rewriter, loc, scalars.lr, element));
+    results.push_back(toRank0(rewriter, loc, scalars.norm, scalarType));
+    results.push_back(toRank0(rewriter, loc, scalars.lr, scalarType));
     rewriter.replaceOp(op, results);
     return success();
   }
